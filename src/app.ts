@@ -1,0 +1,47 @@
+import { bodyLimit } from "hono/body-limit";
+import { ApiError, errorResponse } from "./errors";
+import { healthRoutes } from "./health/routes";
+import { accessLog } from "./http/access-log";
+import { requireToken } from "./http/auth";
+import { allowedMethods } from "./http/method-not-allowed";
+import { openApiApp } from "./http/openapi-app";
+import { requestId } from "./http/request-id";
+import { schedulerRoutes } from "./scheduling/scheduler-routes";
+
+/** Request bodies above this are refused with 413 (the design's cap). */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+/** Builds the Hono app: middleware first, then one `route()` per area. */
+export function createApp() {
+  const app = openApiApp();
+  app.use("*", requestId, accessLog);
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        throw new ApiError("payload_too_large", `Request body exceeds ${MAX_BODY_BYTES} bytes`);
+      },
+    }),
+  );
+  app.use("/v1/*", requireToken);
+
+  app.route("/", healthRoutes);
+  app.route("/v1", schedulerRoutes);
+
+  const methodsFor = allowedMethods(app);
+  app.notFound((c) => {
+    const allowed = methodsFor(c.req.path);
+    if (allowed.length > 0) {
+      return errorResponse(
+        c,
+        new ApiError("method_not_allowed", `Method ${c.req.method} is not allowed on ${c.req.path}`, undefined, {
+          Allow: allowed.join(", "),
+        }),
+      );
+    }
+    return errorResponse(c, new ApiError("not_found", `No route for ${c.req.method} ${c.req.path}`));
+  });
+  app.onError((error, c) => errorResponse(c, error));
+  return app;
+}

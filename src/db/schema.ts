@@ -1,0 +1,135 @@
+import { sql } from "drizzle-orm";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+/** Times are stored as epoch milliseconds; JSON columns hold the validated wire shapes. */
+const epochMs = (name: string) => integer(name);
+const stamp = (name: string) => epochMs(name).notNull().default(sql`(strftime('%s', 'now') * 1000)`);
+
+export const jobs = sqliteTable(
+  "jobs",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    trigger: text("trigger", { mode: "json" }).notNull(),
+    target: text("target", { mode: "json" }).notNull(),
+    timezone: text("timezone").notNull().default("UTC"),
+    startDate: epochMs("start_date"),
+    endDate: epochMs("end_date"),
+    jitter: integer("jitter").notNull().default(0),
+    maxInstances: integer("max_instances").notNull().default(1),
+    coalesce: integer("coalesce", { mode: "boolean" }).notNull().default(true),
+    misfireGraceTime: integer("misfire_grace_time"),
+    retry: text("retry", { mode: "json" }),
+    timeout: integer("timeout"),
+    priority: text("priority").notNull().default("default"),
+    /** active | paused | finished (a date trigger that has fired, or past end_date). */
+    state: text("state").notNull().default("active"),
+    version: integer("version").notNull().default(1),
+    tags: text("tags", { mode: "json" }),
+    metadata: text("metadata", { mode: "json" }),
+    /** The fire the JobObject's alarm is set for; the heartbeat compares it with now. */
+    nextRunAt: epochMs("next_run_at"),
+    lastRunAt: epochMs("last_run_at"),
+    createdAt: stamp("created_at"),
+    updatedAt: stamp("updated_at"),
+  },
+  (t) => [
+    // The heartbeat looks only at active jobs whose next fire is overdue.
+    index("jobs_state_next_run_idx").on(t.state, t.nextRunAt),
+    index("jobs_created_idx").on(t.createdAt, t.id),
+  ],
+);
+
+export const runs = sqliteTable(
+  "runs",
+  {
+    id: text("id").primaryKey(),
+    /** Null for an ad-hoc task. */
+    jobId: text("job_id"),
+    /** The trigger's fire time for a scheduled run; null for tasks, run-now and retries. */
+    fireSlot: epochMs("fire_slot"),
+    status: text("status").notNull(),
+    attempt: integer("attempt").notNull().default(0),
+    maxAttempts: integer("max_attempts").notNull().default(1),
+    target: text("target", { mode: "json" }).notNull(),
+    retry: text("retry", { mode: "json" }),
+    timeout: integer("timeout").notNull(),
+    priority: text("priority").notNull().default("default"),
+    scheduledFor: epochMs("scheduled_for").notNull(),
+    /** When the next attempt may start (first run or backoff). */
+    availableAt: epochMs("available_at").notNull(),
+    startedAt: epochMs("started_at"),
+    finishedAt: epochMs("finished_at"),
+    durationMs: integer("duration_ms"),
+    leaseExpiresAt: epochMs("lease_expires_at"),
+    jobVersion: integer("job_version"),
+    requestId: text("request_id"),
+    idempotencyKey: text("idempotency_key"),
+    retryOf: text("retry_of"),
+    cancelRequested: integer("cancel_requested", { mode: "boolean" }).notNull().default(false),
+    result: text("result", { mode: "json" }),
+    error: text("error", { mode: "json" }),
+    createdAt: stamp("created_at"),
+    updatedAt: stamp("updated_at"),
+  },
+  (t) => [
+    // One run per fire slot, whoever races to write it (alarm redelivery, heartbeat).
+    uniqueIndex("runs_job_fire_slot_uq").on(t.jobId, t.fireSlot),
+    uniqueIndex("runs_idempotency_key_uq").on(t.idempotencyKey),
+    index("runs_job_scheduled_idx").on(t.jobId, t.scheduledFor),
+    index("runs_status_idx").on(t.status, t.availableAt),
+    index("runs_lease_idx").on(t.leaseExpiresAt),
+    index("runs_created_idx").on(t.createdAt, t.id),
+  ],
+);
+
+/** Duration histogram bucket upper bounds in milliseconds (the last bucket is +Inf). */
+export const DURATION_BUCKETS_MS = [
+  10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000,
+] as const;
+
+const bucketColumns = () => ({
+  b0: integer("b0").notNull().default(0),
+  b1: integer("b1").notNull().default(0),
+  b2: integer("b2").notNull().default(0),
+  b3: integer("b3").notNull().default(0),
+  b4: integer("b4").notNull().default(0),
+  b5: integer("b5").notNull().default(0),
+  b6: integer("b6").notNull().default(0),
+  b7: integer("b7").notNull().default(0),
+  b8: integer("b8").notNull().default(0),
+  b9: integer("b9").notNull().default(0),
+  b10: integer("b10").notNull().default(0),
+  b11: integer("b11").notNull().default(0),
+  b12: integer("b12").notNull().default(0),
+  b13: integer("b13").notNull().default(0),
+});
+
+/** Hourly rollups per job (job_id '' for ad-hoc tasks), so stats never scan runs. */
+export const jobStats = sqliteTable(
+  "job_stats",
+  {
+    jobId: text("job_id").notNull(),
+    hour: epochMs("hour").notNull(),
+    succeeded: integer("succeeded").notNull().default(0),
+    failed: integer("failed").notNull().default(0),
+    dead: integer("dead").notNull().default(0),
+    cancelled: integer("cancelled").notNull().default(0),
+    missed: integer("missed").notNull().default(0),
+    skipped: integer("skipped").notNull().default(0),
+    durationCount: integer("duration_count").notNull().default(0),
+    durationSumMs: integer("duration_sum_ms").notNull().default(0),
+    ...bucketColumns(),
+    lastRunId: text("last_run_id"),
+    lastStatus: text("last_status"),
+    lastFinishedAt: epochMs("last_finished_at"),
+  },
+  (t) => [primaryKey({ columns: [t.jobId, t.hour] }), index("job_stats_hour_idx").on(t.hour)],
+);
+
+/** Scheduler-wide key/value state: pause flag, heartbeat tick. */
+export const schedulerState = sqliteTable("scheduler_state", {
+  key: text("key").primaryKey(),
+  value: text("value").notNull(),
+  updatedAt: epochMs("updated_at").notNull(),
+});

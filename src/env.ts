@@ -1,0 +1,36 @@
+import type { JobObject } from "./scheduling/job-object";
+
+/** Bindings and secrets the Worker receives (see wrangler.toml and .dev.vars.example). */
+export interface Env {
+  DB: D1Database;
+  TASK_QUEUE: Queue<unknown>;
+  HIGH_QUEUE: Queue<unknown>;
+  JOB_OBJECT: DurableObjectNamespace<JobObject>;
+  /** Bearer token for /v1, /metrics and /dashboard (a Worker secret). */
+  API_TOKEN?: string;
+  /** Signs outbound requests per Standard Webhooks when set. */
+  WEBHOOK_SIGNING_SECRET?: string;
+  /** "true" lets targets reach private and loopback addresses (local development only). */
+  ALLOW_PRIVATE_TARGETS?: string;
+  /** "true" only in `.dev.vars`: marks a local `wrangler dev` session. */
+  LOCAL_DEVELOPMENT?: string;
+}
+
+/** Configuration derived from the raw bindings, parsed once per use. */
+export interface Config {
+  apiToken: string | undefined;
+  localDevelopment: boolean;
+  allowPrivateTargets: boolean;
+  signingSecret: string | undefined;
+}
+
+/** Reads the switches and secrets; empty strings count as unset. */
+export function readConfig(env: Env): Config {
+  const nonEmpty = (value: string | undefined) => (value && value.trim() !== "" ? value : undefined);
+  return {
+    apiToken: nonEmpty(env.API_TOKEN),
+    localDevelopment: env.LOCAL_DEVELOPMENT === "true",
+    allowPrivateTargets: env.ALLOW_PRIVATE_TARGETS === "true",
+    signingSecret: nonEmpty(env.WEBHOOK_SIGNING_SECRET),
+  };
+}

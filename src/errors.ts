@@ -1,0 +1,86 @@
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { ZodError } from "zod";
+import { log } from "./log";
+
+/** Every error code the API can return, with its HTTP status. */
+export const errorStatus = {
+  bad_request: 400,
+  malformed_json: 400,
+  validation_failed: 400,
+  unsupported_media_type: 415,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  method_not_allowed: 405,
+  conflict: 409,
+  payload_too_large: 413,
+  unavailable: 503,
+  internal_error: 500,
+} as const;
+
+export type ErrorCode = keyof typeof errorStatus;
+
+/** The one exception type routes throw; `onError` turns it into the envelope. */
+export class ApiError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: unknown,
+    readonly headers?: Record<string, string>,
+  ) {
+    super(message);
+  }
+
+  get status(): (typeof errorStatus)[ErrorCode] {
+    return errorStatus[this.code];
+  }
+}
+
+/** Field-level details of a zod failure, in a stable shape. */
+export function zodDetails(error: ZodError): { path: string; message: string; code: string }[] {
+  return error.issues.slice(0, 50).map((issue) => ({
+    path: issue.path.map(String).join("."),
+    message: issue.message,
+    code: issue.code,
+  }));
+}
+
+function fromHttpException(error: HTTPException): ApiError {
+  if (error.status === 413) return new ApiError("payload_too_large", "Request body exceeds the size limit");
+  if (error.status === 400 && /JSON/i.test(error.message)) {
+    return new ApiError("malformed_json", "Request body is not valid JSON");
+  }
+  if (error.status === 401) return new ApiError("unauthorized", error.message || "Unauthorized");
+  const code = (Object.keys(errorStatus) as ErrorCode[]).find((c) => errorStatus[c] === error.status);
+  return new ApiError(code ?? "bad_request", error.message || "Bad request");
+}
+
+/** Normalises anything thrown to an ApiError; unknown errors become a 500 without internals. */
+export function toApiError(error: unknown): ApiError {
+  if (error instanceof ApiError) return error;
+  if (error instanceof ZodError) return new ApiError("validation_failed", "Request validation failed", zodDetails(error));
+  if (error instanceof HTTPException) return fromHttpException(error);
+  return new ApiError("internal_error", "Internal server error");
+}
+
+/** Writes the error envelope `{"error":{code,message,details?,request_id}}`. */
+export function errorResponse(c: Context, error: unknown): Response {
+  const apiError = toApiError(error);
+  const requestId = (c.get("requestId") as string | undefined) ?? "";
+  if (apiError.code === "internal_error") {
+    log("error", "unhandled_error", {
+      request_id: requestId,
+      error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+    });
+  }
+  const body = {
+    error: {
+      code: apiError.code,
+      message: apiError.message,
+      ...(apiError.details === undefined ? {} : { details: apiError.details }),
+      request_id: requestId,
+    },
+  };
+  return c.json(body, apiError.status, apiError.headers);
+}

@@ -1,0 +1,77 @@
+import { database } from "../db/client";
+import { readConfig, type Env } from "../env";
+import { lastHeartbeat } from "../heartbeat/state";
+import type { HealthCheck } from "./runner";
+
+/** A heartbeat older than this means the Cron Trigger (or the local ticker) has stopped. */
+export const HEARTBEAT_STALE_MS = 3 * 60_000;
+const HEALTH_OBJECT_NAME = "__readiness__";
+
+/** The readiness checks behind /readyz, built over the live bindings. */
+export function readinessChecks(env: Env, now: () => number = Date.now): HealthCheck[] {
+  return [
+    {
+      name: "d1:responseTime",
+      critical: true,
+      timeoutMs: 2_000,
+      async run() {
+        const started = now();
+        await env.DB.prepare("SELECT 1 AS ok").first();
+        return { status: "pass", observedValue: now() - started, observedUnit: "ms" };
+      },
+    },
+    {
+      name: "queue:binding",
+      critical: true,
+      timeoutMs: 500,
+      async run() {
+        const bound = [env.TASK_QUEUE, env.HIGH_QUEUE].every((q) => typeof q?.send === "function");
+        return bound
+          ? { status: "pass", observedValue: true }
+          : { status: "fail", observedValue: false, output: "TASK_QUEUE or HIGH_QUEUE binding is missing" };
+      },
+    },
+    {
+      name: "durableObject:responseTime",
+      critical: true,
+      timeoutMs: 2_000,
+      async run() {
+        const started = now();
+        const stub = env.JOB_OBJECT.get(env.JOB_OBJECT.idFromName(HEALTH_OBJECT_NAME));
+        const echoed = await stub.ping(started);
+        if (echoed !== started) return { status: "fail", output: "JobObject echoed a different value" };
+        return { status: "pass", observedValue: now() - started, observedUnit: "ms" };
+      },
+    },
+    {
+      name: "configuration:apiToken",
+      critical: true,
+      timeoutMs: 100,
+      async run() {
+        const config = readConfig(env);
+        if (config.apiToken) return { status: "pass", observedValue: true };
+        if (config.localDevelopment) {
+          return { status: "warn", observedValue: false, output: "API_TOKEN not set; the API is open (local development)" };
+        }
+        return { status: "fail", observedValue: false, output: "API_TOKEN is not set: run `wrangler secret put API_TOKEN`" };
+      },
+    },
+    {
+      name: "scheduler:heartbeat",
+      critical: false,
+      timeoutMs: 2_000,
+      async run() {
+        const last = await lastHeartbeat(database(env.DB));
+        if (last === undefined) return { status: "warn", output: "no heartbeat recorded yet" };
+        const ageSeconds = Math.max(0, Math.round((now() - last) / 1000));
+        const stale = now() - last > HEARTBEAT_STALE_MS;
+        return {
+          status: stale ? "warn" : "pass",
+          observedValue: ageSeconds,
+          observedUnit: "s",
+          ...(stale ? { output: "no Cron Trigger tick for over 3 minutes" } : {}),
+        };
+      },
+    },
+  ];
+}

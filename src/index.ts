@@ -1,0 +1,14 @@
+import { createApp } from "./app";
+import type { Env } from "./env";
+import { consumeBatch } from "./execution/consumer";
+import { runHeartbeat } from "./heartbeat/tick";
+
+export { JobObject } from "./scheduling/job-object";
+
+const app = createApp();
+
+export default {
+  fetch: (request, env, ctx) => app.fetch(request, env, ctx),
+  queue: (batch, env) => consumeBatch(batch, env),
+  scheduled: async (controller, env) => runHeartbeat(env, controller.scheduledTime),
+} satisfies ExportedHandler<Env>;

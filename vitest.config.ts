@@ -1,0 +1,30 @@
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+export const TEST_API_TOKEN = "test-token-0123456789abcdef";
+
+export default defineConfig(async () => {
+  const migrations = await readD1Migrations("./migrations");
+  return {
+    plugins: [
+      cloudflareTest({
+        wrangler: { configPath: "./wrangler.toml" },
+        miniflare: {
+          // Explicit values, so a developer's own .dev.vars cannot change what tests see.
+          bindings: {
+            TEST_MIGRATIONS: migrations,
+            API_TOKEN: TEST_API_TOKEN,
+            LOCAL_DEVELOPMENT: "false",
+            ALLOW_PRIVATE_TARGETS: "false",
+            WEBHOOK_SIGNING_SECRET: "",
+          },
+        },
+      }),
+    ],
+    test: {
+      include: ["test/**/*.test.ts"],
+      exclude: ["test/e2e/**"],
+      setupFiles: ["./test/helpers/apply-migrations.ts"],
+    },
+  };
+});
