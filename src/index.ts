@@ -9,6 +9,6 @@ const app = createApp();
 
 export default {
   fetch: (request, env, ctx) => app.fetch(request, env, ctx),
-  queue: (batch, env) => consumeBatch(batch, env),
-  scheduled: async (controller, env) => runHeartbeat(env, controller.scheduledTime),
+  queue: (batch, env, _ctx) => consumeBatch(batch, env),
+  scheduled: async (controller, env, _ctx) => runHeartbeat(env, controller.scheduledTime),
 } satisfies ExportedHandler<Env>;

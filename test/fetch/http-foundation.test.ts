@@ -1,0 +1,130 @@
+import { createExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import worker from "../../src/index";
+import { api, call, TOKEN, type ErrorBody } from "../helpers/http";
+
+describe("bearer-token auth on /v1", () => {
+  it("refuses a request with no token with 401, a challenge and the error envelope", async () => {
+    const res = await call("/v1/scheduler");
+    expect(res.status).toBe(401);
+    expect(res.headers.get("www-authenticate")).toMatch(/^Bearer realm="taskflare"/);
+    const body = await res.json<ErrorBody>();
+    expect(body.error.code).toBe("unauthorized");
+    expect(body.error.request_id).toBe(res.headers.get("x-request-id"));
+  });
+
+  it("refuses a wrong token with 401 and error=invalid_token", async () => {
+    const res = await api("/v1/scheduler", { headers: { authorization: `Bearer ${TOKEN}x` } });
+    expect(res.status).toBe(401);
+    expect(res.headers.get("www-authenticate")).toContain('error="invalid_token"');
+  });
+
+  it.each([
+    ["an empty bearer", "Bearer "],
+    ["the token with the Basic scheme", `Basic ${TOKEN}`],
+    ["the bare token", TOKEN],
+    ["a prefix of the token", `Bearer ${TOKEN.slice(0, -1)}`],
+    ["two tokens", `Bearer ${TOKEN} ${TOKEN}`],
+  ])("refuses %s", async (_name, authorization) => {
+    const res = await api("/v1/scheduler", { headers: { authorization } });
+    expect(res.status).toBe(401);
+  });
+
+  it("ignores a token passed in the query string", async () => {
+    const res = await call(`/v1/scheduler?access_token=${TOKEN}&token=${TOKEN}`);
+    expect(res.status).toBe(401);
+  });
+
+  it("accepts the right token, with the scheme in any case", async () => {
+    expect((await api("/v1/scheduler")).status).toBe(200);
+    expect((await api("/v1/scheduler", { headers: { authorization: `bearer ${TOKEN}` } })).status).toBe(200);
+  });
+
+  it("keeps health public while /v1 needs the token", async () => {
+    expect((await call("/healthz")).status).toBe(200);
+    expect((await call("/readyz")).status).toBe(200);
+  });
+
+  it("refuses /v1 when no token is configured outside local development", async () => {
+    const res = await worker.fetch(new Request("https://t/v1/scheduler"), { ...env, API_TOKEN: "" }, createExecutionContext());
+    expect(res.status).toBe(503);
+    expect((await res.json<ErrorBody>()).error.message).toMatch(/API_TOKEN/);
+  });
+
+  it("serves /v1 without a token only when .dev.vars marks local development", async () => {
+    const local = { ...env, API_TOKEN: undefined, LOCAL_DEVELOPMENT: "true" };
+    const res = await worker.fetch(new Request("https://t/v1/scheduler"), local, createExecutionContext());
+    expect(res.status).toBe(200);
+  });
+});
+
+describe("request ids", () => {
+  it("echoes the caller's x-request-id", async () => {
+    const res = await call("/healthz", { headers: { "x-request-id": "caller-chosen-id-42" } });
+    expect(res.headers.get("x-request-id")).toBe("caller-chosen-id-42");
+  });
+
+  it("generates an id when none is given", async () => {
+    const res = await call("/healthz");
+    expect(res.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("replaces an id that could inject into logs", async () => {
+    const res = await call("/healthz", { headers: { "x-request-id": "bad id\twith spaces" } });
+    expect(res.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("puts the request id into error bodies", async () => {
+    const res = await call("/nowhere", { headers: { "x-request-id": "trace-me" } });
+    expect((await res.json<ErrorBody>()).error.request_id).toBe("trace-me");
+  });
+});
+
+describe("error model", () => {
+  it("answers an unknown route with a JSON 404", async () => {
+    const res = await call("/no/such/route");
+    expect(res.status).toBe(404);
+    expect(res.headers.get("content-type")).toMatch(/application\/json/);
+    expect((await res.json<ErrorBody>()).error.code).toBe("not_found");
+  });
+
+  it("answers an unknown /v1 route with 404 once authenticated", async () => {
+    const res = await api("/v1/no-such-thing");
+    expect(res.status).toBe(404);
+  });
+
+  it("answers a known path with the wrong method with a JSON 405 and Allow", async () => {
+    const res = await call("/healthz", { method: "POST" });
+    expect(res.status).toBe(405);
+    expect(res.headers.get("allow")).toBe("GET, HEAD");
+    expect((await res.json<ErrorBody>()).error.code).toBe("method_not_allowed");
+  });
+
+  it("refuses a body over 1 MiB with a JSON 413", async () => {
+    const res = await call("/v1/scheduler", {
+      method: "POST",
+      body: "x".repeat(1024 * 1024 + 1),
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+    });
+    expect(res.status).toBe(413);
+    expect((await res.json<ErrorBody>()).error.code).toBe("payload_too_large");
+  });
+
+  it("refuses a chunked body over 1 MiB with a JSON 413", async () => {
+    const chunk = new TextEncoder().encode("y".repeat(64 * 1024));
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ >= 20) controller.close();
+        else controller.enqueue(chunk);
+      },
+    });
+    const res = await call("/v1/scheduler", {
+      method: "POST",
+      body: stream,
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    expect(res.status).toBe(413);
+  });
+});
