@@ -56,7 +56,6 @@ CREATE TABLE `jobs` (
 );
 --> statement-breakpoint
 CREATE INDEX `jobs_state_next_run_idx` ON `jobs` (`state`,`next_run_at`);--> statement-breakpoint
-CREATE INDEX `jobs_created_idx` ON `jobs` (`created_at`,`id`);--> statement-breakpoint
 CREATE TABLE `runs` (
 	`id` text PRIMARY KEY NOT NULL,
 	`job_id` text,
@@ -85,12 +84,10 @@ CREATE TABLE `runs` (
 	`updated_at` integer DEFAULT (strftime('%s', 'now') * 1000) NOT NULL
 );
 --> statement-breakpoint
-CREATE UNIQUE INDEX `runs_job_fire_slot_uq` ON `runs` (`job_id`,`fire_slot`);--> statement-breakpoint
-CREATE UNIQUE INDEX `runs_idempotency_key_uq` ON `runs` (`idempotency_key`);--> statement-breakpoint
-CREATE INDEX `runs_job_scheduled_idx` ON `runs` (`job_id`,`scheduled_for`);--> statement-breakpoint
+CREATE UNIQUE INDEX `runs_job_fire_slot_uq` ON `runs` (`job_id`,`fire_slot`) WHERE fire_slot IS NOT NULL;--> statement-breakpoint
+CREATE UNIQUE INDEX `runs_idempotency_key_uq` ON `runs` (`idempotency_key`) WHERE idempotency_key IS NOT NULL;--> statement-breakpoint
+CREATE INDEX `runs_job_scheduled_idx` ON `runs` (`job_id`,`scheduled_for`) WHERE job_id IS NOT NULL;--> statement-breakpoint
 CREATE INDEX `runs_status_idx` ON `runs` (`status`,`available_at`);--> statement-breakpoint
-CREATE INDEX `runs_lease_idx` ON `runs` (`lease_expires_at`);--> statement-breakpoint
-CREATE INDEX `runs_created_idx` ON `runs` (`created_at`,`id`);--> statement-breakpoint
 CREATE TABLE `scheduler_state` (
 	`key` text PRIMARY KEY NOT NULL,
 	`value` text NOT NULL,

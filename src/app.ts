@@ -6,7 +6,9 @@ import { requireToken } from "./http/auth";
 import { allowedMethods } from "./http/method-not-allowed";
 import { openApiApp } from "./http/openapi-app";
 import { requestId } from "./http/request-id";
+import { runRoutes } from "./runs/routes";
 import { schedulerRoutes } from "./scheduling/scheduler-routes";
+import { taskRoutes } from "./tasks/routes";
 
 /** Request bodies above this are refused with 413 (the design's cap). */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -28,6 +30,8 @@ export function createApp() {
 
   app.route("/", healthRoutes);
   app.route("/v1", schedulerRoutes);
+  app.route("/v1", taskRoutes);
+  app.route("/v1", runRoutes);
 
   const methodsFor = allowedMethods(app);
   app.notFound((c) => {

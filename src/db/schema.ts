@@ -36,7 +36,6 @@ export const jobs = sqliteTable(
   (t) => [
     // The heartbeat looks only at active jobs whose next fire is overdue.
     index("jobs_state_next_run_idx").on(t.state, t.nextRunAt),
-    index("jobs_created_idx").on(t.createdAt, t.id),
   ],
 );
 
@@ -56,7 +55,7 @@ export const runs = sqliteTable(
     timeout: integer("timeout").notNull(),
     priority: text("priority").notNull().default("default"),
     scheduledFor: epochMs("scheduled_for").notNull(),
-    /** When the next attempt may start (first run or backoff). */
+    /** When the next thing is due: the next attempt's start while waiting, the lease's expiry while running. */
     availableAt: epochMs("available_at").notNull(),
     startedAt: epochMs("started_at"),
     finishedAt: epochMs("finished_at"),
@@ -74,12 +73,12 @@ export const runs = sqliteTable(
   },
   (t) => [
     // One run per fire slot, whoever races to write it (alarm redelivery, heartbeat).
-    uniqueIndex("runs_job_fire_slot_uq").on(t.jobId, t.fireSlot),
-    uniqueIndex("runs_idempotency_key_uq").on(t.idempotencyKey),
-    index("runs_job_scheduled_idx").on(t.jobId, t.scheduledFor),
+    // Partial indexes cost no writes for the runs they do not cover.
+    uniqueIndex("runs_job_fire_slot_uq").on(t.jobId, t.fireSlot).where(sql`fire_slot IS NOT NULL`),
+    uniqueIndex("runs_idempotency_key_uq").on(t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
+    index("runs_job_scheduled_idx").on(t.jobId, t.scheduledFor).where(sql`job_id IS NOT NULL`),
+    // Serves the heartbeat's "overdue" scans: waiting runs by due time, running runs by lease expiry.
     index("runs_status_idx").on(t.status, t.availableAt),
-    index("runs_lease_idx").on(t.leaseExpiresAt),
-    index("runs_created_idx").on(t.createdAt, t.id),
   ],
 );
 

@@ -1,10 +1,47 @@
+import { database } from "../db/client";
 import type { Env } from "../env";
 import { log } from "../log";
+import { markUndeliverable } from "../runs/store";
+import { processRunMessage } from "./executor";
+import { onRunFinished } from "./finished";
 
-/** Queue consumer entry: each message names a run; the executor takes it from there. */
-export async function consumeBatch(batch: MessageBatch<unknown>, _env: Env): Promise<void> {
+export const DEAD_LETTER_QUEUE = "taskflare-dead-letter";
+
+/** Redelivery delay after an infrastructure error (D1 or Queue hiccup) while handling a message. */
+const REDELIVERY_DELAY_SECONDS = 2;
+
+/** Queue consumer entry: each message starts (at most) one attempt of one run. */
+export async function consumeBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  if (batch.queue.startsWith(DEAD_LETTER_QUEUE)) return consumeDeadLetters(batch, env);
+  // Messages run concurrently: one slow target must not hold up the rest of the batch.
+  await Promise.all(
+    batch.messages.map(async (message) => {
+      try {
+        await processRunMessage(env, message.body);
+        message.ack();
+      } catch (error) {
+        log("error", "queue_message_failed", {
+          queue: batch.queue,
+          message_id: message.id,
+          error: error instanceof Error ? error.message : String(error),
+        });
+        message.retry({ delaySeconds: REDELIVERY_DELAY_SECONDS });
+      }
+    }),
+  );
+}
+
+/** A message that exhausted the queue's own retries: its run cannot be delivered, so it is dead. */
+async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  const db = database(env.DB);
   for (const message of batch.messages) {
-    log("warn", "queue_message_ignored", { queue: batch.queue, message_id: message.id });
+    const body = message.body as { run_id?: unknown } | null;
+    const runId = typeof body?.run_id === "string" ? body.run_id : undefined;
+    log("error", "dead_letter", { message_id: message.id, run_id: runId, attempts: message.attempts });
+    if (runId) {
+      const dead = await markUndeliverable(db, runId, Date.now(), `message dead-lettered after ${message.attempts} deliveries`);
+      if (dead) await onRunFinished(env, dead);
+    }
     message.ack();
   }
 }

@@ -1,11 +1,11 @@
 import { eq, sql } from "drizzle-orm";
-import type { DrizzleD1Database } from "drizzle-orm/d1";
+import type { Db } from "../db/client";
 import { schedulerState } from "../db/schema";
 
 export const HEARTBEAT_KEY = "heartbeat_at";
 
 /** Records the heartbeat tick; a later scheduledTime never goes backwards. */
-export async function recordHeartbeat(db: DrizzleD1Database, scheduledTime: number, now: number): Promise<void> {
+export async function recordHeartbeat(db: Db, scheduledTime: number, now: number): Promise<void> {
   await db
     .insert(schedulerState)
     .values({ key: HEARTBEAT_KEY, value: String(scheduledTime), updatedAt: now })
@@ -17,7 +17,7 @@ export async function recordHeartbeat(db: DrizzleD1Database, scheduledTime: numb
 }
 
 /** The time of the last heartbeat tick, or undefined if none was recorded. */
-export async function lastHeartbeat(db: DrizzleD1Database): Promise<number | undefined> {
+export async function lastHeartbeat(db: Db): Promise<number | undefined> {
   const row = await db.select().from(schedulerState).where(eq(schedulerState.key, HEARTBEAT_KEY)).get();
   return row ? row.updatedAt : undefined;
 }

@@ -7,4 +7,10 @@ export class JobObject extends DurableObject<Env> {
   async ping(value: number): Promise<number> {
     return value;
   }
+
+  /** Frees the in-flight slot a finished run held (max_instances). Idempotent. */
+  async releaseLease(runId: string): Promise<void> {
+    this.ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS leases (run_id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)");
+    this.ctx.storage.sql.exec("DELETE FROM leases WHERE run_id = ?", runId);
+  }
 }

@@ -1,0 +1,32 @@
+import type { Env } from "../env";
+import type { RunRow } from "../runs/store";
+
+/** A queue message names a run and the attempt it should start; the payload stays in D1. */
+export interface RunMessage {
+  run_id: string;
+  attempt: number;
+}
+
+/**
+ * Queues cap how long a message can be delayed (24 h at the time of writing);
+ * Taskflare stays at 12 h. A run due later is sent with this delay and re-sent
+ * on arrival until it is due, so any delay runs on time.
+ */
+export const MAX_QUEUE_DELAY_SECONDS = 43_200;
+
+/** The queue a priority maps to: high work has its own queue and consumer. */
+export function queueFor(env: Env, priority: string): Queue<unknown> {
+  return priority === "high" ? env.HIGH_QUEUE : env.TASK_QUEUE;
+}
+
+/** Seconds to delay a message so it arrives when the run is due, within the queue's limit. */
+export function deliveryDelaySeconds(availableAt: number, now: number): number {
+  const seconds = Math.ceil((availableAt - now) / 1000);
+  return Math.min(MAX_QUEUE_DELAY_SECONDS, Math.max(0, seconds));
+}
+
+/** Sends the message that will start the run's next attempt. */
+export async function dispatchRun(env: Env, run: Pick<RunRow, "id" | "attempt" | "priority" | "availableAt">, now: number): Promise<void> {
+  const message: RunMessage = { run_id: run.id, attempt: run.attempt + 1 };
+  await queueFor(env, run.priority).send(message, { delaySeconds: deliveryDelaySeconds(run.availableAt, now), contentType: "json" });
+}

@@ -1,0 +1,110 @@
+import { z } from "@hono/zod-openapi";
+import type { Db } from "../db/client";
+import { database } from "../db/client";
+import type { Env } from "../env";
+import { findHandler } from "../handlers";
+import { PermanentError, RetryableError, type HandlerContext } from "../handlers/registry";
+import { log } from "../log";
+import { claimRun, finishAttempt, getRun, reclaimExpiredLease, type AttemptOutcome, type RunRow } from "../runs/store";
+import { isFinal, type RunStatus } from "../runs/transitions";
+import { retryDelaySeconds } from "./backoff";
+import { dispatchRun } from "./dispatch";
+import { onRunFinished } from "./finished";
+import { RetryPolicy, Target } from "./target-schema";
+
+const RunMessage = z.object({ run_id: z.string().min(1).max(100), attempt: z.number().int().min(1) });
+
+/** A run due within this window is started now rather than re-queued. */
+const EARLY_TOLERANCE_MS = 1_000;
+
+/** What the consumer should do with the message. */
+export type Disposition = "ack" | "retry";
+
+function describeError(error: unknown): Record<string, unknown> {
+  if (error instanceof RetryableError || error instanceof PermanentError) {
+    const details = error instanceof RetryableError ? error.details : (error.cause as Record<string, unknown> | undefined);
+    return { message: error.message, ...(details ?? {}) };
+  }
+  return { message: error instanceof Error ? `${error.name}: ${error.message}` : String(error) };
+}
+
+async function runTarget(env: Env, run: RunRow): Promise<unknown> {
+  const target = Target.parse(run.target);
+  const handler = findHandler(target.type === "http" ? "http" : target.name);
+  if (!handler) throw new PermanentError(`unknown handler ${target.type === "handler" ? target.name : "http"}`);
+  const args = target.type === "http" ? { ...target, type: undefined } : target.args ?? {};
+  const parsed = handler.args.safeParse(args);
+  if (!parsed.success) throw new PermanentError(`invalid arguments for handler ${handler.name}`);
+  const timeoutMs = run.timeout * 1000;
+  const controller = new AbortController();
+  const ctx: HandlerContext = { env, runId: run.id, attempt: run.attempt, requestId: run.requestId, signal: controller.signal };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  // The race guarantees the timeout even for a handler that ignores its signal.
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      reject(new RetryableError(`timed out after ${run.timeout} s`));
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([handler.run(parsed.data, ctx), timeout]);
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+  }
+}
+
+function outcomeOf(run: RunRow, error: unknown, now: number): AttemptOutcome {
+  const described = { ...describeError(error), attempt: run.attempt };
+  if (error instanceof PermanentError) return { status: "failed", error: described };
+  if (run.attempt >= run.maxAttempts) return { status: "dead", error: described };
+  const policy = RetryPolicy.parse(run.retry ?? {});
+  const backoff = retryDelaySeconds(run.attempt, policy, Math.random);
+  const retryAfter = error instanceof RetryableError ? (error.retryAfterSeconds ?? 0) : 0;
+  const delaySeconds = Math.min(Math.max(backoff, retryAfter), Math.max(policy.max_delay, retryAfter));
+  return { status: "retrying", error: described, availableAt: now + delaySeconds * 1000 };
+}
+
+/** Runs the attempt a message names, if it is still due; safe to call twice for one message. */
+export async function processRunMessage(env: Env, body: unknown, now = Date.now()): Promise<Disposition> {
+  const message = RunMessage.safeParse(body);
+  if (!message.success) {
+    log("warn", "queue_message_invalid", { body: JSON.stringify(body)?.slice(0, 200) });
+    return "ack";
+  }
+  const db = database(env.DB);
+  const run = await getRun(db, message.data.run_id);
+  if (!run || isFinal(run.status as RunStatus)) return "ack";
+  if (run.status === "running") {
+    // A redelivery while an attempt runs: only an expired lease lets it proceed.
+    const reclaimed = await reclaimExpiredLease(db, run, now);
+    if (reclaimed?.status === "retrying") await dispatchRun(env, reclaimed, now);
+    if (reclaimed && isFinal(reclaimed.status as RunStatus)) await onRunFinished(env, reclaimed);
+    return "ack";
+  }
+  if (message.data.attempt !== run.attempt + 1) return "ack"; // stale: that attempt already happened
+  if (run.availableAt > now + EARLY_TOLERANCE_MS) {
+    await dispatchRun(env, run, now); // not due yet: a delay longer than the queue allows
+    return "ack";
+  }
+  const claimed = await claimRun(db, run.id, message.data.attempt, now);
+  if (!claimed) return "ack";
+  await executeClaimed(env, db, claimed);
+  return "ack";
+}
+
+async function executeClaimed(env: Env, db: Db, run: RunRow): Promise<void> {
+  let outcome: AttemptOutcome;
+  try {
+    const result = await runTarget(env, run);
+    outcome = { status: "succeeded", result: result ?? null };
+  } catch (error) {
+    outcome = outcomeOf(run, error, Date.now());
+  }
+  const finished = await finishAttempt(db, run, outcome, Date.now());
+  if (!finished) {
+    log("info", "run_result_ignored", { run_id: run.id, attempt: run.attempt, reason: "run is no longer running this attempt" });
+    return;
+  }
+  if (finished.status === "retrying") await dispatchRun(env, finished, Date.now());
+  else await onRunFinished(env, finished);
+}

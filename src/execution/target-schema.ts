@@ -1,0 +1,57 @@
+import { z } from "@hono/zod-openapi";
+
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}$/;
+// Headers Taskflare sets itself on every outbound request; a target may not forge them.
+const RESERVED_HEADERS = new Set(["webhook-id", "webhook-timestamp", "webhook-signature", "x-request-id", "host", "content-length"]);
+
+export const HttpMethod = z.enum(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]);
+
+/** How long an attempt may take before it is aborted, in seconds. */
+export const Timeout = z.number().int().min(1).max(900);
+
+/** An outbound HTTP request: the common target. */
+export const HttpTarget = z
+  .object({
+    type: z.literal("http"),
+    method: HttpMethod.default("POST"),
+    url: z.string().min(1).max(2048),
+    headers: z
+      .record(z.string().regex(HEADER_NAME, "invalid header name").max(256), z.string().max(8192))
+      .refine((h) => Object.keys(h).length <= 50, "at most 50 headers")
+      .refine((h) => Object.keys(h).every((k) => !RESERVED_HEADERS.has(k.toLowerCase())), "reserved header")
+      .optional(),
+    body: z.unknown().optional().openapi({ description: "JSON value, or a string sent as is" }),
+    timeout: Timeout.optional(),
+  })
+  .openapi("HttpTarget");
+
+/** A named TypeScript handler registered in this Worker. */
+export const HandlerTarget = z
+  .object({
+    type: z.literal("handler"),
+    name: z.string().min(1).max(100),
+    args: z.unknown().optional(),
+    timeout: Timeout.optional(),
+  })
+  .openapi("HandlerTarget");
+
+/** What a job or task runs. Handler names and arguments are checked against the registry. */
+export const Target = z.discriminatedUnion("type", [HttpTarget, HandlerTarget]).openapi("Target");
+
+export type HttpTarget = z.infer<typeof HttpTarget>;
+export type HandlerTarget = z.infer<typeof HandlerTarget>;
+export type Target = z.infer<typeof Target>;
+
+/** Retry policy: attempts in all (first included), exponential backoff base and cap in seconds. */
+export const RetryPolicy = z
+  .object({
+    max_attempts: z.number().int().min(1).max(100).default(3),
+    backoff: z.number().min(0).max(3600).default(2),
+    max_delay: z.number().min(0).max(86_400).default(300),
+  })
+  .openapi("RetryPolicy");
+
+export type RetryPolicy = z.infer<typeof RetryPolicy>;
+
+export const Priority = z.enum(["high", "default"]);
+export type Priority = z.infer<typeof Priority>;

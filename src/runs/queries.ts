@@ -1,0 +1,37 @@
+import { and, desc, eq, gte, lt, type SQL } from "drizzle-orm";
+import type { Db } from "../db/client";
+import { runs } from "../db/schema";
+import { newId } from "../ids";
+import type { RunRow } from "./store";
+
+export interface RunFilter {
+  status?: string | undefined;
+  jobId?: string | undefined;
+  since?: number | undefined;
+  until?: number | undefined;
+  cursor?: string | undefined;
+  limit: number;
+}
+
+// Ids begin with their creation time, so a time range is an id range on the primary key.
+const idAt = (ms: number) => newId("run", ms).slice(0, "run_".length + 10);
+
+/** One page of runs, newest first, and the cursor of the next page. */
+export async function listRuns(db: Db, filter: RunFilter): Promise<{ items: RunRow[]; nextCursor: string | null }> {
+  const conditions: SQL[] = [];
+  if (filter.status) conditions.push(eq(runs.status, filter.status));
+  if (filter.jobId) conditions.push(eq(runs.jobId, filter.jobId));
+  if (filter.since !== undefined) conditions.push(gte(runs.id, idAt(filter.since)));
+  if (filter.until !== undefined) conditions.push(lt(runs.id, idAt(filter.until)));
+  if (filter.cursor) conditions.push(lt(runs.id, filter.cursor));
+  const rows = await db
+    .select()
+    .from(runs)
+    .where(and(...conditions))
+    .orderBy(desc(runs.id))
+    .limit(filter.limit + 1)
+    .all();
+  const items = rows.slice(0, filter.limit);
+  const last = items[items.length - 1];
+  return { items, nextCursor: rows.length > filter.limit && last ? last.id : null };
+}

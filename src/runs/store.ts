@@ -1,0 +1,206 @@
+import { and, eq, getTableColumns, inArray, lt, sql } from "drizzle-orm";
+import type { Db } from "../db/client";
+import { runs } from "../db/schema";
+import { log } from "../log";
+import { bounded } from "./bounded";
+import { rollupStatement, type FinishedRun } from "./stats-rollup";
+import { sourcesOf, WAITING, type RunStatus } from "./transitions";
+
+/**
+ * The one module that changes a run's status. Every change is a conditional
+ * UPDATE on the status (and attempt) it expects, so duplicate deliveries,
+ * redeliveries and races cannot run an attempt twice or lose a run.
+ */
+export type RunRow = typeof runs.$inferSelect;
+export type NewRun = typeof runs.$inferInsert;
+
+/** A grace added to the timeout before a running run's lease counts as expired. */
+export const LEASE_GRACE_MS = 30_000;
+
+function logChange(run: Pick<RunRow, "id" | "jobId" | "requestId" | "attempt">, from: string, to: RunStatus, extra: Record<string, unknown> = {}) {
+  log("info", "run_state", { run_id: run.id, job_id: run.jobId, request_id: run.requestId, attempt: run.attempt, from, to, ...extra });
+}
+
+const columns = Object.entries(getTableColumns(runs));
+
+/** Maps a raw D1 row (snake_case, JSON as text) to the Drizzle row shape. */
+function fromRaw(raw: Record<string, unknown>): RunRow {
+  const row: Record<string, unknown> = {};
+  for (const [key, column] of columns) {
+    const value = raw[column.name];
+    row[key] = value === null || value === undefined ? null : column.mapFromDriverValue(value);
+  }
+  return row as RunRow;
+}
+
+/**
+ * Runs a conditional run update and the stats rollup as one D1 transaction;
+ * the rollup counts only if the update changed a row. Returns the updated run.
+ */
+async function updateWithRollup(
+  db: Db,
+  update: { toSQL(): { sql: string; params: unknown[] } },
+  finished: FinishedRun,
+): Promise<RunRow | undefined> {
+  const d1 = db.$client;
+  const query = update.toSQL();
+  const rollup = rollupStatement(finished);
+  const [updated] = await d1.batch<Record<string, unknown>>([
+    d1.prepare(query.sql).bind(...query.params),
+    d1.prepare(rollup.sql).bind(...rollup.params),
+  ]);
+  const raw = updated?.results[0];
+  return raw ? fromRaw(raw) : undefined;
+}
+
+/**
+ * Inserts a run. When its idempotency key or fire slot is taken (a replayed
+ * request, a duplicate alarm), returns the run that holds it instead.
+ */
+export async function insertRun(db: Db, values: NewRun): Promise<{ run: RunRow; created: boolean }> {
+  const inserted = await db
+    .insert(runs)
+    .values(values)
+    .onConflictDoNothing()
+    .returning();
+  const run = inserted[0];
+  if (run) {
+    logChange(run, "none", run.status as RunStatus);
+    return { run, created: true };
+  }
+  const holder = values.idempotencyKey
+    ? eq(runs.idempotencyKey, values.idempotencyKey)
+    : values.jobId && values.fireSlot !== undefined && values.fireSlot !== null
+      ? and(eq(runs.jobId, values.jobId), eq(runs.fireSlot, values.fireSlot))
+      : undefined;
+  const existing = holder ? await db.select().from(runs).where(holder).get() : undefined;
+  if (!existing) throw new Error("run insert conflicted but no run holds its key");
+  return { run: existing, created: false };
+}
+
+/** Loads one run by id. */
+export async function getRun(db: Db, id: string): Promise<RunRow | undefined> {
+  return db.select().from(runs).where(eq(runs.id, id)).get();
+}
+
+/**
+ * Starts attempt `attempt` of a waiting run and takes its lease. Returns the
+ * claimed run, or undefined when another delivery got there first.
+ */
+export async function claimRun(db: Db, id: string, attempt: number, now: number): Promise<RunRow | undefined> {
+  const [claimed] = await db
+    .update(runs)
+    .set({
+      status: "running",
+      attempt,
+      startedAt: now,
+      finishedAt: null,
+      durationMs: null,
+      leaseExpiresAt: sql`${now} + ${runs.timeout} * 1000 + ${LEASE_GRACE_MS}`,
+      availableAt: sql`${now} + ${runs.timeout} * 1000 + ${LEASE_GRACE_MS}`,
+      updatedAt: now,
+    })
+    .where(
+      and(
+        eq(runs.id, id),
+        inArray(runs.status, [...WAITING]),
+        eq(runs.attempt, attempt - 1),
+        eq(runs.cancelRequested, false),
+      ),
+    )
+    .returning();
+  if (claimed) logChange(claimed, "waiting", "running");
+  return claimed;
+}
+
+export type AttemptOutcome =
+  | { status: "succeeded"; result: unknown }
+  | { status: "failed" | "dead"; error: unknown }
+  | { status: "retrying"; error: unknown; availableAt: number };
+
+/**
+ * Records the end of the current attempt of a running run. Final outcomes
+ * update the stats rollup in the same batch, and only if the status changed.
+ * Returns the updated run, or undefined when the run was no longer running
+ * that attempt (cancelled, or reclaimed after its lease expired).
+ */
+export async function finishAttempt(db: Db, run: RunRow, outcome: AttemptOutcome, now: number): Promise<RunRow | undefined> {
+  const durationMs = run.startedAt === null ? null : Math.max(0, now - run.startedAt);
+  const common = { updatedAt: now, leaseExpiresAt: null };
+  const values =
+    outcome.status === "retrying"
+      ? { ...common, status: outcome.status, error: bounded(outcome.error), availableAt: outcome.availableAt, durationMs }
+      : {
+          ...common,
+          status: outcome.status,
+          finishedAt: now,
+          durationMs,
+          availableAt: now,
+          ...(outcome.status === "succeeded" ? { result: bounded(outcome.result), error: null } : { error: bounded(outcome.error) }),
+        };
+  const update = db
+    .update(runs)
+    .set(values)
+    .where(and(eq(runs.id, run.id), eq(runs.status, "running"), eq(runs.attempt, run.attempt)))
+    .returning();
+  let updated: RunRow | undefined;
+  if (outcome.status === "retrying") {
+    [updated] = await update;
+  } else {
+    updated = await updateWithRollup(db, update, { runId: run.id, jobId: run.jobId, status: outcome.status, finishedAt: now, durationMs });
+  }
+  if (updated) logChange(updated, "running", outcome.status, { duration_ms: durationMs });
+  return updated;
+}
+
+/** Cancels a run that has not finished. A running attempt's result will be ignored. */
+export async function cancelRun(db: Db, id: string, now: number): Promise<RunRow | undefined> {
+  const update = db
+    .update(runs)
+    .set({ status: "cancelled", cancelRequested: true, finishedAt: now, leaseExpiresAt: null, availableAt: now, updatedAt: now })
+    .where(and(eq(runs.id, id), inArray(runs.status, sourcesOf("cancelled"))))
+    .returning();
+  const before = await getRun(db, id);
+  if (!before) return undefined;
+  const cancelled = await updateWithRollup(db, update, { runId: id, jobId: before.jobId, status: "cancelled", finishedAt: now, durationMs: null });
+  if (cancelled) logChange(cancelled, before.status, "cancelled");
+  return cancelled;
+}
+
+/**
+ * Takes back a run whose consumer vanished: its lease expired while running.
+ * It retries if attempts remain, else it is dead. Returns the updated run.
+ */
+export async function reclaimExpiredLease(db: Db, run: RunRow, now: number): Promise<RunRow | undefined> {
+  if (run.status !== "running" || run.leaseExpiresAt === null || run.leaseExpiresAt > now) return undefined;
+  const error = { message: "lease expired: the consumer running this attempt stopped without a result", attempt: run.attempt };
+  const outcome: AttemptOutcome =
+    run.attempt < run.maxAttempts ? { status: "retrying", error, availableAt: now } : { status: "dead", error };
+  const reclaimed = await finishAttempt(db, run, outcome, now);
+  if (reclaimed) log("warn", "lease_expired", { run_id: run.id, attempt: run.attempt, to: outcome.status });
+  return reclaimed;
+}
+
+/** Marks a run dead when its messages could not be delivered (dead-letter queue). */
+export async function markUndeliverable(db: Db, id: string, now: number, reason: string): Promise<RunRow | undefined> {
+  const before = await getRun(db, id);
+  if (!before) return undefined;
+  const update = db
+    .update(runs)
+    .set({ status: "dead", finishedAt: now, leaseExpiresAt: null, availableAt: now, updatedAt: now, error: bounded({ message: reason }) })
+    .where(and(eq(runs.id, id), inArray(runs.status, [...WAITING])))
+    .returning();
+  const dead = await updateWithRollup(db, update, { runId: id, jobId: before.jobId, status: "dead", finishedAt: now, durationMs: null });
+  if (dead) logChange(dead, before.status, "dead", { reason });
+  return dead;
+}
+
+/** Runs whose due time passed long ago while waiting (a lost message) or whose lease expired. */
+export async function overdueRuns(db: Db, olderThan: number, limit: number): Promise<RunRow[]> {
+  return db
+    .select()
+    .from(runs)
+    .where(and(inArray(runs.status, [...WAITING, "running"]), lt(runs.availableAt, olderThan)))
+    .limit(limit)
+    .all();
+}

@@ -1,0 +1,50 @@
+/** Every status a run can have. */
+export const RUN_STATUSES = [
+  "scheduled",
+  "queued",
+  "running",
+  "retrying",
+  "succeeded",
+  "failed",
+  "dead",
+  "cancelled",
+  "missed",
+  "skipped",
+] as const;
+
+export type RunStatus = (typeof RUN_STATUSES)[number];
+
+/** Statuses from which an attempt may start. */
+export const WAITING: readonly RunStatus[] = ["scheduled", "queued", "retrying"];
+
+/** Statuses a run never leaves. */
+export const FINAL: readonly RunStatus[] = ["succeeded", "failed", "dead", "cancelled", "missed", "skipped"];
+
+const allowed: Record<RunStatus, readonly RunStatus[]> = {
+  scheduled: ["queued", "running", "cancelled", "dead"],
+  queued: ["running", "cancelled", "dead"],
+  retrying: ["running", "cancelled", "dead"],
+  // running -> retrying also covers a lease that expired under a lost consumer.
+  running: ["succeeded", "failed", "retrying", "dead", "cancelled"],
+  succeeded: [],
+  failed: [],
+  dead: [],
+  cancelled: [],
+  missed: [],
+  skipped: [],
+};
+
+/** Whether the state machine allows `from -> to`. */
+export function canTransition(from: RunStatus, to: RunStatus): boolean {
+  return allowed[from].includes(to);
+}
+
+/** Statuses that may move to `to`: the WHERE clause of a conditional update. */
+export function sourcesOf(to: RunStatus): RunStatus[] {
+  return RUN_STATUSES.filter((from) => allowed[from].includes(to));
+}
+
+/** Whether a run has reached a status it never leaves. */
+export function isFinal(status: RunStatus): boolean {
+  return FINAL.includes(status);
+}
