@@ -6,6 +6,7 @@ import { requireToken } from "./http/auth";
 import { allowedMethods } from "./http/method-not-allowed";
 import { openApiApp } from "./http/openapi-app";
 import { requestId } from "./http/request-id";
+import { jobRoutes } from "./jobs/routes";
 import { runRoutes } from "./runs/routes";
 import { schedulerRoutes } from "./scheduling/scheduler-routes";
 import { taskRoutes } from "./tasks/routes";
@@ -32,6 +33,7 @@ export function createApp() {
   app.route("/v1", schedulerRoutes);
   app.route("/v1", taskRoutes);
   app.route("/v1", runRoutes);
+  app.route("/v1", jobRoutes);
 
   const methodsFor = allowedMethods(app);
   app.notFound((c) => {

@@ -12,6 +12,8 @@ export interface Env {
   WEBHOOK_SIGNING_SECRET?: string;
   /** "true" lets targets reach private and loopback addresses (local development only). */
   ALLOW_PRIVATE_TARGETS?: string;
+  /** Days finished runs are kept before the daily clean-up deletes them (default 30). */
+  RUN_RETENTION_DAYS?: string;
   /** "true" only in `.dev.vars`: marks a local `wrangler dev` session. */
   LOCAL_DEVELOPMENT?: string;
 }

@@ -10,5 +10,5 @@ const app = createApp();
 export default {
   fetch: (request, env, ctx) => app.fetch(request, env, ctx),
   queue: (batch, env, _ctx) => consumeBatch(batch, env),
-  scheduled: async (controller, env, _ctx) => runHeartbeat(env, controller.scheduledTime),
+  scheduled: async (controller, env, _ctx) => runHeartbeat(env, controller.scheduledTime, controller.cron),
 } satisfies ExportedHandler<Env>;

@@ -35,11 +35,12 @@ export async function consumeBatch(batch: MessageBatch<unknown>, env: Env): Prom
 async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const db = database(env.DB);
   for (const message of batch.messages) {
-    const body = message.body as { run_id?: unknown } | null;
+    const body = message.body as { run_id?: unknown; attempt?: unknown } | null;
     const runId = typeof body?.run_id === "string" ? body.run_id : undefined;
+    const attempt = typeof body?.attempt === "number" ? body.attempt : 1;
     log("error", "dead_letter", { message_id: message.id, run_id: runId, attempts: message.attempts });
     if (runId) {
-      const dead = await markUndeliverable(db, runId, Date.now(), `message dead-lettered after ${message.attempts} deliveries`);
+      const dead = await markUndeliverable(db, runId, attempt, Date.now(), `message dead-lettered after ${message.attempts} deliveries`);
       if (dead) await onRunFinished(env, dead);
     }
     message.ack();

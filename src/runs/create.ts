@@ -4,11 +4,13 @@ import { dispatchRun } from "../execution/dispatch";
 import { RetryPolicy, type Priority, type Target } from "../execution/target-schema";
 import { newId } from "../ids";
 import { log } from "../log";
-import { insertRun, type RunRow } from "./store";
+import { insertFinalRun, insertRun, type RunRow } from "./store";
 
 export interface RunSpec {
   target: Target;
+  /** When it is due; `scheduledFor` (the fire time) defaults to it, jitter makes them differ. */
   dueAt: number;
+  scheduledFor?: number;
   priority: Priority;
   retry: RetryPolicy | undefined;
   timeoutSeconds: number;
@@ -38,7 +40,7 @@ export async function createRun(env: Env, spec: RunSpec, now = Date.now()): Prom
     retry,
     timeout: spec.timeoutSeconds,
     priority: spec.priority,
-    scheduledFor: spec.dueAt,
+    scheduledFor: spec.scheduledFor ?? spec.dueAt,
     availableAt: spec.dueAt,
     jobVersion: spec.jobVersion ?? null,
     requestId: spec.requestId,
@@ -55,4 +57,35 @@ export async function createRun(env: Env, spec: RunSpec, now = Date.now()): Prom
     }
   }
   return { run, created };
+}
+
+export interface SkippedFire {
+  jobId: string;
+  jobVersion: number;
+  slot: number;
+  status: "missed" | "skipped";
+  target: Target;
+  priority: Priority;
+}
+
+/** Records a fire that did not run (missed its grace time, or max_instances was reached). */
+export async function recordSkippedFire(env: Env, fire: SkippedFire, now = Date.now()): Promise<void> {
+  await insertFinalRun(database(env.DB), {
+    id: newId("run", now),
+    jobId: fire.jobId,
+    fireSlot: fire.slot,
+    status: fire.status,
+    attempt: 0,
+    maxAttempts: 0,
+    target: fire.target,
+    timeout: 0,
+    priority: fire.priority,
+    scheduledFor: fire.slot,
+    availableAt: now,
+    finishedAt: now,
+    jobVersion: fire.jobVersion,
+    error: { message: fire.status === "missed" ? "fire was later than misfire_grace_time" : "max_instances runs were in flight" },
+    createdAt: now,
+    updatedAt: now,
+  });
 }

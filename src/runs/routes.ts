@@ -12,7 +12,7 @@ import type { Target } from "../execution/target-schema";
 import type { Priority, RetryPolicy } from "../execution/target-schema";
 
 const RunId = z.object({ id: z.string().min(1).max(200) });
-const json = (schema: z.ZodType, description: string) => ({ description, content: { "application/json": { schema } } });
+const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 const notFound = { 404: json(ErrorEnvelope, "No such run") };
 const conflict = { 409: json(ErrorEnvelope, "The run's status does not allow this") };
 

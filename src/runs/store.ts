@@ -1,4 +1,4 @@
-import { and, eq, getTableColumns, inArray, lt, sql } from "drizzle-orm";
+import { and, eq, getTableColumns, inArray, lt, or, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { runs } from "../db/schema";
 import { log } from "../log";
@@ -76,6 +76,20 @@ export async function insertRun(db: Db, values: NewRun): Promise<{ run: RunRow; 
   const existing = holder ? await db.select().from(runs).where(holder).get() : undefined;
   if (!existing) throw new Error("run insert conflicted but no run holds its key");
   return { run: existing, created: false };
+}
+
+/** Inserts a run that is final from birth (a missed or skipped fire) and counts it, once per fire slot. */
+export async function insertFinalRun(db: Db, values: NewRun): Promise<void> {
+  const query = db.insert(runs).values(values).onConflictDoNothing().toSQL();
+  const rollup = rollupStatement({
+    runId: values.id,
+    jobId: values.jobId ?? null,
+    status: values.status as RunStatus,
+    finishedAt: values.finishedAt ?? values.updatedAt ?? Date.now(),
+    durationMs: null,
+  });
+  await db.$client.batch([db.$client.prepare(query.sql).bind(...query.params), db.$client.prepare(rollup.sql).bind(...rollup.params)]);
+  logChange({ id: values.id, jobId: values.jobId ?? null, requestId: null, attempt: 0 }, "none", values.status as RunStatus);
 }
 
 /** Loads one run by id. */
@@ -181,26 +195,46 @@ export async function reclaimExpiredLease(db: Db, run: RunRow, now: number): Pro
   return reclaimed;
 }
 
-/** Marks a run dead when its messages could not be delivered (dead-letter queue). */
-export async function markUndeliverable(db: Db, id: string, now: number, reason: string): Promise<RunRow | undefined> {
+/**
+ * Marks a run dead when the message for its next attempt could not be
+ * delivered (dead-letter queue). A dead letter for an attempt that already
+ * happened changes nothing: a newer message is pending.
+ */
+export async function markUndeliverable(db: Db, id: string, attempt: number, now: number, reason: string): Promise<RunRow | undefined> {
   const before = await getRun(db, id);
   if (!before) return undefined;
   const update = db
     .update(runs)
     .set({ status: "dead", finishedAt: now, leaseExpiresAt: null, availableAt: now, updatedAt: now, error: bounded({ message: reason }) })
-    .where(and(eq(runs.id, id), inArray(runs.status, [...WAITING])))
+    .where(and(eq(runs.id, id), inArray(runs.status, [...WAITING]), eq(runs.attempt, attempt - 1)))
     .returning();
   const dead = await updateWithRollup(db, update, { runId: id, jobId: before.jobId, status: "dead", finishedAt: now, durationMs: null });
   if (dead) logChange(dead, before.status, "dead", { reason });
   return dead;
 }
 
-/** Runs whose due time passed long ago while waiting (a lost message) or whose lease expired. */
-export async function overdueRuns(db: Db, olderThan: number, limit: number): Promise<RunRow[]> {
+/** Waiting runs due before `waitingBefore` (a lost message) and running runs whose lease expired before `now`. */
+export async function overdueRuns(db: Db, waitingBefore: number, now: number, limit: number): Promise<RunRow[]> {
   return db
     .select()
     .from(runs)
-    .where(and(inArray(runs.status, [...WAITING, "running"]), lt(runs.availableAt, olderThan)))
+    .where(
+      or(
+        and(inArray(runs.status, [...WAITING]), lt(runs.availableAt, waitingBefore)),
+        and(eq(runs.status, "running"), lt(runs.availableAt, now)),
+      ),
+    )
     .limit(limit)
     .all();
+}
+
+/** Marks a waiting run as re-sent now, so the heartbeat re-sends it at most once per window. */
+export async function requeueStaleRun(db: Db, run: RunRow, now: number): Promise<RunRow | undefined> {
+  const [requeued] = await db
+    .update(runs)
+    .set({ availableAt: now, updatedAt: now })
+    .where(and(eq(runs.id, run.id), eq(runs.status, run.status), eq(runs.attempt, run.attempt)))
+    .returning();
+  if (requeued) log("warn", "run_requeued", { run_id: run.id, attempt: run.attempt, status: run.status });
+  return requeued;
 }

@@ -1,16 +1,201 @@
 import { DurableObject } from "cloudflare:workers";
+import { database } from "../db/client";
 import type { Env } from "../env";
+import type { Priority, RetryPolicy, Target } from "../execution/target-schema";
+import { recordSchedule, type JobRow } from "../jobs/store";
+import { log } from "../log";
+import { createRun, recordSkippedFire } from "../runs/create";
+import type { RunRow } from "../runs/store";
+import { DEFAULT_TIMEOUT_SECONDS } from "../tasks/schema";
+import { LEASE_GRACE_MS } from "../runs/store";
+import { decideFires } from "./decide";
+import { nextFireAfter, resolvedTriggerOf } from "./job-schedule";
+import { schedulerPaused } from "./scheduler-state";
+import { applyJitter, nextFireTimes } from "./triggers";
 
-/** One per job: its clock (the alarm) and its lock (in-flight leases). */
+/** Bound on the fires one alarm evaluates, so a long outage cannot make an alarm run forever. */
+const MAX_FIRES_PER_ALARM = 1000;
+/** Without coalesce, at most this many backlog fires start per alarm. */
+const MAX_RUNS_PER_ALARM = 10;
+
+interface Stored {
+  job?: JobRow;
+  nextFire?: number;
+  leases?: Record<string, number>;
+}
+
+export interface RunNowResult {
+  run: RunRow | null;
+  reason?: "not_found" | "max_instances";
+  inFlight: number;
+}
+
+/**
+ * One per job: its clock (the alarm) and its lock (in-flight leases for
+ * max_instances). Single-threaded, so decisions made between awaits on
+ * in-memory state cannot interleave with another request's.
+ */
 export class JobObject extends DurableObject<Env> {
+  private job: JobRow | undefined;
+  private nextFire: number | undefined;
+  private leases = new Map<string, number>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    void ctx.blockConcurrencyWhile(async () => {
+      const stored = await ctx.storage.get<Stored[keyof Stored]>(["job", "nextFire", "leases"]);
+      this.job = stored.get("job") as JobRow | undefined;
+      this.nextFire = stored.get("nextFire") as number | undefined;
+      this.leases = new Map(Object.entries((stored.get("leases") as Record<string, number> | undefined) ?? {}));
+    });
+  }
+
   /** Round trip used by /readyz to prove Durable Objects answer. */
   async ping(value: number): Promise<number> {
     return value;
   }
 
-  /** Frees the in-flight slot a finished run held (max_instances). Idempotent. */
+  /** Takes a new version of the job and re-arms its clock from now. Older versions are ignored. */
+  async sync(job: JobRow): Promise<{ nextRunAt: number | null; state: string }> {
+    if (this.job && this.job.id === job.id && this.job.version > job.version) return this.schedule();
+    this.job = job;
+    const now = Date.now();
+    this.nextFire = job.state === "active" ? nextFireAfter(resolvedTriggerOf(job), now - 1) : undefined;
+    await this.persistAndArm(now);
+    return this.schedule();
+  }
+
+  /** Re-arms a lost or late alarm without changing the job (the heartbeat's repair). */
+  async ensureArmed(job: JobRow): Promise<void> {
+    if (!this.job || this.job.version < job.version) {
+      await this.sync(job);
+      return;
+    }
+    const alarm = await this.ctx.storage.getAlarm();
+    if (this.job.state === "active" && this.nextFire !== undefined && alarm === null) {
+      log("warn", "alarm_rearmed", { job_id: job.id, next_fire: new Date(this.nextFire).toISOString() });
+      await this.ctx.storage.setAlarm(Math.max(this.nextFire, Date.now()));
+    } else if (this.job.state === "active" && this.nextFire === undefined) {
+      await this.sync(job);
+    }
+  }
+
+  /** Forgets the job: no alarm, no state (DELETE /v1/jobs/:id). */
+  async remove(): Promise<void> {
+    this.job = undefined;
+    this.nextFire = undefined;
+    this.leases.clear();
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+  }
+
+  /** Starts a run now (POST /v1/jobs/:id/run), subject to max_instances. */
+  async runNow(requestId: string | null): Promise<RunNowResult> {
+    const job = this.job;
+    const now = Date.now();
+    this.purgeExpiredLeases(now);
+    if (!job) return { run: null, reason: "not_found", inFlight: 0 };
+    if (this.leases.size >= job.maxInstances) return { run: null, reason: "max_instances", inFlight: this.leases.size };
+    // Reserve the slot before any await, so concurrent calls cannot both pass the check.
+    const placeholder = `pending:${crypto.randomUUID()}`;
+    this.leases.set(placeholder, now + this.leaseMs(job));
+    try {
+      const { run } = await createRun(this.env, this.runSpec(job, now, now, requestId, null), now);
+      this.leases.set(run.id, now + this.leaseMs(job));
+      return { run, inFlight: this.leases.size };
+    } finally {
+      this.leases.delete(placeholder);
+      await this.ctx.storage.put("leases", Object.fromEntries(this.leases));
+    }
+  }
+
+  /** Frees the in-flight slot a finished run held. Idempotent. */
   async releaseLease(runId: string): Promise<void> {
-    this.ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS leases (run_id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)");
-    this.ctx.storage.sql.exec("DELETE FROM leases WHERE run_id = ?", runId);
+    if (this.leases.delete(runId)) await this.ctx.storage.put("leases", Object.fromEntries(this.leases));
+  }
+
+  /** State for tests and diagnostics. */
+  async inspect(): Promise<{ job: JobRow | undefined; nextFire: number | undefined; leases: string[]; alarm: number | null }> {
+    return { job: this.job, nextFire: this.nextFire, leases: [...this.leases.keys()], alarm: await this.ctx.storage.getAlarm() };
+  }
+
+  override async alarm(): Promise<void> {
+    const job = this.job;
+    if (!job || job.state !== "active" || this.nextFire === undefined) return;
+    const now = Date.now();
+    this.purgeExpiredLeases(now);
+    const trigger = resolvedTriggerOf(job);
+    const due = this.nextFire <= now ? [this.nextFire, ...nextFireTimes(trigger, this.nextFire, MAX_FIRES_PER_ALARM).filter((f) => f <= now)] : [];
+    const db = database(this.env.DB);
+    const decisions = decideFires({
+      dueFires: due,
+      now,
+      paused: due.length > 0 && (await schedulerPaused(db)),
+      endDate: job.endDate ?? undefined,
+      misfireGraceTime: job.misfireGraceTime ?? undefined,
+      coalesce: job.coalesce,
+      maxInstances: job.maxInstances,
+      inFlight: this.leases.size,
+      maxRunsPerAlarm: MAX_RUNS_PER_ALARM,
+    });
+    let lastRunAt: number | undefined;
+    for (const decision of decisions) {
+      if (decision.outcome === "run") {
+        const dueAt = applyJitter(decision.slot, job.jitter);
+        const { run } = await createRun(this.env, this.runSpec(job, decision.slot, dueAt, null, decision.slot), now);
+        if (run.status !== "succeeded" && run.status !== "failed" && run.status !== "dead") this.leases.set(run.id, dueAt + this.leaseMs(job));
+        lastRunAt = decision.slot;
+      } else {
+        await recordSkippedFire(this.env, { jobId: job.id, jobVersion: job.version, slot: decision.slot, status: decision.outcome, target: job.target as Target, priority: job.priority as Priority }, now);
+        log("info", "fire_not_run", { job_id: job.id, slot: new Date(decision.slot).toISOString(), outcome: decision.outcome });
+      }
+    }
+    const lastDue = due[due.length - 1] ?? now;
+    this.nextFire = nextFireAfter(trigger, Math.max(now, lastDue));
+    await this.persistAndArm(now, lastRunAt);
+  }
+
+  private schedule(): { nextRunAt: number | null; state: string } {
+    return { nextRunAt: this.nextFire ?? null, state: this.stateOf() };
+  }
+
+  private stateOf(): string {
+    if (!this.job) return "finished";
+    if (this.job.state === "paused") return "paused";
+    return this.nextFire === undefined ? "finished" : "active";
+  }
+
+  /** The one place the alarm is set: storage, alarm and D1's copy of the schedule move together. */
+  private async persistAndArm(now: number, lastRunAt?: number): Promise<void> {
+    const job = this.job;
+    if (!job) return;
+    if (this.nextFire === undefined) await this.ctx.storage.deleteAlarm();
+    else await this.ctx.storage.setAlarm(Math.max(this.nextFire, now));
+    await this.ctx.storage.put({ job, nextFire: this.nextFire, leases: Object.fromEntries(this.leases) } satisfies Stored);
+    await recordSchedule(database(this.env.DB), job.id, job.version, { nextRunAt: this.nextFire ?? null, lastRunAt, state: this.stateOf() });
+  }
+
+  private purgeExpiredLeases(now: number): void {
+    // A lease outlives its run only if the consumer vanished; expiry keeps the job from blocking forever.
+    for (const [runId, expires] of this.leases) if (expires < now) this.leases.delete(runId);
+  }
+
+  private leaseMs(job: JobRow): number {
+    return (job.timeout ?? DEFAULT_TIMEOUT_SECONDS) * 1000 + LEASE_GRACE_MS;
+  }
+
+  private runSpec(job: JobRow, scheduledFor: number, dueAt: number, requestId: string | null, fireSlot: number | null) {
+    return {
+      target: job.target as Target,
+      scheduledFor,
+      dueAt,
+      priority: job.priority as Priority,
+      retry: (job.retry ?? undefined) as RetryPolicy | undefined,
+      timeoutSeconds: job.timeout ?? DEFAULT_TIMEOUT_SECONDS,
+      requestId,
+      jobId: job.id,
+      jobVersion: job.version,
+      fireSlot,
+    };
   }
 }

@@ -1,0 +1,87 @@
+import { z } from "@hono/zod-openapi";
+import { Priority, RetryPolicy, Target, Timeout } from "../execution/target-schema";
+import { FireTime, schedulingFields, Trigger } from "../scheduling/trigger-schema";
+
+/** A job id: a slug the user chooses (or one is generated). */
+export const JobId = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "letters, digits, '.', '_' and '-', starting with a letter or digit")
+  .openapi({ example: "nightly-report" });
+
+/** Default seconds a fire may be late and still run (DO alarms can be late in a failover). */
+export const DEFAULT_MISFIRE_GRACE_SECONDS = 60;
+
+const jobFields = {
+  name: z.string().min(1).max(200).optional(),
+  trigger: Trigger,
+  target: Target,
+  ...schedulingFields,
+  max_instances: z.number().int().min(1).max(100).default(1),
+  coalesce: z.boolean().default(true),
+  misfire_grace_time: z.number().int().min(1).max(31_536_000).nullable().default(DEFAULT_MISFIRE_GRACE_SECONDS)
+    .openapi({ description: "Seconds a fire may be late and still run; null for no limit" }),
+  retry: RetryPolicy.optional(),
+  timeout: Timeout.optional(),
+  priority: Priority.default("default"),
+  paused: z.boolean().default(false),
+  tags: z.array(z.string().min(1).max(64)).max(20).optional(),
+  metadata: z.record(z.string().max(64), z.unknown()).optional()
+    .refine((m) => m === undefined || JSON.stringify(m).length <= 16_384, "metadata is larger than 16 KiB"),
+};
+
+/** Body of `PUT /v1/jobs/:id` (the id is in the path). */
+export const JobDefinition = z.object(jobFields).strict().openapi("JobDefinition");
+/** Body of `POST /v1/jobs`. */
+export const JobCreate = z.object({ id: JobId.optional(), ...jobFields }).strict().openapi("JobCreate");
+/** Body of `PATCH /v1/jobs/:id`: any subset; a new trigger reschedules. */
+export const JobPatch = z
+  .object({
+    name: jobFields.name,
+    trigger: Trigger.optional(),
+    target: Target.optional(),
+    ...schedulingFields,
+    max_instances: z.number().int().min(1).max(100).optional(),
+    coalesce: z.boolean().optional(),
+    misfire_grace_time: z.number().int().min(1).max(31_536_000).nullable().optional(),
+    retry: RetryPolicy.optional(),
+    timeout: Timeout.optional(),
+    priority: Priority.optional(),
+    paused: z.boolean().optional(),
+    tags: jobFields.tags,
+    metadata: jobFields.metadata,
+  })
+  .strict()
+  .openapi("JobPatch");
+
+export type JobDefinition = z.infer<typeof JobDefinition>;
+export type JobPatch = z.infer<typeof JobPatch>;
+
+export const JobState = z.enum(["active", "paused", "finished"]).openapi("JobState");
+
+/** A job as the API returns it. */
+export const Job = z
+  .object({
+    id: z.string(),
+    ...JobDefinition.shape,
+    name: z.string(),
+    state: JobState,
+    version: z.number().int(),
+    next_run_at: z.string().datetime().nullable(),
+    last_run_at: z.string().datetime().nullable(),
+    created_at: z.string().datetime(),
+    updated_at: z.string().datetime(),
+    next_run_times: z.array(FireTime).optional().openapi({ description: "The next five fires (GET /v1/jobs/:id)" }),
+  })
+  .openapi("Job");
+export type Job = z.infer<typeof Job>;
+
+export const JobList = z.object({ items: z.array(Job), next_cursor: z.string().nullable() }).openapi("JobList");
+
+export const JobListQuery = z.object({
+  state: JobState.optional(),
+  tag: z.string().min(1).max(64).optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: z.string().max(200).optional(),
+});

@@ -1,0 +1,134 @@
+import { and, asc, eq, gt, like, sql, type SQL } from "drizzle-orm";
+import type { Db } from "../db/client";
+import { jobs } from "../db/schema";
+import type { JobDefinition } from "./schema";
+
+export type JobRow = typeof jobs.$inferSelect;
+
+const toMs = (iso: string | undefined) => (iso === undefined ? null : Date.parse(iso));
+
+/** The columns a definition sets (everything but identity, schedule state and timestamps). */
+export function definitionColumns(def: JobDefinition, id: string) {
+  return {
+    name: def.name ?? id,
+    trigger: def.trigger,
+    target: def.target,
+    timezone: def.timezone ?? "UTC",
+    startDate: toMs(def.start_date),
+    endDate: toMs(def.end_date),
+    jitter: def.jitter ?? 0,
+    maxInstances: def.max_instances,
+    coalesce: def.coalesce,
+    misfireGraceTime: def.misfire_grace_time,
+    retry: def.retry ?? null,
+    timeout: def.timeout ?? null,
+    priority: def.priority,
+    state: def.paused ? "paused" : "active",
+    tags: def.tags ?? null,
+    metadata: def.metadata ?? null,
+  };
+}
+
+/** Reads a stored job back as the definition it was created from. */
+export function definitionOf(row: JobRow): JobDefinition {
+  const iso = (ms: number | null) => (ms === null ? undefined : new Date(ms).toISOString());
+  return {
+    name: row.name,
+    trigger: row.trigger as JobDefinition["trigger"],
+    target: row.target as JobDefinition["target"],
+    timezone: row.timezone,
+    start_date: iso(row.startDate),
+    end_date: iso(row.endDate),
+    jitter: row.jitter,
+    max_instances: row.maxInstances,
+    coalesce: row.coalesce,
+    misfire_grace_time: row.misfireGraceTime,
+    retry: (row.retry ?? undefined) as JobDefinition["retry"],
+    timeout: row.timeout ?? undefined,
+    priority: row.priority as JobDefinition["priority"],
+    paused: row.state === "paused",
+    tags: (row.tags ?? undefined) as string[] | undefined,
+    metadata: (row.metadata ?? undefined) as Record<string, unknown> | undefined,
+  };
+}
+
+/** Inserts a new job; undefined when the id is taken (409). */
+export async function insertJob(db: Db, id: string, def: JobDefinition, now: number): Promise<JobRow | undefined> {
+  const [row] = await db
+    .insert(jobs)
+    .values({ id, ...definitionColumns(def, id), version: 1, createdAt: now, updatedAt: now })
+    .onConflictDoNothing()
+    .returning();
+  return row;
+}
+
+/** Creates or replaces a job (PUT); a replacement bumps the version. */
+export async function upsertJob(db: Db, id: string, def: JobDefinition, now: number): Promise<{ row: JobRow; created: boolean }> {
+  const columns = definitionColumns(def, id);
+  const [row] = await db
+    .insert(jobs)
+    .values({ id, ...columns, version: 1, createdAt: now, updatedAt: now })
+    .onConflictDoUpdate({ target: jobs.id, set: { ...columns, nextRunAt: null, version: sql`${jobs.version} + 1`, updatedAt: now } })
+    .returning();
+  if (!row) throw new Error("upsert returned no row");
+  return { row, created: row.version === 1 };
+}
+
+/** Applies a change to a job, bumping its version. Undefined when the job does not exist. */
+export async function updateJob(db: Db, id: string, def: JobDefinition, now: number): Promise<JobRow | undefined> {
+  const [row] = await db
+    .update(jobs)
+    .set({ ...definitionColumns(def, id), version: sql`${jobs.version} + 1`, updatedAt: now })
+    .where(eq(jobs.id, id))
+    .returning();
+  return row;
+}
+
+/** Loads one job. */
+export async function getJob(db: Db, id: string): Promise<JobRow | undefined> {
+  return db.select().from(jobs).where(eq(jobs.id, id)).get();
+}
+
+/** Deletes a job row; returns whether it existed. */
+export async function deleteJob(db: Db, id: string): Promise<JobRow | undefined> {
+  const [row] = await db.delete(jobs).where(eq(jobs.id, id)).returning();
+  return row;
+}
+
+/** One page of jobs in id order. */
+export async function listJobs(
+  db: Db,
+  filter: { state?: string | undefined; tag?: string | undefined; cursor?: string | undefined; limit: number },
+): Promise<{ items: JobRow[]; nextCursor: string | null }> {
+  const conditions: SQL[] = [];
+  if (filter.state) conditions.push(eq(jobs.state, filter.state));
+  if (filter.tag) conditions.push(like(jobs.tags, `%${JSON.stringify(filter.tag).replace(/[%_]/g, "")}%`));
+  if (filter.cursor) conditions.push(gt(jobs.id, filter.cursor));
+  const rows = await db
+    .select()
+    .from(jobs)
+    .where(and(...conditions))
+    .orderBy(asc(jobs.id))
+    .limit(filter.limit + 1)
+    .all();
+  const items = rows.slice(0, filter.limit);
+  const last = items[items.length - 1];
+  return { items, nextCursor: rows.length > filter.limit && last ? last.id : null };
+}
+
+/** Records the JobObject's schedule, unless a newer version of the job was written meanwhile. */
+export async function recordSchedule(
+  db: Db,
+  id: string,
+  version: number,
+  schedule: { nextRunAt: number | null; lastRunAt?: number | undefined; state: string },
+): Promise<void> {
+  await db
+    .update(jobs)
+    .set({
+      nextRunAt: schedule.nextRunAt,
+      state: schedule.state,
+      ...(schedule.lastRunAt === undefined ? {} : { lastRunAt: schedule.lastRunAt }),
+    })
+    .where(and(eq(jobs.id, id), eq(jobs.version, version)));
+}

@@ -1,0 +1,19 @@
+import type { JobRow } from "../jobs/store";
+import { nextFireTimes, resolveTrigger, type ResolvedTrigger } from "./triggers";
+import type { Trigger } from "./trigger-schema";
+
+/** The job's trigger with its job-level defaults; an interval with no start_date is anchored at creation. */
+export function resolvedTriggerOf(job: Pick<JobRow, "trigger" | "timezone" | "startDate" | "endDate" | "jitter" | "createdAt">): ResolvedTrigger {
+  const trigger = job.trigger as Trigger;
+  return resolveTrigger(trigger, {
+    timezone: job.timezone,
+    start_date: job.startDate ?? (trigger.type === "interval" ? job.createdAt : undefined),
+    end_date: job.endDate ?? undefined,
+    jitter: job.jitter,
+  });
+}
+
+/** The first fire strictly after `afterMs`, or undefined when the trigger is done. */
+export function nextFireAfter(trigger: ResolvedTrigger, afterMs: number): number | undefined {
+  return nextFireTimes(trigger, afterMs, 1)[0];
+}
