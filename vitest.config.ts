@@ -30,6 +30,8 @@ export default defineConfig(async () => {
       include: ["test/**/*.test.ts"],
       exclude: ["test/e2e/**"],
       setupFiles: ["./test/helpers/apply-migrations.ts"],
+      // The Worker logs one JSON line per request and state change; tests assert on behaviour instead.
+      onConsoleLog: (line: string) => !line.startsWith('{"time"'),
     },
   };
 });

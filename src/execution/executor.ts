@@ -81,6 +81,12 @@ export async function processRunMessage(env: Env, body: unknown, now = Date.now(
     if (reclaimed && isFinal(reclaimed.status as RunStatus)) await onRunFinished(env, reclaimed);
     return "ack";
   }
+  if (message.data.attempt === run.attempt) {
+    // This attempt already ended; if it is redelivered because sending the
+    // next attempt's message failed, send that message now (a duplicate is harmless).
+    await dispatchRun(env, run, now);
+    return "ack";
+  }
   if (message.data.attempt !== run.attempt + 1) return "ack"; // stale: that attempt already happened
   if (run.availableAt > now + EARLY_TOLERANCE_MS) {
     await dispatchRun(env, run, now); // not due yet: a delay longer than the queue allows

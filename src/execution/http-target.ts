@@ -6,7 +6,8 @@ import { signatureHeaders } from "./signing";
 import { checkTargetUrl } from "./ssrf";
 
 const MAX_REDIRECTS = 5;
-const RESPONSE_EXCERPT_CHARS = 4096;
+const RESPONSE_EXCERPT_BYTES = 4096;
+const CREDENTIAL_HEADERS = ["authorization", "cookie", "proxy-authorization"];
 
 export interface OutboundContext {
   runId: string;
@@ -63,7 +64,10 @@ export async function sendHttpTarget(target: HttpTarget, ctx: OutboundContext): 
     if (response.status >= 300 && response.status < 400 && location) {
       await response.body?.cancel();
       if (hop >= MAX_REDIRECTS) throw new PermanentError(`more than ${MAX_REDIRECTS} redirects`);
-      url = new URL(location, checked.url).toString();
+      const next = new URL(location, checked.url);
+      // Credentials meant for the target must not follow it to another origin.
+      if (next.origin !== checked.url.origin) for (const name of CREDENTIAL_HEADERS) headers.delete(name);
+      url = next.toString();
       if (response.status === 303 || ((response.status === 301 || response.status === 302) && method === "POST")) {
         method = "GET";
         sendBody = undefined;
@@ -71,7 +75,7 @@ export async function sendHttpTarget(target: HttpTarget, ctx: OutboundContext): 
       }
       continue;
     }
-    const text = excerpt(await response.text().catch(() => ""), RESPONSE_EXCERPT_CHARS);
+    const text = excerpt(await response.text().catch(() => ""), RESPONSE_EXCERPT_BYTES);
     const result = { status: response.status, body: text, content_type: response.headers.get("content-type") };
     if (response.ok) return result;
     const detail = { status: response.status, body: text };

@@ -115,8 +115,14 @@ export class JobObject extends DurableObject<Env> {
   }
 
   /** State for tests and diagnostics. */
-  async inspect(): Promise<{ job: JobRow | undefined; nextFire: number | undefined; leases: string[]; alarm: number | null }> {
-    return { job: this.job, nextFire: this.nextFire, leases: [...this.leases.keys()], alarm: await this.ctx.storage.getAlarm() };
+  async inspect(): Promise<{ jobId: string | null; version: number | null; nextFire: number | null; leases: string[]; alarm: number | null }> {
+    return {
+      jobId: this.job?.id ?? null,
+      version: this.job?.version ?? null,
+      nextFire: this.nextFire ?? null,
+      leases: [...this.leases.keys()],
+      alarm: await this.ctx.storage.getAlarm(),
+    };
   }
 
   override async alarm(): Promise<void> {

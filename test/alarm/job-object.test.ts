@@ -1,0 +1,126 @@
+import { runDurableObjectAlarm } from "cloudflare:test";
+import { afterEach, describe, expect, it } from "vitest";
+import { api } from "../helpers/http";
+import { backdateNextFire, createJob, deleteJob, holdLeases, jobRuns, jobStub } from "../helpers/jobs";
+import { receiverUrl } from "../helpers/receiver";
+
+const created: string[] = [];
+afterEach(async () => {
+  while (created.length > 0) await deleteJob(created.pop() ?? "");
+});
+
+let counter = 0;
+/** A job whose own clock stays far away, so only the test's alarms make it fire. */
+async function quietJob(overrides: Record<string, unknown> = {}) {
+  const id = `alarm-${Date.now()}-${counter++}`;
+  created.push(id);
+  const { url } = receiverUrl();
+  return createJob({
+    id,
+    trigger: { type: "interval", seconds: 1, start_date: "2099-01-01T00:00:00Z" },
+    target: { type: "http", url },
+    ...overrides,
+  });
+}
+
+describe("JobObject alarm: the fire decision", () => {
+  it("runs a due fire once and arms the next one", async () => {
+    const job = await quietJob({ trigger: { type: "interval", seconds: 1 }, misfire_grace_time: 60 });
+    await backdateNextFire(job.id, Date.now() - 200);
+    await runDurableObjectAlarm(jobStub(job.id));
+    const runs = await jobRuns(job.id);
+    expect(runs.filter((r) => r.status !== "missed").length).toBeGreaterThanOrEqual(1);
+    const state = await jobStub(job.id).inspect();
+    expect(state.alarm).not.toBeNull();
+    expect(state.nextFire).toBeGreaterThan(Date.now() - 1000);
+  });
+
+  it("records a fire later than misfire_grace_time as missed, without running it", async () => {
+    const job = await quietJob({ trigger: { type: "cron", expression: "0 0 1 1 *" }, misfire_grace_time: 1 });
+    const slot = Date.now() - 30_000;
+    await backdateNextFire(job.id, slot);
+    await runDurableObjectAlarm(jobStub(job.id));
+    const runs = await jobRuns(job.id);
+    expect(runs).toEqual([expect.objectContaining({ status: "missed", fire_slot: slot })]);
+  });
+
+  it("with coalesce, runs a backlog of fires once, at the latest fire", async () => {
+    const job = await quietJob({ trigger: { type: "interval", seconds: 60, start_date: "2020-01-01T00:00:00Z" }, coalesce: true, misfire_grace_time: 3600 });
+    const minute = 60_000;
+    const first = Math.floor(Date.now() / minute) * minute - 5 * minute;
+    await backdateNextFire(job.id, first);
+    await runDurableObjectAlarm(jobStub(job.id));
+    const runs = await jobRuns(job.id);
+    expect(runs).toHaveLength(1);
+    expect(runs[0]?.fire_slot).toBe(first + 5 * minute);
+  });
+
+  it("without coalesce, runs each fire of the backlog", async () => {
+    const job = await quietJob({ trigger: { type: "interval", seconds: 60, start_date: "2020-01-01T00:00:00Z" }, coalesce: false, misfire_grace_time: 3600, max_instances: 10 });
+    const minute = 60_000;
+    const first = Math.floor(Date.now() / minute) * minute - 4 * minute;
+    await backdateNextFire(job.id, first);
+    await runDurableObjectAlarm(jobStub(job.id));
+    const slots = (await jobRuns(job.id)).map((r) => r.fire_slot);
+    expect(slots).toEqual([first, first + minute, first + 2 * minute, first + 3 * minute, first + 4 * minute].filter((s) => s <= Date.now()));
+  });
+
+  it("records a fire as skipped while max_instances runs are in flight", async () => {
+    const job = await quietJob({ max_instances: 1, misfire_grace_time: 60 });
+    await holdLeases(job.id, 1);
+    const slot = Date.now() - 100;
+    await backdateNextFire(job.id, slot);
+    await runDurableObjectAlarm(jobStub(job.id));
+    expect(await jobRuns(job.id)).toEqual([expect.objectContaining({ status: "skipped", fire_slot: slot })]);
+  });
+
+  it("starts nothing while the scheduler is paused, and does not replay those fires on resume", async () => {
+    const job = await quietJob({ misfire_grace_time: 60 });
+    expect((await api("/v1/scheduler/pause", { method: "POST" })).status).toBe(200);
+    try {
+      await backdateNextFire(job.id, Date.now() - 100);
+      await runDurableObjectAlarm(jobStub(job.id));
+      expect(await jobRuns(job.id)).toEqual([]);
+    } finally {
+      await api("/v1/scheduler/resume", { method: "POST" });
+    }
+    const state = await jobStub(job.id).inspect();
+    expect(state.nextFire).toBeGreaterThan(Date.now() - 1000);
+    expect(await jobRuns(job.id)).toEqual([]);
+  });
+
+  it("a fire slot yields one run even when the alarm is delivered again after a crash", async () => {
+    const job = await quietJob({ misfire_grace_time: 60 });
+    const slot = Date.now() - 100;
+    await backdateNextFire(job.id, slot);
+    await runDurableObjectAlarm(jobStub(job.id));
+    // The JobObject forgot it handled the slot (as if it crashed before saving): the D1 key still holds.
+    await backdateNextFire(job.id, slot);
+    await runDurableObjectAlarm(jobStub(job.id));
+    const runs = await jobRuns(job.id);
+    expect(runs.filter((r) => r.fire_slot === slot)).toHaveLength(1);
+  });
+
+  it("finishes a job whose end_date has passed", async () => {
+    const job = await quietJob({ trigger: { type: "interval", seconds: 1, start_date: "2020-01-01T00:00:00Z", end_date: "2020-01-02T00:00:00Z" } });
+    expect(job.state).toBe("finished");
+    expect(job.next_run_at).toBeNull();
+    expect((await jobStub(job.id).inspect()).alarm).toBeNull();
+  });
+});
+
+describe("pause and resume", () => {
+  it("pausing a job removes its alarm; resuming computes the next fire from now", async () => {
+    const job = await quietJob({ trigger: { type: "cron", expression: "*/5 * * * * *" } });
+    const paused = await (await api(`/v1/jobs/${job.id}/pause`, { method: "POST" })).json<{ state: string; next_run_at: string | null; version: number }>();
+    expect(paused.state).toBe("paused");
+    expect(paused.next_run_at).toBeNull();
+    expect((await jobStub(job.id).inspect()).alarm).toBeNull();
+    const before = Date.now();
+    const resumed = await (await api(`/v1/jobs/${job.id}/resume`, { method: "POST" })).json<{ state: string; next_run_at: string; version: number }>();
+    expect(resumed.state).toBe("active");
+    expect(Date.parse(resumed.next_run_at)).toBeGreaterThan(before);
+    expect(Date.parse(resumed.next_run_at)).toBeLessThanOrEqual(before + 5_000);
+    expect(resumed.version).toBe(paused.version + 1);
+  });
+});

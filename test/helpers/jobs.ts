@@ -1,0 +1,54 @@
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import type { JobObject } from "../../src/scheduling/job-object";
+import { api } from "./http";
+
+export interface JobBody {
+  id: string;
+  state: string;
+  version: number;
+  next_run_at: string | null;
+  next_run_times?: { at: string; local: string; utc_offset: string; note?: string }[];
+  timezone: string;
+}
+
+/** Creates a job through the API and returns what the API answered. */
+export async function createJob(body: Record<string, unknown>): Promise<JobBody> {
+  const res = await api("/v1/jobs", { method: "POST", json: body });
+  if (res.status !== 201) throw new Error(`job create failed: ${res.status} ${await res.text()}`);
+  return res.json<JobBody>();
+}
+
+/** Deletes a job so its alarm does not outlive the test (alarms are not reset between tests). */
+export async function deleteJob(id: string): Promise<void> {
+  await api(`/v1/jobs/${id}`, { method: "DELETE" });
+}
+
+/** The JobObject stub of a job. */
+export function jobStub(id: string): DurableObjectStub<JobObject> {
+  return env.JOB_OBJECT.get(env.JOB_OBJECT.idFromName(id));
+}
+
+/** Test setup only: moves the job's pending fire into the past, as if its alarm had been delayed. */
+export async function backdateNextFire(id: string, nextFire: number): Promise<void> {
+  await runInDurableObject(jobStub(id), async (instance: JobObject, state) => {
+    (instance as unknown as { nextFire: number }).nextFire = nextFire;
+    await state.storage.put("nextFire", nextFire);
+  });
+}
+
+/** Test setup only: pretends `count` runs hold in-flight leases on the job. */
+export async function holdLeases(id: string, count: number): Promise<void> {
+  await runInDurableObject(jobStub(id), async (instance: JobObject) => {
+    const leases = (instance as unknown as { leases: Map<string, number> }).leases;
+    for (let i = 0; i < count; i++) leases.set(`held-${i}`, Date.now() + 3_600_000);
+  });
+}
+
+/** Run rows of a job, oldest fire first. */
+export async function jobRuns(jobId: string): Promise<{ id: string; status: string; fire_slot: number | null; scheduled_for: number }[]> {
+  const { results } = await env.DB.prepare("SELECT id, status, fire_slot, scheduled_for FROM runs WHERE job_id = ? ORDER BY scheduled_for")
+    .bind(jobId)
+    .all<{ id: string; status: string; fire_slot: number | null; scheduled_for: number }>();
+  return results;
+}
