@@ -6,6 +6,7 @@ import { requireToken } from "./http/auth";
 import { allowedMethods } from "./http/method-not-allowed";
 import { openApiApp } from "./http/openapi-app";
 import { requestId } from "./http/request-id";
+import { mountOpenApi } from "./observe/openapi";
 import { jobRoutes } from "./jobs/routes";
 import { runRoutes } from "./runs/routes";
 import { schedulerRoutes } from "./scheduling/scheduler-routes";
@@ -34,6 +35,7 @@ export function createApp() {
   app.route("/v1", taskRoutes);
   app.route("/v1", runRoutes);
   app.route("/v1", jobRoutes);
+  mountOpenApi(app);
 
   const methodsFor = allowedMethods(app);
   app.notFound((c) => {

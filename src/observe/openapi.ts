@@ -1,0 +1,16 @@
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import type { AppEnv } from "../http/types";
+
+/** Serves the OpenAPI 3.1 document generated from the same zod schemas that validate requests. */
+export function mountOpenApi(app: OpenAPIHono<AppEnv>): void {
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "Taskflare",
+      version: "1.0.0",
+      description: "Job scheduler, background-task runner and health service in one Cloudflare Worker.",
+    },
+    security: [{ bearer: [] }],
+  });
+}
