@@ -6,7 +6,9 @@ import { requireToken } from "./http/auth";
 import { allowedMethods } from "./http/method-not-allowed";
 import { openApiApp } from "./http/openapi-app";
 import { requestId } from "./http/request-id";
+import { metricsRoutes } from "./observe/metrics";
 import { mountOpenApi } from "./observe/openapi";
+import { statsRoutes } from "./observe/stats-routes";
 import { jobRoutes } from "./jobs/routes";
 import { runRoutes } from "./runs/routes";
 import { schedulerRoutes } from "./scheduling/scheduler-routes";
@@ -29,12 +31,15 @@ export function createApp() {
     }),
   );
   app.use("/v1/*", requireToken);
+  app.use("/metrics", requireToken);
 
   app.route("/", healthRoutes);
+  app.route("/", metricsRoutes);
   app.route("/v1", schedulerRoutes);
   app.route("/v1", taskRoutes);
   app.route("/v1", runRoutes);
   app.route("/v1", jobRoutes);
+  app.route("/v1", statsRoutes);
   mountOpenApi(app);
 
   const methodsFor = allowedMethods(app);

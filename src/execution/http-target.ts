@@ -24,6 +24,33 @@ export interface HttpResult {
   content_type: string | null;
 }
 
+/** Reads at most `maxBytes` of a response body and drops the rest, so a huge answer cannot exhaust memory. */
+async function readExcerpt(response: Response, maxBytes: number): Promise<string> {
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size <= maxBytes) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+    }
+  } catch {
+    // A body cut off mid-stream still leaves what arrived.
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+  const joined = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    joined.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return excerpt(new TextDecoder().decode(joined), maxBytes);
+}
+
 function encodeBody(target: HttpTarget): string | undefined {
   if (target.body === undefined || target.method === "GET" || target.method === "HEAD") return undefined;
   return typeof target.body === "string" ? target.body : JSON.stringify(target.body);
@@ -41,11 +68,6 @@ export async function sendHttpTarget(target: HttpTarget, ctx: OutboundContext): 
     headers.set("content-type", typeof target.body === "string" ? "text/plain; charset=utf-8" : "application/json");
   }
   if (ctx.requestId) headers.set("x-request-id", ctx.requestId);
-  if (ctx.signingSecret) {
-    // webhook-id is the run id on every attempt, so receivers can de-duplicate retries.
-    const signed = await signatureHeaders(ctx.signingSecret, ctx.runId, Math.floor(ctx.now() / 1000), body ?? "");
-    for (const [name, value] of Object.entries(signed)) headers.set(name, value);
-  }
 
   let url = target.url;
   let method: string = target.method;
@@ -53,6 +75,11 @@ export async function sendHttpTarget(target: HttpTarget, ctx: OutboundContext): 
   for (let hop = 0; ; hop++) {
     const checked = checkTargetUrl(url, { allowPrivate: ctx.allowPrivate });
     if (!checked.ok) throw new PermanentError(`refused target: ${checked.reason}`);
+    if (ctx.signingSecret) {
+      // Signed per hop (a redirect may drop the body); webhook-id is the run id on every attempt.
+      const signed = await signatureHeaders(ctx.signingSecret, ctx.runId, Math.floor(ctx.now() / 1000), sendBody ?? "");
+      for (const [name, value] of Object.entries(signed)) headers.set(name, value);
+    }
     let response: Response;
     try {
       response = await fetch(checked.url.toString(), { method, headers, body: sendBody, redirect: "manual", signal: ctx.signal });
@@ -75,7 +102,7 @@ export async function sendHttpTarget(target: HttpTarget, ctx: OutboundContext): 
       }
       continue;
     }
-    const text = excerpt(await response.text().catch(() => ""), RESPONSE_EXCERPT_BYTES);
+    const text = await readExcerpt(response, RESPONSE_EXCERPT_BYTES);
     const result = { status: response.status, body: text, content_type: response.headers.get("content-type") };
     if (response.ok) return result;
     const detail = { status: response.status, body: text };

@@ -97,6 +97,8 @@ export const runRoutes = openApiApp()
       jobId: old.jobId,
       jobVersion: old.jobVersion,
       retryOf: old.id,
+      // A double-clicked retry returns the same new run instead of starting two.
+      idempotencyKey: `retry-of:${old.id}`,
     });
     return c.json(toRun(run), 202);
   });

@@ -55,16 +55,19 @@ describe("background tasks under wrangler dev", () => {
 
   it("a high-priority task enqueued behind 2,000 default ones finishes before a tenth of them have", async () => {
     // Every task is due at the same instant, so the default queue holds a real backlog when they all arrive.
-    const dueAt = new Date(Date.now() + 20_000).toISOString();
+    const dueAt = new Date(Date.now() + 8_000).toISOString();
+    const task = (priority: string, path: string) => ({ target: { type: "http", url: `${receiver.url}${path}?delay_ms=100` }, run_at: dueAt, priority });
     const defaults: string[] = [];
-    const enqueue = (priority: string, path: string) =>
-      call("/v1/tasks", { method: "POST", body: JSON.stringify({ target: { type: "http", url: `${receiver.url}${path}?delay_ms=100` }, run_at: dueAt, priority }) })
-        .then((r) => r.json())
-        .then((run) => (run as Run).id);
-    for (let i = 0; i < 2000; i += 50) {
-      defaults.push(...(await Promise.all(Array.from({ length: 50 }, (_, k) => enqueue("default", `/flood/${i + k}`)))));
+    for (let i = 0; i < 2000; i += 100) {
+      const tasks = Array.from({ length: 100 }, (_, k) => task("default", `/flood/${i + k}`));
+      const res = await call("/v1/tasks/batch", { method: "POST", body: JSON.stringify({ tasks }) });
+      const { items } = (await res.json()) as { items: { status: number; run: Run }[] };
+      expect(items.every((item) => item.status === 202)).toBe(true);
+      defaults.push(...items.map((item) => item.run.id));
     }
-    const high = await enqueue("high", "/urgent");
+    const highRes = await call("/v1/tasks", { method: "POST", body: JSON.stringify(task("high", "/urgent")) });
+    const high = ((await highRes.json()) as Run).id;
+    expect(Date.now()).toBeLessThan(Date.parse(dueAt)); // the whole flood was queued before any of it was due
     const urgent = (await waitForRuns([high], 60_000)).get(high);
     expect(urgent?.status).toBe("succeeded");
     const highDone = Date.parse(urgent?.finished_at ?? "");

@@ -1,0 +1,45 @@
+import { Hono } from "hono";
+import { database } from "../db/client";
+import { DURATION_BUCKETS_MS } from "../db/schema";
+import type { Env } from "../env";
+import { lastHeartbeat } from "../heartbeat/state";
+import type { AppEnv } from "../http/types";
+import { MetricsWriter } from "./prometheus";
+import { statsSince } from "./stats";
+
+const OUTCOMES = ["succeeded", "failed", "dead", "cancelled", "missed", "skipped"] as const;
+const LATE_JOB_MS = 60_000;
+const jobLabel = (jobId: string) => (jobId === "" ? "(task)" : jobId);
+
+/** Builds the exposition from D1 (rollups and indexed counts), so every isolate reports the same numbers. */
+export async function renderMetrics(env: Env, now = Date.now()): Promise<string> {
+  const db = database(env.DB);
+  const d1 = env.DB;
+  const [stats, jobStates, runStates, late, heartbeat] = await Promise.all([
+    statsSince(db, 0),
+    d1.prepare("SELECT state, count(*) AS n FROM jobs GROUP BY state").all<{ state: string; n: number }>(),
+    d1.prepare("SELECT status, count(*) AS n FROM runs WHERE status IN ('scheduled','queued','running','retrying') GROUP BY status").all<{ status: string; n: number }>(),
+    d1.prepare("SELECT count(*) AS n FROM jobs WHERE state = 'active' AND next_run_at < ?").bind(now - LATE_JOB_MS).first<{ n: number }>(),
+    lastHeartbeat(db),
+  ]);
+  const out = new MetricsWriter();
+  out.family("taskflare_runs_total", "counter", "Finished runs by job and outcome.");
+  for (const row of stats) for (const outcome of OUTCOMES) out.sample("taskflare_runs_total", { job: jobLabel(row.job_id), outcome }, row[outcome]);
+  out.family("taskflare_run_duration_seconds", "histogram", "Duration of finished runs' last attempt.");
+  const bounds = DURATION_BUCKETS_MS.map((ms) => ms / 1000);
+  for (const row of stats) out.histogram("taskflare_run_duration_seconds", { job: jobLabel(row.job_id) }, bounds, row.buckets, row.duration_sum_ms / 1000);
+  out.family("taskflare_jobs", "gauge", "Jobs by state.");
+  for (const state of ["active", "paused", "finished"]) out.sample("taskflare_jobs", { state }, jobStates.results.find((r) => r.state === state)?.n ?? 0);
+  out.family("taskflare_runs_in_flight", "gauge", "Runs not yet finished, by status.");
+  for (const status of ["scheduled", "queued", "running", "retrying"]) out.sample("taskflare_runs_in_flight", { status }, runStates.results.find((r) => r.status === status)?.n ?? 0);
+  out.family("taskflare_jobs_late", "gauge", "Active jobs whose next fire is more than a minute overdue.");
+  out.sample("taskflare_jobs_late", {}, late?.n ?? 0);
+  out.family("taskflare_heartbeat_age_seconds", "gauge", "Seconds since the last heartbeat tick (NaN before the first).");
+  out.sample("taskflare_heartbeat_age_seconds", {}, heartbeat === undefined ? NaN : Math.max(0, (now - heartbeat) / 1000));
+  return out.toString();
+}
+
+/** GET /metrics (behind the API token). */
+export const metricsRoutes = new Hono<AppEnv>().get("/metrics", async (c) =>
+  c.body(await renderMetrics(c.env), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" }),
+);

@@ -1,0 +1,53 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { database } from "../db/client";
+import { ApiError } from "../errors";
+import { openApiApp } from "../http/openapi-app";
+import { JobId } from "../jobs/schema";
+import { getJob } from "../jobs/store";
+import { ErrorEnvelope, errorResponses } from "../schemas/common";
+import { IsoDateTime } from "../scheduling/trigger-schema";
+import { combine, JobStats, presentStats, statsSince } from "./stats";
+
+const DAY_MS = 86_400_000;
+const Window = z.object({ since: IsoDateTime.optional().openapi({ description: "Start of the window (default: 24 hours ago); counted in whole hours" }) });
+const StatsReport = z.object({ since: z.string(), overall: JobStats, jobs: z.array(JobStats) }).openapi("StatsReport");
+
+const all = createRoute({
+  method: "get",
+  path: "/stats",
+  tags: ["stats"],
+  summary: "Per-job and overall run statistics over a window",
+  request: { query: Window },
+  responses: { 200: { description: "Statistics", content: { "application/json": { schema: StatsReport } } }, ...errorResponses },
+});
+const one = createRoute({
+  method: "get",
+  path: "/jobs/{id}/stats",
+  tags: ["stats"],
+  summary: "One job's run statistics over a window",
+  request: { params: z.object({ id: JobId }), query: Window },
+  responses: {
+    200: { description: "Statistics", content: { "application/json": { schema: JobStats } } },
+    404: { description: "No such job", content: { "application/json": { schema: ErrorEnvelope } } },
+    ...errorResponses,
+  },
+});
+
+const sinceOf = (since: string | undefined) => (since === undefined ? Date.now() - DAY_MS : Date.parse(since));
+
+/** Statistics from the hourly rollups: the cost is the same for ten runs or ten million. */
+export const statsRoutes = openApiApp()
+  .openapi(all, async (c) => {
+    const since = sinceOf(c.req.valid("query").since);
+    const rows = await statsSince(database(c.env.DB), since);
+    const jobs = rows.map((r) => presentStats(r, r.job_id === "" ? null : r.job_id, r.next_run_at));
+    return c.json({ since: new Date(since).toISOString(), overall: { ...presentStats(combine(rows), null, null) }, jobs }, 200);
+  })
+  .openapi(one, async (c) => {
+    const id = c.req.valid("param").id;
+    const db = database(c.env.DB);
+    const job = await getJob(db, id);
+    if (!job) throw new ApiError("not_found", `No job ${JSON.stringify(id)}`);
+    const rows = await statsSince(db, sinceOf(c.req.valid("query").since), id);
+    return c.json(presentStats(combine(rows), id, job.nextRunAt), 200);
+  });

@@ -1,0 +1,273 @@
+import {
+  createExecutionContext,
+  createMessageBatch,
+  createScheduledController,
+  getQueueResult,
+  waitOnExecutionContext,
+  type QueueResult,
+} from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import type { Env } from "../../src/env";
+import worker from "../../src/index";
+import { BASE, TOKEN } from "./http";
+import { eventually } from "./receiver";
+
+export const TASK_QUEUE = "taskflare-tasks";
+export const HIGH_QUEUE = "taskflare-tasks-high";
+export const DEAD_LETTER_QUEUE = "taskflare-dead-letter";
+
+/** What the Worker puts on a queue: the run and the attempt to start. */
+export interface RunMessage {
+  run_id: string;
+  attempt: number;
+}
+
+/** One message the Worker sent, as a recording queue saw it. */
+export interface SentMessage {
+  queue: string;
+  body: RunMessage;
+  delaySeconds: number | undefined;
+}
+
+/** A run as the API returns it (the fields these tests read). */
+export interface RunBody {
+  id: string;
+  status: string;
+  attempt: number;
+  max_attempts: number;
+  priority: string;
+  next_attempt_at: string | null;
+  request_id: string | null;
+  retry_of: string | null;
+  result: unknown;
+  error: unknown;
+}
+
+/** A run as stored in D1, JSON columns parsed. */
+export interface StoredRun {
+  id: string;
+  status: string;
+  attempt: number;
+  max_attempts: number;
+  priority: string;
+  available_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  lease_expires_at: number | null;
+  request_id: string | null;
+  idempotency_key: string | null;
+  retry_of: string | null;
+  result: unknown;
+  error: unknown;
+  /** Bytes of the stored result and error columns, as D1 holds them. */
+  result_bytes: number;
+  error_bytes: number;
+}
+
+/** Outcome counters of the tasks' (job_id '') stats rollups, summed over all hours. */
+export interface TaskStats {
+  succeeded: number;
+  failed: number;
+  dead: number;
+  cancelled: number;
+}
+
+/** A retry policy whose retries only come when a test delivers them (real queues would wait an hour). */
+export const MANUAL_RETRY = { max_attempts: 3, backoff: 3600, max_delay: 3600 };
+
+const RUN_QUEUES: Record<"TASK_QUEUE" | "HIGH_QUEUE", string> = { TASK_QUEUE, HIGH_QUEUE };
+
+/** Sends still to fail, shared by a harness's queues (a Queues outage). */
+interface Outage {
+  failures: number;
+}
+
+/** A queue binding that records what the Worker sends instead of delivering it. */
+function recordingQueue(name: string, sent: SentMessage[], outage: Outage): Queue<unknown> {
+  const record = (body: unknown, delaySeconds: number | undefined) => {
+    if (outage.failures > 0) {
+      outage.failures--;
+      throw new Error(`simulated outage of queue ${name}`);
+    }
+    sent.push({ queue: name, body: body as RunMessage, delaySeconds });
+  };
+  const metadata = { metrics: { backlogCount: 0, backlogBytes: 0 } };
+  return {
+    async metrics() {
+      return { backlogCount: 0, backlogBytes: 0 };
+    },
+    async send(body, options) {
+      record(body, options?.delaySeconds);
+      return { metadata };
+    },
+    async sendBatch(messages, options) {
+      for (const m of messages) record(m.body, m.delaySeconds ?? options?.delaySeconds);
+      return { metadata };
+    },
+  };
+}
+
+/**
+ * The Worker's real entry points over the real D1, but with queues that record
+ * instead of deliver: the test decides when (and how often) each message the
+ * Worker sent arrives at the consumer.
+ */
+export interface Harness {
+  env: Env;
+  /** Every message the Worker sent, in order. */
+  sent: SentMessage[];
+  /** Calls an authenticated /v1 route through the Worker's fetch entry point. */
+  api(path: string, init?: { method?: string; json?: unknown; headers?: Record<string, string> }): Promise<Response>;
+  /** `POST /v1/tasks`; fails the test unless it answers 202. */
+  enqueue(body: unknown, headers?: Record<string, string>): Promise<RunBody>;
+  /** Messages sent for one run, in order. */
+  sentFor(runId: string): SentMessage[];
+  /** The last message sent for a run; fails when there is none. */
+  lastSent(runId: string): SentMessage;
+  /** Delivers messages to the Worker's queue entry point as one batch. */
+  deliver(queue: string, bodies: RunMessage[], messageIds?: string[]): Promise<QueueResult>;
+  /** Delivers a message the Worker sent, on the queue it was sent to. */
+  redeliver(message: SentMessage): Promise<QueueResult>;
+  /** Makes the next `count` sends to either queue throw. */
+  failNextSends(count: number): void;
+  /** Runs one heartbeat tick through the Worker's scheduled entry point. */
+  tick(): Promise<void>;
+}
+
+/** Builds a harness; `overrides` change bindings (e.g. a signing secret). */
+export function harness(overrides: Partial<Env> = {}): Harness {
+  const sent: SentMessage[] = [];
+  const outage: Outage = { failures: 0 };
+  const harnessEnv: Env = {
+    ...env,
+    TASK_QUEUE: recordingQueue(RUN_QUEUES.TASK_QUEUE, sent, outage),
+    HIGH_QUEUE: recordingQueue(RUN_QUEUES.HIGH_QUEUE, sent, outage),
+    ...overrides,
+  };
+  const h: Harness = {
+    env: harnessEnv,
+    sent,
+    async api(path, init = {}) {
+      const headers = new Headers(init.headers);
+      headers.set("authorization", `Bearer ${TOKEN}`);
+      let body: string | undefined;
+      if (init.json !== undefined) {
+        headers.set("content-type", "application/json");
+        body = JSON.stringify(init.json);
+      }
+      const ctx = createExecutionContext();
+      const res = await worker.fetch(new Request(`${BASE}${path}`, { method: init.method ?? "GET", headers, body }), harnessEnv, ctx);
+      await waitOnExecutionContext(ctx);
+      return res;
+    },
+    async enqueue(body, headers = {}) {
+      const res = await h.api("/v1/tasks", { method: "POST", json: body, headers });
+      if (res.status !== 202) throw new Error(`POST /v1/tasks answered ${res.status}: ${await res.text()}`);
+      return res.json<RunBody>();
+    },
+    sentFor(runId) {
+      return sent.filter((m) => m.body.run_id === runId);
+    },
+    lastSent(runId) {
+      const mine = h.sentFor(runId);
+      const last = mine[mine.length - 1];
+      if (!last) throw new Error(`no message was sent for ${runId}`);
+      return last;
+    },
+    async deliver(queue, bodies, messageIds) {
+      const messages = bodies.map((body, i) => ({
+        id: messageIds?.[i] ?? crypto.randomUUID(),
+        timestamp: Date.now(),
+        attempts: 1,
+        body,
+      }));
+      const batch = createMessageBatch(queue, messages);
+      const ctx = createExecutionContext();
+      await worker.queue(batch as MessageBatch<unknown>, harnessEnv, ctx);
+      return getQueueResult(batch, ctx);
+    },
+    redeliver(message) {
+      return h.deliver(message.queue, [message.body]);
+    },
+    failNextSends(count) {
+      outage.failures = count;
+    },
+    async tick() {
+      const ctx = createExecutionContext();
+      await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: "* * * * *" }), harnessEnv, ctx);
+      await waitOnExecutionContext(ctx);
+    },
+  };
+  return h;
+}
+
+interface RawRun extends Omit<StoredRun, "result" | "error"> {
+  result: string | null;
+  error: string | null;
+}
+
+/** The run's row in D1, or undefined. */
+export async function storedRun(id: string): Promise<StoredRun | undefined> {
+  const raw = await env.DB.prepare(
+    `SELECT *, coalesce(length(CAST(result AS BLOB)), 0) AS result_bytes, coalesce(length(CAST(error AS BLOB)), 0) AS error_bytes
+     FROM runs WHERE id = ?`,
+  )
+    .bind(id)
+    .first<RawRun>();
+  if (!raw) return undefined;
+  const parse = (text: string | null): unknown => (text === null ? null : JSON.parse(text));
+  return { ...raw, result: parse(raw.result), error: parse(raw.error) };
+}
+
+/** The run's row in D1; fails when it does not exist. */
+export async function mustStoredRun(id: string): Promise<StoredRun> {
+  const run = await storedRun(id);
+  if (!run) throw new Error(`run ${id} is not in D1`);
+  return run;
+}
+
+/** Polls D1 until the run has one of `statuses`. */
+export function runReaches(id: string, statuses: string[], timeoutMs = 10_000): Promise<StoredRun> {
+  return eventually(
+    async () => {
+      const run = await storedRun(id);
+      return run && statuses.includes(run.status) ? run : undefined;
+    },
+    timeoutMs,
+    `run ${id} to reach ${statuses.join("/")}`,
+  );
+}
+
+/** Setup only: the time a waiting run was waiting for has passed (`agoMs` ago). */
+export async function makeDue(id: string, agoMs = 1): Promise<void> {
+  await env.DB.prepare("UPDATE runs SET available_at = ? WHERE id = ?").bind(Date.now() - agoMs, id).run();
+}
+
+/** Setup only: the lease of a running run ran out (its consumer is gone). */
+export async function expireLease(id: string): Promise<void> {
+  const past = Date.now() - 1;
+  await env.DB.prepare("UPDATE runs SET lease_expires_at = ?, available_at = ? WHERE id = ? AND status = 'running'").bind(past, past, id).run();
+}
+
+/** The tasks' stats rollup totals (job_id ''). */
+export async function taskStats(): Promise<TaskStats> {
+  const row = await env.DB.prepare(
+    `SELECT coalesce(sum(succeeded), 0) AS succeeded, coalesce(sum(failed), 0) AS failed,
+            coalesce(sum(dead), 0) AS dead, coalesce(sum(cancelled), 0) AS cancelled
+     FROM job_stats WHERE job_id = ''`,
+  ).first<TaskStats>();
+  return row ?? { succeeded: 0, failed: 0, dead: 0, cancelled: 0 };
+}
+
+/** How the task stats changed between two readings. */
+export function statsDelta(before: TaskStats, after: TaskStats): TaskStats {
+  return {
+    succeeded: after.succeeded - before.succeeded,
+    failed: after.failed - before.failed,
+    dead: after.dead - before.dead,
+    cancelled: after.cancelled - before.cancelled,
+  };
+}
+
+/** No change in any outcome counter. */
+export const NO_CHANGE: TaskStats = { succeeded: 0, failed: 0, dead: 0, cancelled: 0 };

@@ -1,0 +1,241 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { api, type ErrorBody } from "../helpers/http";
+import { received, receiverUrl } from "../helpers/receiver";
+import {
+  harness,
+  MANUAL_RETRY,
+  mustStoredRun,
+  NO_CHANGE,
+  runReaches,
+  statsDelta,
+  taskStats,
+  type Harness,
+  type RunBody,
+} from "../helpers/runs";
+
+const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+function cancel(h: Harness, id: string) {
+  return h.api(`/v1/runs/${id}/cancel`, { method: "POST" });
+}
+
+function retry(h: Harness, id: string) {
+  return h.api(`/v1/runs/${id}/retry`, { method: "POST" });
+}
+
+describe("POST /v1/runs/:id/cancel", () => {
+  it("a queued run that is cancelled never starts, even when its message arrives", async () => {
+    const h = harness();
+    const { url, prefix } = receiverUrl();
+    const run = await h.enqueue({ target: { type: "http", url } });
+    expect(run.status).toBe("queued");
+    const before = await taskStats();
+
+    const res = await cancel(h, run.id);
+    expect(res.status).toBe(200);
+    expect((await res.json<RunBody>()).status).toBe("cancelled");
+    await h.redeliver(h.lastSent(run.id));
+
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "cancelled", attempt: 0, started_at: null });
+    expect(await received(prefix)).toHaveLength(0);
+    expect(statsDelta(before, await taskStats())).toEqual({ ...NO_CHANGE, cancelled: 1 });
+  });
+
+  it("a scheduled run that is cancelled never starts, even when its message arrives after it is due", async () => {
+    const h = harness();
+    const { url, prefix } = receiverUrl();
+    const run = await h.enqueue({ target: { type: "http", url }, delay: 3600 });
+    expect(run.status).toBe("scheduled");
+
+    expect((await cancel(h, run.id)).status).toBe(200);
+    await h.redeliver(h.lastSent(run.id));
+
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "cancelled", attempt: 0 });
+    expect(await received(prefix)).toHaveLength(0);
+  });
+
+  it("a retrying run that is cancelled never starts its next attempt", async () => {
+    const h = harness();
+    const { url, prefix } = receiverUrl("status=503");
+    const run = await h.enqueue({ target: { type: "http", url }, retry: MANUAL_RETRY });
+    await h.redeliver(h.lastSent(run.id));
+    expect((await mustStoredRun(run.id)).status).toBe("retrying");
+
+    expect((await cancel(h, run.id)).status).toBe(200);
+    await h.redeliver(h.lastSent(run.id));
+
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "cancelled", attempt: 1 });
+    expect(await received(prefix)).toHaveLength(1);
+  });
+
+  it("a running run is cancelled at once; its attempt's result is ignored and it is counted cancelled once", async () => {
+    const h = harness();
+    const { url, prefix } = receiverUrl("delay_ms=500");
+    const run = await h.enqueue({ target: { type: "http", url }, retry: MANUAL_RETRY });
+    const before = await taskStats();
+    const inFlight = h.redeliver(h.lastSent(run.id));
+    await runReaches(run.id, ["running"]);
+
+    const res = await cancel(h, run.id);
+    expect(res.status).toBe(200);
+    const cancelledAt = await mustStoredRun(run.id);
+    expect(cancelledAt.status).toBe("cancelled");
+    await inFlight;
+
+    expect(await mustStoredRun(run.id)).toEqual(cancelledAt);
+    expect(await received(prefix)).toHaveLength(1);
+    expect(h.sentFor(run.id)).toHaveLength(1);
+    expect(statsDelta(before, await taskStats())).toEqual({ ...NO_CHANGE, cancelled: 1 });
+  });
+
+  it("a running attempt that fails after its run was cancelled is not retried", async () => {
+    const h = harness();
+    const { url } = receiverUrl("status=503&delay_ms=300");
+    const run = await h.enqueue({ target: { type: "http", url }, retry: MANUAL_RETRY });
+    const inFlight = h.redeliver(h.lastSent(run.id));
+    await runReaches(run.id, ["running"]);
+
+    await cancel(h, run.id);
+    await inFlight;
+
+    expect((await mustStoredRun(run.id)).status).toBe("cancelled");
+    expect(h.sentFor(run.id)).toHaveLength(1);
+  });
+
+  it.each([
+    ["succeeded", "status=200"],
+    ["failed", "status=404"],
+  ])("cancelling a %s run answers 409 and changes nothing", async (status, query) => {
+    const h = harness();
+    const { url } = receiverUrl(query);
+    const run = await h.enqueue({ target: { type: "http", url } });
+    await h.redeliver(h.lastSent(run.id));
+    const finished = await mustStoredRun(run.id);
+    expect(finished.status).toBe(status);
+    const before = await taskStats();
+
+    const res = await cancel(h, run.id);
+
+    expect(res.status).toBe(409);
+    expect((await res.json<ErrorBody>()).error.code).toBe("conflict");
+    expect(await mustStoredRun(run.id)).toEqual(finished);
+    expect(statsDelta(before, await taskStats())).toEqual(NO_CHANGE);
+  });
+
+  it("cancelling a cancelled run answers 409 and counts it once", async () => {
+    const h = harness();
+    const { url } = receiverUrl();
+    const run = await h.enqueue({ target: { type: "http", url }, delay: 3600 });
+    const before = await taskStats();
+    expect((await cancel(h, run.id)).status).toBe(200);
+    expect((await cancel(h, run.id)).status).toBe(409);
+    expect(statsDelta(before, await taskStats())).toEqual({ ...NO_CHANGE, cancelled: 1 });
+  });
+
+  it("cancelling an unknown run answers 404", async () => {
+    const res = await cancel(harness(), "run_does_not_exist");
+    expect(res.status).toBe(404);
+    expect((await res.json<ErrorBody>()).error.code).toBe("not_found");
+  });
+});
+
+describe("POST /v1/runs/:id/retry", () => {
+  it("retrying a failed run creates a new run naming the old one, delivered under a new webhook-id", async () => {
+    const h = harness({ WEBHOOK_SIGNING_SECRET: SECRET });
+    const { url, prefix } = receiverUrl("status=404");
+    const old = await h.enqueue({ target: { type: "http", url } });
+    await h.redeliver(h.lastSent(old.id));
+    expect((await mustStoredRun(old.id)).status).toBe("failed");
+
+    const res = await retry(h, old.id);
+
+    expect(res.status).toBe(202);
+    const fresh = await res.json<RunBody>();
+    expect(fresh.id).not.toBe(old.id);
+    const stored = await mustStoredRun(fresh.id);
+    expect(stored).toMatchObject({ status: "queued", attempt: 0, retry_of: old.id });
+    await h.redeliver(h.lastSent(fresh.id));
+    const got = await received(prefix);
+    expect(got.map((r) => r.headers["webhook-id"])).toEqual([old.id, fresh.id]);
+    expect(await mustStoredRun(old.id)).toMatchObject({ status: "failed" });
+  });
+
+  it("retrying a dead run creates a new run that runs again", async () => {
+    const h = harness();
+    const { url, prefix } = receiverUrl("status=500&fail_times=1");
+    const old = await h.enqueue({ target: { type: "http", url }, retry: { ...MANUAL_RETRY, max_attempts: 1 } });
+    await h.redeliver(h.lastSent(old.id));
+    expect((await mustStoredRun(old.id)).status).toBe("dead");
+
+    const fresh = await (await retry(h, old.id)).json<RunBody>();
+    await h.redeliver(h.lastSent(fresh.id));
+
+    expect(await mustStoredRun(fresh.id)).toMatchObject({ status: "succeeded", attempt: 1, retry_of: old.id });
+    expect(await received(prefix)).toHaveLength(2);
+  });
+
+  it("retrying a succeeded run answers 409 and creates nothing", async () => {
+    const h = harness();
+    const { url } = receiverUrl();
+    const run = await h.enqueue({ target: { type: "http", url } });
+    await h.redeliver(h.lastSent(run.id));
+
+    const res = await retry(h, run.id);
+
+    expect(res.status).toBe(409);
+    const count = await env.DB.prepare("SELECT count(*) AS n FROM runs WHERE retry_of = ?").bind(run.id).first<{ n: number }>();
+    expect(count?.n).toBe(0);
+  });
+
+  it("retrying a queued run answers 409", async () => {
+    const h = harness();
+    const { url } = receiverUrl();
+    const run = await h.enqueue({ target: { type: "http", url } });
+    expect((await retry(h, run.id)).status).toBe(409);
+    expect(h.sent).toHaveLength(1);
+  });
+
+  it("retrying an unknown run answers 404", async () => {
+    const res = await retry(harness(), "run_does_not_exist");
+    expect(res.status).toBe(404);
+    expect((await res.json<ErrorBody>()).error.code).toBe("not_found");
+  });
+});
+
+describe("POST /v1/tasks with an Idempotency-Key", () => {
+  it("ten concurrent requests with one key answer one run, stored once and sent once", async () => {
+    const h = harness();
+    const { url, prefix } = receiverUrl();
+    const key = `idem-${crypto.randomUUID()}`;
+    const responses = await Promise.all(
+      Array.from({ length: 10 }, () => h.api("/v1/tasks", { method: "POST", json: { target: { type: "http", url } }, headers: { "idempotency-key": key } })),
+    );
+
+    expect(responses.map((r) => r.status)).toEqual(Array(10).fill(202));
+    const ids = await Promise.all(responses.map(async (r) => (await r.json<RunBody>()).id));
+    expect(new Set(ids).size).toBe(1);
+    expect(responses.filter((r) => r.headers.get("idempotent-replayed") === "true")).toHaveLength(9);
+    const rows = await env.DB.prepare("SELECT id FROM runs WHERE idempotency_key = ?").bind(key).all<{ id: string }>();
+    expect(rows.results.map((r) => r.id)).toEqual([ids[0]]);
+    expect(h.sent).toHaveLength(1);
+    for (const message of h.sent) await h.redeliver(message);
+    expect(await received(prefix)).toHaveLength(1);
+  });
+
+  it("ten concurrent requests with one key deliver the target once through the real queue", async () => {
+    const { url, prefix } = receiverUrl();
+    const key = `idem-${crypto.randomUUID()}`;
+    const responses = await Promise.all(
+      Array.from({ length: 10 }, () => api("/v1/tasks", { method: "POST", json: { target: { type: "http", url } }, headers: { "idempotency-key": key } })),
+    );
+    const ids = new Set(await Promise.all(responses.map(async (r) => (await r.json<RunBody>()).id)));
+    expect(ids.size).toBe(1);
+    const [id] = [...ids];
+    if (id === undefined) throw new Error("no run id");
+
+    expect(await runReaches(id, ["succeeded", "failed", "dead", "cancelled"])).toMatchObject({ status: "succeeded", attempt: 1 });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await received(prefix)).toHaveLength(1);
+  });
+});

@@ -1,0 +1,172 @@
+import { describe, expect, it } from "vitest";
+import { MAX_QUEUE_DELAY_SECONDS } from "../../src/execution/dispatch";
+import { received, receiverUrl } from "../helpers/receiver";
+import {
+  DEAD_LETTER_QUEUE,
+  expireLease,
+  harness,
+  makeDue,
+  MANUAL_RETRY,
+  mustStoredRun,
+  NO_CHANGE,
+  runReaches,
+  statsDelta,
+  TASK_QUEUE,
+  taskStats,
+} from "../helpers/runs";
+
+// Every accepted task reaches a final state: a lost message, a vanished
+// consumer or a message that exhausted its deliveries must not strand a run.
+
+describe("queue: recovering lost messages and consumers", () => {
+  it("a retry whose message could not be sent is sent when the queue redelivers the attempt's message", async () => {
+    const h = harness();
+    const { url, prefix } = receiverUrl("status=503&fail_times=1");
+    const run = await h.enqueue({ target: { type: "http", url }, retry: { max_attempts: 3, backoff: 1, max_delay: 1 } });
+    const first = h.lastSent(run.id);
+    h.failNextSends(1);
+
+    const failed = await h.redeliver(first);
+    expect(failed.retryMessages).toHaveLength(1);
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "retrying", attempt: 1 });
+    await h.redeliver(first);
+
+    const next = h.lastSent(run.id);
+    expect(next.body).toEqual({ run_id: run.id, attempt: 2 });
+    await makeDue(run.id);
+    await h.redeliver(next);
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "succeeded", attempt: 2 });
+    expect(await received(prefix)).toHaveLength(2);
+  });
+
+  it("a retrying run whose message was lost is re-sent by the heartbeat once it is overdue", async () => {
+    const h = harness();
+    const { url, prefix } = receiverUrl("status=503&fail_times=1");
+    const run = await h.enqueue({ target: { type: "http", url }, retry: { max_attempts: 3, backoff: 1, max_delay: 1 } });
+    await h.redeliver(h.lastSent(run.id));
+    const lost = h.sent.length;
+
+    await makeDue(run.id, 10 * 60_000);
+    await h.tick();
+
+    const resent = h.sentFor(run.id).filter((m) => h.sent.indexOf(m) >= lost);
+    expect(resent.map((m) => m.body)).toEqual([{ run_id: run.id, attempt: 2 }]);
+    await h.redeliver(h.lastSent(run.id));
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "succeeded", attempt: 2 });
+    expect(await received(prefix)).toHaveLength(2);
+  });
+
+  it("a running run whose consumer vanished is reclaimed by the heartbeat once its lease expired, and then succeeds", async () => {
+    const h = harness();
+    const { url, prefix } = receiverUrl("delay_ms=300");
+    const run = await h.enqueue({ target: { type: "http", url }, retry: MANUAL_RETRY });
+    const before = await taskStats();
+    const lost = h.redeliver(h.lastSent(run.id));
+    await runReaches(run.id, ["running"]);
+    await expireLease(run.id);
+
+    await h.tick();
+
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "retrying", attempt: 1 });
+    const next = h.lastSent(run.id);
+    expect(next.body).toEqual({ run_id: run.id, attempt: 2 });
+    await lost;
+    await h.redeliver(next);
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "succeeded", attempt: 2 });
+    expect(await received(prefix)).toHaveLength(2);
+    expect(statsDelta(before, await taskStats())).toEqual({ ...NO_CHANGE, succeeded: 1 });
+  });
+
+  it("a message that arrived early and could not be re-sent is redelivered by the queue, not lost", async () => {
+    const h = harness();
+    const { url } = receiverUrl();
+    const run = await h.enqueue({ target: { type: "http", url }, delay: 2 * 86_400 });
+    const first = h.lastSent(run.id);
+    h.failNextSends(1);
+
+    const failed = await h.redeliver(first);
+    expect(failed.retryMessages).toHaveLength(1);
+    await h.redeliver(first);
+
+    expect(h.sentFor(run.id).map((m) => m.body.attempt)).toEqual([1, 1]);
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "scheduled", attempt: 0 });
+  });
+});
+
+describe("queue: the dead-letter consumer", () => {
+  it("marks a waiting run whose message was dead-lettered as dead and counts it once", async () => {
+    const h = harness();
+    const { url, prefix } = receiverUrl();
+    const run = await h.enqueue({ target: { type: "http", url }, delay: 3600 });
+    const before = await taskStats();
+
+    await h.deliver(DEAD_LETTER_QUEUE, [{ run_id: run.id, attempt: 1 }]);
+    await h.deliver(DEAD_LETTER_QUEUE, [{ run_id: run.id, attempt: 1 }]);
+
+    const dead = await mustStoredRun(run.id);
+    expect(dead.status).toBe("dead");
+    expect(JSON.stringify(dead.error)).toContain("dead-lettered");
+    expect(statsDelta(before, await taskStats())).toEqual({ ...NO_CHANGE, dead: 1 });
+    expect(await received(prefix)).toHaveLength(0);
+  });
+
+  it("leaves a finished run as it is", async () => {
+    const h = harness();
+    const { url } = receiverUrl();
+    const run = await h.enqueue({ target: { type: "http", url } });
+    await h.redeliver(h.lastSent(run.id));
+    const succeeded = await mustStoredRun(run.id);
+    const before = await taskStats();
+
+    const result = await h.deliver(DEAD_LETTER_QUEUE, [{ run_id: run.id, attempt: 1 }]);
+
+    expect(result.explicitAcks).toHaveLength(1);
+    expect(await mustStoredRun(run.id)).toEqual(succeeded);
+    expect(statsDelta(before, await taskStats())).toEqual(NO_CHANGE);
+  });
+
+  it("ignores a dead-lettered message for an attempt that already happened, so the pending retry still runs", async () => {
+    const h = harness();
+    const { url, prefix } = receiverUrl("status=503&fail_times=1");
+    const run = await h.enqueue({ target: { type: "http", url }, retry: MANUAL_RETRY });
+    await h.redeliver(h.lastSent(run.id));
+    const retry = h.lastSent(run.id);
+    expect(retry.body.attempt).toBe(2);
+
+    // A duplicate copy of attempt 1's message exhausted its deliveries.
+    await h.deliver(DEAD_LETTER_QUEUE, [{ run_id: run.id, attempt: 1 }]);
+
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "retrying", attempt: 1 });
+    await makeDue(run.id);
+    await h.redeliver(retry);
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "succeeded", attempt: 2 });
+    expect(await received(prefix)).toHaveLength(2);
+  });
+});
+
+describe("queue: delays longer than the queue allows", () => {
+  const TWO_DAYS = 2 * 86_400;
+
+  it("a run due in two days is sent with the queue's maximum delay", async () => {
+    const h = harness();
+    const { url } = receiverUrl();
+    const run = await h.enqueue({ target: { type: "http", url }, delay: TWO_DAYS });
+    expect(h.sentFor(run.id)).toEqual([{ queue: TASK_QUEUE, body: { run_id: run.id, attempt: 1 }, delaySeconds: MAX_QUEUE_DELAY_SECONDS }]);
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "scheduled", attempt: 0 });
+  });
+
+  it("a message that arrives before its run is due is re-sent rather than started early", async () => {
+    const h = harness();
+    const { url, prefix } = receiverUrl();
+    const run = await h.enqueue({ target: { type: "http", url }, delay: TWO_DAYS });
+
+    const result = await h.redeliver(h.lastSent(run.id));
+
+    expect(result.explicitAcks).toHaveLength(1);
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "scheduled", attempt: 0, started_at: null });
+    expect(await received(prefix)).toHaveLength(0);
+    const resent = h.sentFor(run.id);
+    expect(resent).toHaveLength(2);
+    expect(resent[1]).toEqual({ queue: TASK_QUEUE, body: { run_id: run.id, attempt: 1 }, delaySeconds: MAX_QUEUE_DELAY_SECONDS });
+  });
+});
