@@ -1,4 +1,5 @@
 import { bodyLimit } from "hono/body-limit";
+import { dashboardRoutes } from "./dashboard/routes";
 import { ApiError, errorResponse } from "./errors";
 import { healthRoutes } from "./health/routes";
 import { accessLog } from "./http/access-log";
@@ -21,20 +22,20 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 export function createApp() {
   const app = openApiApp();
   app.use("*", requestId, accessLog);
-  app.use(
-    "*",
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: () => {
-        throw new ApiError("payload_too_large", `Request body exceeds ${MAX_BODY_BYTES} bytes`);
-      },
-    }),
-  );
+  const limitBody = bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: () => {
+      throw new ApiError("payload_too_large", `Request body exceeds ${MAX_BODY_BYTES} bytes`);
+    },
+  });
+  // GET and HEAD carry no body; bodyLimit would rebuild such a request and fail on a stray one.
+  app.use("*", (c, next) => (c.req.method === "GET" || c.req.method === "HEAD" ? next() : limitBody(c, next)));
   app.use("/v1/*", requireToken);
   app.use("/metrics", requireToken);
 
   app.route("/", healthRoutes);
   app.route("/", metricsRoutes);
+  app.route("/", dashboardRoutes);
   app.route("/v1", schedulerRoutes);
   app.route("/v1", taskRoutes);
   app.route("/v1", runRoutes);

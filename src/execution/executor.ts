@@ -10,7 +10,7 @@ import { isFinal, type RunStatus } from "../runs/transitions";
 import { retryDelaySeconds } from "./backoff";
 import { dispatchRun } from "./dispatch";
 import { onRunFinished } from "./finished";
-import { RetryPolicy, Target } from "./target-schema";
+import { RetryPolicy, Target, type HttpTarget } from "./target-schema";
 
 const RunMessage = z.object({ run_id: z.string().min(1).max(100), attempt: z.number().int().min(1) });
 
@@ -28,11 +28,15 @@ function describeError(error: unknown): Record<string, unknown> {
   return { message: error instanceof Error ? `${error.name}: ${error.message}` : String(error) };
 }
 
+function httpArgs({ type: _type, ...args }: HttpTarget): Omit<HttpTarget, "type"> {
+  return args;
+}
+
 async function runTarget(env: Env, run: RunRow): Promise<unknown> {
   const target = Target.parse(run.target);
   const handler = findHandler(target.type === "http" ? "http" : target.name);
   if (!handler) throw new PermanentError(`unknown handler ${target.type === "handler" ? target.name : "http"}`);
-  const args = target.type === "http" ? { ...target, type: undefined } : target.args ?? {};
+  const args = target.type === "http" ? httpArgs(target) : (target.args ?? {});
   const parsed = handler.args.safeParse(args);
   if (!parsed.success) throw new PermanentError(`invalid arguments for handler ${handler.name}`);
   const timeoutMs = run.timeout * 1000;

@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { FreeJson } from "../schemas/json";
 
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}$/;
 // Headers Taskflare sets itself on every outbound request; a target may not forge them.
@@ -20,9 +21,10 @@ export const HttpTarget = z
       .refine((h) => Object.keys(h).length <= 50, "at most 50 headers")
       .refine((h) => Object.keys(h).every((k) => !RESERVED_HEADERS.has(k.toLowerCase())), "reserved header")
       .optional(),
-    body: z.unknown().optional().openapi({ description: "JSON value, or a string sent as is" }),
+    body: FreeJson.optional().openapi({ description: "JSON value, or a string sent as is" }),
     timeout: Timeout.optional(),
   })
+  .strict()
   .openapi("HttpTarget");
 
 /** A named TypeScript handler registered in this Worker. */
@@ -30,9 +32,10 @@ export const HandlerTarget = z
   .object({
     type: z.literal("handler"),
     name: z.string().min(1).max(100),
-    args: z.unknown().optional(),
+    args: FreeJson.optional(),
     timeout: Timeout.optional(),
   })
+  .strict()
   .openapi("HandlerTarget");
 
 /** What a job or task runs. Handler names and arguments are checked against the registry. */
@@ -49,6 +52,7 @@ export const RetryPolicy = z
     backoff: z.number().min(0).max(3600).default(2),
     max_delay: z.number().min(0).max(86_400).default(300),
   })
+  .strict()
   .openapi("RetryPolicy");
 
 export type RetryPolicy = z.infer<typeof RetryPolicy>;

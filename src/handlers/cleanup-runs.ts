@@ -7,7 +7,7 @@ import { defineHandler } from "./registry";
 export const cleanupRunsHandler = defineHandler({
   name: "cleanup-runs",
   description: "Deletes finished runs older than `older_than_days` (default RUN_RETENTION_DAYS or 30); job_stats rollups are kept.",
-  args: z.object({
+  args: z.strictObject({
     older_than_days: z.number().int().min(1).max(3650).optional(),
     max_rows: z.number().int().min(1).max(100_000).default(10_000),
   }),

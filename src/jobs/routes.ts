@@ -3,7 +3,7 @@ import type { Context } from "hono";
 import { inArray, and, eq } from "drizzle-orm";
 import { database } from "../db/client";
 import { runs } from "../db/schema";
-import { readConfig, type Env } from "../env";
+import { readConfig } from "../env";
 import { ApiError } from "../errors";
 import { validateTarget } from "../execution/validate-target";
 import type { AppEnv } from "../http/types";
@@ -13,10 +13,10 @@ import { listRuns } from "../runs/queries";
 import { Run, RunList, toRun } from "../runs/schema";
 import { WAITING } from "../runs/transitions";
 import { ErrorEnvelope, errorResponses } from "../schemas/common";
-import type { RunNowResult } from "../scheduling/job-object";
+import { armJob, requireJob, runJobNow, setJobPaused } from "./actions";
 import { jobObject, toJob } from "./present";
 import { Job, JobCreate, JobDefinition, JobId, JobList, JobListQuery, JobPatch } from "./schema";
-import { definitionOf, deleteJob, getJob, insertJob, listJobs, updateJob, upsertJob, type JobRow } from "./store";
+import { definitionOf, deleteJob, insertJob, listJobs, updateJob, upsertJob } from "./store";
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 const body = <T extends z.ZodType>(schema: T) => ({ required: true, content: { "application/json": { schema } } });
@@ -24,27 +24,8 @@ const IdParam = z.object({ id: JobId });
 const notFound = { 404: json(ErrorEnvelope, "No such job") };
 const conflict = { 409: json(ErrorEnvelope, "Conflict") };
 
-/** Writes the job's new version to its JobObject and returns the row as the JobObject left it. */
-async function arm(env: Env, row: JobRow): Promise<JobRow> {
-  const schedule = await jobObject(env, row.id).sync(row);
-  return { ...row, nextRunAt: schedule.nextRunAt, state: schedule.state };
-}
-
 function checkDefinition(c: Context<AppEnv>, def: JobDefinition): JobDefinition {
   return { ...def, target: validateTarget(def.target, readConfig(c.env)) };
-}
-
-async function requireJob(env: Env, id: string): Promise<JobRow> {
-  const row = await getJob(database(env.DB), id);
-  if (!row) throw new ApiError("not_found", `No job ${JSON.stringify(id)}`);
-  return row;
-}
-
-async function setPaused(env: Env, id: string, paused: boolean): Promise<JobRow> {
-  const row = await requireJob(env, id);
-  const updated = await updateJob(database(env.DB), id, { ...definitionOf(row), paused }, Date.now());
-  if (!updated) throw new ApiError("not_found", `No job ${JSON.stringify(id)}`);
-  return arm(env, updated);
 }
 
 const routes = {
@@ -67,12 +48,12 @@ export const jobRoutes = openApiApp()
     const id = requested ?? newId("job");
     const row = await insertJob(database(c.env.DB), id, checkDefinition(c, def), Date.now());
     if (!row) throw new ApiError("conflict", `A job with id ${JSON.stringify(id)} exists; use PUT to replace it`, { id });
-    return c.json(toJob(await arm(c.env, row), true), 201);
+    return c.json(toJob(await armJob(c.env, row), true), 201);
   })
   .openapi(routes.put, async (c) => {
     const id = c.req.valid("param").id;
     const { row, created } = await upsertJob(database(c.env.DB), id, checkDefinition(c, c.req.valid("json")), Date.now());
-    return c.json(toJob(await arm(c.env, row), true), created ? 201 : 200);
+    return c.json(toJob(await armJob(c.env, row), true), created ? 201 : 200);
   })
   .openapi(routes.list, async (c) => {
     const q = c.req.valid("query");
@@ -87,7 +68,7 @@ export const jobRoutes = openApiApp()
     const merged = JobDefinition.parse({ ...definitionOf(row), ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) });
     const updated = await updateJob(database(c.env.DB), id, checkDefinition(c, merged), Date.now());
     if (!updated) throw new ApiError("not_found", `No job ${JSON.stringify(id)}`);
-    return c.json(toJob(await arm(c.env, updated), true), 200);
+    return c.json(toJob(await armJob(c.env, updated), true), 200);
   })
   .openapi(routes.delete, async (c) => {
     const id = c.req.valid("param").id;
@@ -103,23 +84,9 @@ export const jobRoutes = openApiApp()
     await jobObject(c.env, id).remove();
     return c.body(null, 204);
   })
-  .openapi(routes.pause, async (c) => c.json(toJob(await setPaused(c.env, c.req.valid("param").id, true), true), 200))
-  .openapi(routes.resume, async (c) => c.json(toJob(await setPaused(c.env, c.req.valid("param").id, false), true), 200))
-  .openapi(routes.run, async (c) => {
-    const id = c.req.valid("param").id;
-    const row = await requireJob(c.env, id);
-    const stub = jobObject(c.env, id);
-    // RPC types cannot express the run's JSON columns; the shape is RunNowResult.
-    let result = (await stub.runNow(c.get("requestId"))) as unknown as RunNowResult;
-    if (!result.run && result.reason === "not_found") {
-      await stub.sync(row); // the JobObject lost its state (or never had it): heal, then retry once
-      result = (await stub.runNow(c.get("requestId"))) as unknown as RunNowResult;
-    }
-    if (!result.run) {
-      throw new ApiError("conflict", `max_instances (${row.maxInstances}) runs of this job are in flight`, { in_flight: result.inFlight });
-    }
-    return c.json(toRun(result.run), 202);
-  })
+  .openapi(routes.pause, async (c) => c.json(toJob(await setJobPaused(c.env, c.req.valid("param").id, true), true), 200))
+  .openapi(routes.resume, async (c) => c.json(toJob(await setJobPaused(c.env, c.req.valid("param").id, false), true), 200))
+  .openapi(routes.run, async (c) => c.json(toRun(await runJobNow(c.env, c.req.valid("param").id, c.get("requestId"))), 202))
   .openapi(routes.runs, async (c) => {
     const id = c.req.valid("param").id;
     await requireJob(c.env, id);

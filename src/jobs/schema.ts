@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { Priority, RetryPolicy, Target, Timeout } from "../execution/target-schema";
+import { FreeJson } from "../schemas/json";
 import { FireTime, schedulingFields, Trigger } from "../scheduling/trigger-schema";
 
 /** A job id: a slug the user chooses (or one is generated). */
@@ -27,14 +28,24 @@ const jobFields = {
   priority: Priority.default("default"),
   paused: z.boolean().default(false),
   tags: z.array(z.string().min(1).max(64)).max(20).optional(),
-  metadata: z.record(z.string().max(64), z.unknown()).optional()
+  metadata: z.record(z.string().max(64), FreeJson).optional()
     .refine((m) => m === undefined || JSON.stringify(m).length <= 16_384, "metadata is larger than 16 KiB"),
 };
 
+/** The window a job fires in: the trigger's own start/end win over the job's. */
+function checkWindow(job: { trigger: Trigger; start_date?: string; end_date?: string }, ctx: z.RefinementCtx): void {
+  const own: { start_date?: string; end_date?: string } = job.trigger.type === "date" ? {} : job.trigger;
+  const start = own.start_date ?? job.start_date;
+  const end = own.end_date ?? job.end_date;
+  if (start && end && Date.parse(end) < Date.parse(start)) {
+    ctx.addIssue({ code: "custom", path: ["end_date"], message: "end_date is before start_date" });
+  }
+}
+
 /** Body of `PUT /v1/jobs/:id` (the id is in the path). */
-export const JobDefinition = z.object(jobFields).strict().openapi("JobDefinition");
+export const JobDefinition = z.object(jobFields).strict().superRefine(checkWindow).openapi("JobDefinition");
 /** Body of `POST /v1/jobs`. */
-export const JobCreate = z.object({ id: JobId.optional(), ...jobFields }).strict().openapi("JobCreate");
+export const JobCreate = z.object({ id: JobId.optional(), ...jobFields }).strict().superRefine(checkWindow).openapi("JobCreate");
 /** Body of `PATCH /v1/jobs/:id`: any subset; a new trigger reschedules. */
 export const JobPatch = z
   .object({
@@ -64,7 +75,7 @@ export const JobState = z.enum(["active", "paused", "finished"]).openapi("JobSta
 export const Job = z
   .object({
     id: z.string(),
-    ...JobDefinition.shape,
+    ...jobFields,
     name: z.string(),
     state: JobState,
     version: z.number().int(),

@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { Target } from "../execution/target-schema";
+import { IsoDateTime } from "../scheduling/trigger-schema";
 import type { RunRow } from "./store";
 import { RUN_STATUSES } from "./transitions";
 
@@ -66,8 +67,8 @@ export function toRun(row: RunRow): Run {
 export const RunListQuery = z.object({
   status: RunStatus.optional(),
   job_id: z.string().min(1).max(200).optional(),
-  since: z.string().datetime({ offset: true }).optional().openapi({ description: "Created at or after" }),
-  until: z.string().datetime({ offset: true }).optional().openapi({ description: "Created before" }),
+  since: IsoDateTime.optional().openapi({ description: "Created at or after" }),
+  until: IsoDateTime.optional().openapi({ description: "Created before" }),
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: z.string().max(200).optional(),
 });

@@ -29,7 +29,11 @@ export const IsoDateTime = z
   .string()
   .max(64)
   .superRefine((value, ctx) => {
-    if (value.length > 64) return; // max() reports it; don't echo a huge value back
+    // zod's max() counts code points; this guard counts UTF-16 units, so report length here too.
+    if (value.length > 64) {
+      ctx.addIssue({ code: "custom", message: "date-time is longer than 64 characters" });
+      return;
+    }
     const problem = dateTimeProblem(value);
     if (problem) ctx.addIssue({ code: "custom", message: problem });
   })
@@ -40,7 +44,7 @@ export const TimeZone = z
   .string()
   .max(64)
   .superRefine((value, ctx) => {
-    if (value.length <= 64 && !isKnownTimeZone(value)) {
+    if (value.length > 64 || !isKnownTimeZone(value)) {
       ctx.addIssue({ code: "custom", message: `unknown time zone ${JSON.stringify(value)}` });
     }
   })
@@ -71,7 +75,7 @@ export const CronTrigger = z
       .string()
       .max(200)
       .superRefine((value, ctx) => {
-        const problem = value.length <= 200 ? cronExpressionProblem(value) : undefined;
+        const problem = value.length <= 200 ? cronExpressionProblem(value) : "expression is longer than 200 characters";
         if (problem) ctx.addIssue({ code: "custom", message: `invalid cron expression: ${problem}` });
       })
       .openapi({ example: "0 30 2 * * *" }),

@@ -1,6 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { Priority, RetryPolicy, Target, Timeout } from "../execution/target-schema";
 import { Run } from "../runs/schema";
+import { IsoDateTime } from "../scheduling/trigger-schema";
 
 /** Longest a task may be deferred: one year. */
 const MAX_DEFER_SECONDS = 365 * 86_400;
@@ -8,7 +9,7 @@ const MAX_DEFER_SECONDS = 365 * 86_400;
 const taskFields = {
     target: Target,
     delay: z.number().min(0).max(MAX_DEFER_SECONDS).optional().openapi({ description: "Seconds to wait before running" }),
-    run_at: z.string().datetime({ offset: true }).optional().openapi({ description: "Run at this instant instead" }),
+    run_at: IsoDateTime.optional().openapi({ description: "Run at this instant instead" }),
     priority: Priority.default("default"),
     retry: RetryPolicy.optional(),
     timeout: Timeout.optional(),
