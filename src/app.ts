@@ -7,6 +7,7 @@ import { requireToken } from "./http/auth";
 import { allowedMethods } from "./http/method-not-allowed";
 import { openApiApp } from "./http/openapi-app";
 import { requestId } from "./http/request-id";
+import { docsRoutes } from "./observe/docs";
 import { metricsRoutes } from "./observe/metrics";
 import { mountOpenApi } from "./observe/openapi";
 import { statsRoutes } from "./observe/stats-routes";
@@ -36,6 +37,7 @@ export function createApp() {
   app.route("/", healthRoutes);
   app.route("/", metricsRoutes);
   app.route("/", dashboardRoutes);
+  app.route("/", docsRoutes);
   app.route("/v1", schedulerRoutes);
   app.route("/v1", taskRoutes);
   app.route("/v1", runRoutes);

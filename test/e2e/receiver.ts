@@ -21,7 +21,7 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
-/** A local HTTP endpoint standing in for the user's service; `?delay_ms=N` answers slowly. */
+/** A local HTTP endpoint standing in for the user's service; `?delay_ms=N` answers slowly, `?status=N` answers N. */
 export async function startReceiver(): Promise<Receiver> {
   const deliveries: Delivery[] = [];
   const server: Server = createServer(async (req, res) => {
@@ -31,7 +31,8 @@ export async function startReceiver(): Promise<Receiver> {
     deliveries.push({ path: url.pathname, webhookId: req.headers["webhook-id"] as string | undefined, receivedAt, body });
     const delay = Number(url.searchParams.get("delay_ms") ?? "0");
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
-    res.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}');
+    const status = Number(url.searchParams.get("status") ?? "200");
+    res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify({ ok: status < 300 }));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();

@@ -1,0 +1,85 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { api, BASE, call, TOKEN } from "../helpers/http";
+import { createJob, deleteJob } from "../helpers/jobs";
+
+const basic = (password: string) => `Basic ${btoa(`admin:${password}`)}`;
+const created: string[] = [];
+afterEach(async () => {
+  while (created.length > 0) await deleteJob(created.pop() ?? "");
+});
+
+async function job(id: string) {
+  created.push(id);
+  return createJob({ id, trigger: { type: "cron", expression: "30 2 * * *", timezone: "America/New_York" }, target: { type: "http", url: "https://example.com/x" } });
+}
+
+describe("GET /dashboard", () => {
+  it("asks a browser for credentials with a Basic challenge", async () => {
+    const res = await call("/dashboard");
+    expect(res.status).toBe(401);
+    expect(res.headers.get("www-authenticate")).toMatch(/^Basic realm="taskflare"/);
+  });
+
+  it("accepts the token as the Basic password or as a bearer token, and never writes it into the page", async () => {
+    await job(`dash-${Date.now()}`);
+    for (const authorization of [basic(TOKEN), `Bearer ${TOKEN}`]) {
+      const res = await call("/dashboard", { headers: { authorization } });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toMatch(/text\/html/);
+      const page = await res.text();
+      expect(page).not.toContain(TOKEN);
+    }
+    expect((await call("/dashboard", { headers: { authorization: basic("wrong") } })).status).toBe(401);
+  });
+
+  it("lists jobs with their state, next local fire, DST notes and action buttons", async () => {
+    const id = `dash-row-${Date.now()}`;
+    await job(id);
+    const page = await (await call("/dashboard", { headers: { authorization: basic(TOKEN) } })).text();
+    const row = page.slice(page.indexOf(`<tr data-job="${id}">`), page.indexOf("</tr>", page.indexOf(`<tr data-job="${id}">`)));
+    expect(row).toContain('class="state active"');
+    expect(row).toContain("cron 30 2 * * * (America/New_York)");
+    expect(row).toMatch(/T02:30:00|T03:00:00/);
+    expect(row).toContain(`action="/dashboard/jobs/${id}/pause"`);
+    expect(row).toContain(`action="/dashboard/jobs/${id}/run"`);
+    expect(page).toContain('<svg class="chart"');
+  });
+});
+
+describe("dashboard actions", () => {
+  it("pause from the dashboard's own origin pauses the job and redirects back", async () => {
+    const id = `dash-pause-${Date.now()}`;
+    await job(id);
+    const res = await call(`/dashboard/jobs/${id}/pause`, { method: "POST", headers: { authorization: basic(TOKEN), origin: BASE }, redirect: "manual" });
+    expect(res.status).toBe(303);
+    expect(res.headers.get("location")).toMatch(/^\/dashboard\?done=/);
+    expect((await (await api(`/v1/jobs/${id}`)).json<{ state: string }>()).state).toBe("paused");
+  });
+
+  it.each([
+    ["no Origin", {}],
+    ["a cross-site Origin", { origin: "https://evil.example" }],
+  ])("refuses an action with %s, so no cross-site form can pause a job", async (_name, headers) => {
+    const id = `dash-csrf-${Date.now()}`;
+    await job(id);
+    const res = await call(`/dashboard/jobs/${id}/pause`, { method: "POST", headers: { authorization: basic(TOKEN), ...headers }, redirect: "manual" });
+    expect(res.status).toBe(403);
+    expect((await (await api(`/v1/jobs/${id}`)).json<{ state: string }>()).state).toBe("active");
+  });
+
+  it("needs credentials for actions too", async () => {
+    const res = await call("/dashboard/jobs/any/pause", { method: "POST", headers: { origin: BASE } });
+    expect(res.status).toBe(401);
+  });
+});
+
+describe("GET /docs", () => {
+  it("serves the API reference page, loading its files from static assets and the spec from /openapi.json", async () => {
+    const res = await call("/docs");
+    expect(res.status).toBe(200);
+    const page = await res.text();
+    expect(page).toContain("/static/swagger/swagger-ui-bundle.js");
+    expect(page).toContain("/static/docs.js");
+    expect(page).not.toMatch(/https?:\/\//);
+  });
+});
