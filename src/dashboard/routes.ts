@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import { ApiError } from "../errors";
 import { requireAuth } from "../http/auth";
 import type { AppEnv } from "../http/types";
-import { runJobNow, setJobPaused } from "../jobs/actions";
+import { runJobNow, setJobPaused } from "../jobs/service";
 import { loadDashboard } from "./data";
 import { dashboardPage } from "./page";
 

@@ -1,15 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { database } from "../db/client";
-import { ApiError } from "../errors";
-import { onRunFinished } from "../execution/finished";
 import { openApiApp } from "../http/openapi-app";
 import { ErrorEnvelope, errorResponses } from "../schemas/common";
-import { createRun } from "./create";
 import { listRuns } from "./queries";
 import { Run, RunList, RunListQuery, toRun } from "./schema";
-import { cancelRun, getRun } from "./store";
-import type { Target } from "../execution/target-schema";
-import type { Priority, RetryPolicy } from "../execution/target-schema";
+import { cancelRunById, requireRun, retryRunById } from "./service";
 
 const RunId = z.object({ id: z.string().min(1).max(200) });
 const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
@@ -64,41 +59,6 @@ export const runRoutes = openApiApp()
     });
     return c.json({ items: page.items.map(toRun), next_cursor: page.nextCursor }, 200);
   })
-  .openapi(get, async (c) => {
-    const run = await getRun(database(c.env.DB), c.req.valid("param").id);
-    if (!run) throw new ApiError("not_found", "No such run");
-    return c.json(toRun(run), 200);
-  })
-  .openapi(cancel, async (c) => {
-    const db = database(c.env.DB);
-    const id = c.req.valid("param").id;
-    const cancelled = await cancelRun(db, id, Date.now());
-    if (cancelled) {
-      await onRunFinished(c.env, cancelled);
-      return c.json(toRun(cancelled), 200);
-    }
-    const run = await getRun(db, id);
-    if (!run) throw new ApiError("not_found", "No such run");
-    throw new ApiError("conflict", `Run is ${run.status} and can no longer be cancelled`, { status: run.status });
-  })
-  .openapi(retry, async (c) => {
-    const old = await getRun(database(c.env.DB), c.req.valid("param").id);
-    if (!old) throw new ApiError("not_found", "No such run");
-    if (old.status !== "failed" && old.status !== "dead") {
-      throw new ApiError("conflict", `Only failed or dead runs can be retried; this one is ${old.status}`, { status: old.status });
-    }
-    const { run } = await createRun(c.env, {
-      target: old.target as Target,
-      dueAt: Date.now(),
-      priority: old.priority as Priority,
-      retry: (old.retry ?? undefined) as RetryPolicy | undefined,
-      timeoutSeconds: old.timeout,
-      requestId: c.get("requestId"),
-      jobId: old.jobId,
-      jobVersion: old.jobVersion,
-      retryOf: old.id,
-      // A double-clicked retry returns the same new run instead of starting two.
-      idempotencyKey: `retry-of:${old.id}`,
-    });
-    return c.json(toRun(run), 202);
-  });
+  .openapi(get, async (c) => c.json(toRun(await requireRun(c.env, c.req.valid("param").id)), 200))
+  .openapi(cancel, async (c) => c.json(toRun(await cancelRunById(c.env, c.req.valid("param").id)), 200))
+  .openapi(retry, async (c) => c.json(toRun(await retryRunById(c.env, c.req.valid("param").id, c.get("requestId"))), 202));

@@ -195,6 +195,17 @@ export async function reclaimExpiredLease(db: Db, run: RunRow, now: number): Pro
   return reclaimed;
 }
 
+/** Cancels every waiting run of a deleted job: they never start. */
+export async function cancelPendingRunsOfJob(db: Db, jobId: string, now: number): Promise<number> {
+  const cancelled = await db
+    .update(runs)
+    .set({ status: "cancelled", cancelRequested: true, finishedAt: now, updatedAt: now })
+    .where(and(eq(runs.jobId, jobId), inArray(runs.status, [...WAITING])))
+    .returning({ id: runs.id });
+  for (const run of cancelled) logChange({ id: run.id, jobId, requestId: null, attempt: 0 }, "waiting", "cancelled", { reason: "job deleted" });
+  return cancelled.length;
+}
+
 /**
  * Marks a run dead when the message for its next attempt could not be
  * delivered (dead-letter queue). A dead letter for an attempt that already

@@ -1,16 +1,14 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { database } from "../db/client";
-import { readConfig, type Env } from "../env";
-import { ApiError, toApiError, zodDetails } from "../errors";
-import { validateTarget } from "../execution/validate-target";
+import { ApiError } from "../errors";
 import { openApiApp } from "../http/openapi-app";
-import { createRun } from "../runs/create";
 import { Run, toRun } from "../runs/schema";
 import { getRun } from "../runs/store";
 import { errorResponses, ErrorEnvelope } from "../schemas/common";
-import { DEFAULT_TIMEOUT_SECONDS, IdempotencyHeaders, TaskBatchItem, TaskBatchRequest, TaskBatchResponse, TaskRequest } from "./schema";
+import { IdempotencyHeaders, TaskBatchRequest, TaskBatchResponse, TaskRequest } from "./schema";
+import { enqueueTask, enqueueTaskBatch } from "./service";
 
-const enqueueTask = createRoute({
+const enqueueRoute = createRoute({
   method: "post",
   path: "/tasks",
   tags: ["tasks"],
@@ -38,26 +36,6 @@ const getTask = createRoute({
   },
 });
 
-/** Validates a task's target and creates its run: the one path for single and bulk enqueues. */
-async function enqueue(env: Env, body: TaskRequest, idempotencyKey: string | undefined, requestId: string) {
-  const target = validateTarget(body.target, readConfig(env));
-  const now = Date.now();
-  const dueAt = body.run_at !== undefined ? Date.parse(body.run_at) : now + Math.round((body.delay ?? 0) * 1000);
-  return createRun(
-    env,
-    {
-      target,
-      dueAt,
-      priority: body.priority,
-      retry: body.retry,
-      timeoutSeconds: body.timeout ?? target.timeout ?? DEFAULT_TIMEOUT_SECONDS,
-      requestId,
-      idempotencyKey,
-    },
-    now,
-  );
-}
-
 const enqueueBatch = createRoute({
   method: "post",
   path: "/tasks/batch",
@@ -72,32 +50,13 @@ const enqueueBatch = createRoute({
 
 /** Ad-hoc background work: a run with no job. */
 export const taskRoutes = openApiApp()
-  .openapi(enqueueTask, async (c) => {
-    const { run, created } = await enqueue(c.env, c.req.valid("json"), c.req.valid("header")["idempotency-key"], c.get("requestId"));
+  .openapi(enqueueRoute, async (c) => {
+    const { run, created } = await enqueueTask(c.env, c.req.valid("json"), c.req.valid("header")["idempotency-key"], c.get("requestId"));
     if (!created) c.header("idempotent-replayed", "true");
     c.header("location", `/v1/tasks/${run.id}`);
     return c.json(toRun(run), 202);
   })
-  .openapi(enqueueBatch, async (c) => {
-    const { tasks } = c.req.valid("json");
-    const requestId = c.get("requestId");
-    const items = await Promise.all(
-      tasks.map(async (item, index) => {
-        const parsed = TaskBatchItem.safeParse(item);
-        try {
-          if (!parsed.success) throw new ApiError("validation_failed", "Invalid task", zodDetails(parsed.error));
-          const { idempotency_key: key, ...task } = parsed.data;
-          const { run } = await enqueue(c.env, task, key, requestId);
-          return { index, status: 202, run: toRun(run) };
-        } catch (error) {
-          const apiError = toApiError(error);
-          if (apiError.status >= 500) throw error;
-          return { index, status: apiError.status, error: { code: apiError.code, message: apiError.message, details: apiError.details } };
-        }
-      }),
-    );
-    return c.json({ items }, 200);
-  })
+  .openapi(enqueueBatch, async (c) => c.json({ items: await enqueueTaskBatch(c.env, c.req.valid("json").tasks, c.get("requestId")) }, 200))
   .openapi(getTask, async (c) => {
     const run = await getRun(database(c.env.DB), c.req.valid("param").id);
     if (!run || run.jobId !== null) throw new ApiError("not_found", "No such task");

@@ -33,12 +33,15 @@ function tokenFromDevVars(): string {
   return line ? line.slice("API_TOKEN=".length).trim() : "";
 }
 
-/** Starts Taskflare with the README's command (`npm run dev -- --port N`) on fresh local state. */
-export async function startDevServer(): Promise<DevServer> {
+/**
+ * Starts Taskflare with the README's command (`npm run dev -- --port N`) on
+ * fresh local state. `extraArgs` go to `wrangler dev` (e.g. more `-c` configs).
+ */
+export async function startDevServer(extraArgs: string[] = []): Promise<DevServer> {
   const port = await freePort();
   const persist = mkdtempSync(join(tmpdir(), "taskflare-e2e-"));
   let log = "";
-  const child: ChildProcess = spawn("npm", ["run", "dev", "--", "--port", String(port), "--persist-to", persist], {
+  const child: ChildProcess = spawn("npm", ["run", "dev", "--", ...extraArgs, "--port", String(port), "--persist-to", persist], {
     cwd: root,
     env: { ...process.env, CI: "true" },
     stdio: ["ignore", "pipe", "pipe"],
@@ -51,8 +54,8 @@ export async function startDevServer(): Promise<DevServer> {
   for (;;) {
     if (child.exitCode !== null) throw new Error(`dev server exited early:\n${log}`);
     try {
-      const res = await fetch(`${url}/healthz`);
-      if (res.ok) break;
+      const res = await fetch(`${url}${extraArgs.length > 0 ? "/" : "/healthz"}`);
+      if (res.status < 500) break;
     } catch {
       // not listening yet
     }
