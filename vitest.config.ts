@@ -2,6 +2,7 @@ import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
 export const TEST_API_TOKEN = "test-token-0123456789abcdef";
+export const TEST_SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("./migrations");
@@ -21,7 +22,8 @@ export default defineConfig(async () => {
             API_TOKEN: TEST_API_TOKEN,
             LOCAL_DEVELOPMENT: "false",
             ALLOW_PRIVATE_TARGETS: "false",
-            WEBHOOK_SIGNING_SECRET: "",
+            // Outbound requests in tests are signed, so receivers can verify them as a real one would.
+            WEBHOOK_SIGNING_SECRET: TEST_SIGNING_SECRET,
           },
         },
       }),

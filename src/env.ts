@@ -8,6 +8,8 @@ export interface Env {
   JOB_OBJECT: DurableObjectNamespace<JobObject>;
   /** Bearer token for /v1, /metrics and /dashboard (a Worker secret). */
   API_TOKEN?: string;
+  /** While rotating: the token being retired, still accepted until this secret is deleted. */
+  API_TOKEN_PREVIOUS?: string;
   /** Signs outbound requests per Standard Webhooks when set. */
   WEBHOOK_SIGNING_SECRET?: string;
   /** "true" lets targets reach private and loopback addresses (local development only). */
@@ -21,6 +23,8 @@ export interface Env {
 /** Configuration derived from the raw bindings, parsed once per use. */
 export interface Config {
   apiToken: string | undefined;
+  /** Every token currently accepted (the current one first). */
+  apiTokens: string[];
   localDevelopment: boolean;
   allowPrivateTargets: boolean;
   signingSecret: string | undefined;
@@ -31,6 +35,7 @@ export function readConfig(env: Env): Config {
   const nonEmpty = (value: string | undefined) => (value && value.trim() !== "" ? value : undefined);
   return {
     apiToken: nonEmpty(env.API_TOKEN),
+    apiTokens: [nonEmpty(env.API_TOKEN), nonEmpty(env.API_TOKEN_PREVIOUS)].filter((t): t is string => t !== undefined),
     localDevelopment: env.LOCAL_DEVELOPMENT === "true",
     allowPrivateTargets: env.ALLOW_PRIVATE_TARGETS === "true",
     signingSecret: nonEmpty(env.WEBHOOK_SIGNING_SECRET),

@@ -30,12 +30,18 @@ export const jobs = sqliteTable(
     /** The fire the JobObject's alarm is set for; the heartbeat compares it with now. */
     nextRunAt: epochMs("next_run_at"),
     lastRunAt: epochMs("last_run_at"),
+    /** Alert settings: where to notify and on what (dead runs, failure streaks, missed deadline). */
+    alerts: text("alerts", { mode: "json" }),
+    /** When the job must next have succeeded by (expect_success_within); null without a deadline. */
+    successDeadlineAt: epochMs("success_deadline_at"),
     createdAt: stamp("created_at"),
     updatedAt: stamp("updated_at"),
   },
   (t) => [
     // The heartbeat looks only at active jobs whose next fire is overdue.
     index("jobs_state_next_run_idx").on(t.state, t.nextRunAt),
+    // The heartbeat's deadline check reads only overdue jobs; jobs without a deadline cost nothing.
+    index("jobs_success_deadline_idx").on(t.successDeadlineAt).where(sql`success_deadline_at IS NOT NULL`),
   ],
 );
 
@@ -66,6 +72,17 @@ export const runs = sqliteTable(
     idempotencyKey: text("idempotency_key"),
     retryOf: text("retry_of"),
     cancelRequested: integer("cancel_requested", { mode: "boolean" }).notNull().default(false),
+    /** A task not started by then ends `expired` and never runs. */
+    expiresAt: epochMs("expires_at"),
+    /** Targets run when this run succeeds / finally fails (QStash's callback and failureCallback). */
+    callback: text("callback", { mode: "json" }),
+    failureCallback: text("failure_callback", { mode: "json" }),
+    /** The run a callback or alert run was made for. */
+    parentRunId: text("parent_run_id"),
+    /** Why the next attempt is waiting without spending an attempt (open circuit, rate limit). */
+    deferredReason: text("deferred_reason"),
+    /** One entry per finished attempt, appended in the same UPDATE that records it (no extra rows). */
+    attempts: text("attempts", { mode: "json" }),
     result: text("result", { mode: "json" }),
     error: text("error", { mode: "json" }),
     createdAt: stamp("created_at"),
@@ -116,6 +133,7 @@ export const jobStats = sqliteTable(
     cancelled: integer("cancelled").notNull().default(0),
     missed: integer("missed").notNull().default(0),
     skipped: integer("skipped").notNull().default(0),
+    expired: integer("expired").notNull().default(0),
     durationCount: integer("duration_count").notNull().default(0),
     durationSumMs: integer("duration_sum_ms").notNull().default(0),
     ...bucketColumns(),

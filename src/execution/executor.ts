@@ -5,7 +5,7 @@ import type { Env } from "../env";
 import { findHandler } from "../handlers";
 import { PermanentError, RetryableError, type HandlerContext } from "../handlers/registry";
 import { log } from "../log";
-import { claimRun, finishAttempt, getRun, reclaimExpiredLease, type AttemptOutcome, type RunRow } from "../runs/store";
+import { claimRun, expireRun, finishAttempt, getRun, reclaimExpiredLease, type AttemptOutcome, type RunRow } from "../runs/store";
 import { isFinal, type RunStatus } from "../runs/transitions";
 import { retryDelaySeconds } from "./backoff";
 import { dispatchRun } from "./dispatch";
@@ -92,6 +92,11 @@ export async function processRunMessage(env: Env, body: unknown, now = Date.now(
     return "ack";
   }
   if (message.data.attempt !== run.attempt + 1) return "ack"; // stale: that attempt already happened
+  if (run.attempt === 0 && run.expiresAt !== null && now > run.expiresAt) {
+    const expired = await expireRun(db, run, now);
+    if (expired) await onRunFinished(env, expired);
+    return "ack";
+  }
   if (run.availableAt > now + EARLY_TOLERANCE_MS) {
     await dispatchRun(env, run, now); // not due yet: a delay longer than the queue allows
     return "ack";

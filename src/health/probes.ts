@@ -1,14 +1,15 @@
 import { database } from "../db/client";
 import { readConfig, type Env } from "../env";
 import { lastHeartbeat } from "../heartbeat/state";
+import { overdueJobs } from "../jobs/store";
 import type { HealthCheck } from "./runner";
 
 /** A heartbeat older than this means the Cron Trigger (or the local ticker) has stopped. */
 export const HEARTBEAT_STALE_MS = 3 * 60_000;
 const HEALTH_OBJECT_NAME = "__readiness__";
 
-/** The readiness checks behind /readyz, built over the live bindings. */
-export function readinessChecks(env: Env, now: () => number = Date.now): HealthCheck[] {
+/** The readiness checks behind /readyz, built over the live bindings; `verbose` names overdue jobs. */
+export function readinessChecks(env: Env, now: () => number = Date.now, verbose = false): HealthCheck[] {
   return [
     {
       name: "d1:responseTime",
@@ -54,6 +55,21 @@ export function readinessChecks(env: Env, now: () => number = Date.now): HealthC
           return { status: "warn", observedValue: false, output: "API_TOKEN not set; the API is open (local development)" };
         }
         return { status: "fail", observedValue: false, output: "API_TOKEN is not set: run `wrangler secret put API_TOKEN`" };
+      },
+    },
+    {
+      name: "jobs:successDeadlines",
+      critical: false,
+      timeoutMs: 2_000,
+      async run() {
+        const overdue = await overdueJobs(database(env.DB), now(), 20);
+        if (overdue.length === 0) return { status: "pass", observedValue: 0 };
+        const ids = overdue.map((job) => job.id);
+        return {
+          status: "warn",
+          observedValue: overdue.length,
+          output: verbose ? `no success within expect_success_within: ${ids.join(", ")}` : `${overdue.length} job(s) past their success deadline (?verbose=1 names them)`,
+        };
       },
     },
     {

@@ -13,7 +13,8 @@ healthRoutes.on(["GET", "HEAD"], "/healthz", (c) => {
 });
 
 healthRoutes.get("/readyz", async (c) => {
-  const report = await runHealthChecks(readinessChecks(c.env));
+  const verbose = c.req.query("verbose") === "1";
+  const report = await runHealthChecks(readinessChecks(c.env, Date.now, verbose));
   const body = { status: report.status, serviceId: "taskflare", checks: report.checks };
   return new Response(JSON.stringify(body), {
     status: report.status === "fail" ? 503 : 200,

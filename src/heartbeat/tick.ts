@@ -5,6 +5,7 @@ import type { Env } from "../env";
 import { dispatchRun } from "../execution/dispatch";
 import { onRunFinished } from "../execution/finished";
 import { jobObject } from "../jobs/present";
+import { overdueJobs } from "../jobs/store";
 import { log } from "../log";
 import { createRun } from "../runs/create";
 import { overdueRuns, reclaimExpiredLease, requeueStaleRun } from "../runs/store";
@@ -31,7 +32,8 @@ export async function runHeartbeat(env: Env, scheduledTime: number, cron = HEART
   await recordHeartbeat(db, scheduledTime, now);
   const rearmed = await rearmLateJobs(env, now);
   const recovered = await recoverOverdueRuns(env, now);
-  log("info", "heartbeat", { scheduled_time: new Date(scheduledTime).toISOString(), rearmed, recovered });
+  const overdue = await checkSuccessDeadlines(env, now);
+  log("info", "heartbeat", { scheduled_time: new Date(scheduledTime).toISOString(), rearmed, recovered, overdue });
 }
 
 async function fireStaticSchedule(env: Env, cron: string, target: StaticTarget, scheduledTime: number): Promise<void> {
@@ -50,6 +52,13 @@ async function rearmLateJobs(env: Env, now: number): Promise<number> {
     .all();
   for (const job of late) await jobObject(env, job.id).ensureArmed(job);
   return late.length;
+}
+
+/** The dead-man's switch: tells each job past its success deadline (an indexed scan of overdue jobs only). */
+async function checkSuccessDeadlines(env: Env, now: number): Promise<number> {
+  const overdue = await overdueJobs(database(env.DB), now, BATCH);
+  for (const job of overdue) await jobObject(env, job.id).deadlineMissed(now);
+  return overdue.length;
 }
 
 /** Reclaims runs whose lease expired and re-sends waiting runs whose message was lost. */

@@ -53,7 +53,9 @@ export function requireAuth(schemes: Scheme[]) {
     const presented = bearerToken(header) ?? (schemes.includes("basic") ? basicPassword(header) : undefined);
     const challenge = challenges[schemes.includes("basic") ? "basic" : "bearer"];
     if (!presented) throw new ApiError("unauthorized", "Missing credentials", undefined, { "WWW-Authenticate": challenge });
-    if (!(await secretsEqual(presented, config.apiToken))) {
+    // Every accepted token is compared, so timing cannot tell which one matched.
+    const matches = await Promise.all(config.apiTokens.map((token) => secretsEqual(presented, token)));
+    if (!matches.some(Boolean)) {
       throw new ApiError("unauthorized", "Invalid token", undefined, {
         "WWW-Authenticate": schemes.includes("basic") ? challenge : `${challenge}, error="invalid_token"`,
       });

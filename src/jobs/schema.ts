@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { Priority, RetryPolicy, Target, Timeout } from "../execution/target-schema";
+import { HttpTarget, Priority, RetryPolicy, Target, Timeout } from "../execution/target-schema";
 import { FreeJson } from "../schemas/json";
 import { FireTime, schedulingFields, Trigger } from "../scheduling/trigger-schema";
 
@@ -14,6 +14,17 @@ export const JobId = z
 /** Default seconds a fire may be late and still run (DO alarms can be late in a failover). */
 export const DEFAULT_MISFIRE_GRACE_SECONDS = 60;
 
+/** Where and when to alert about a job (each alert fires once per incident, and once on recovery). */
+export const JobAlerts = z
+  .strictObject({
+    target: HttpTarget,
+    on_dead: z.boolean().default(true).openapi({ description: "Alert when a run ends dead" }),
+    after_consecutive_failures: z.number().int().min(1).max(1000).optional().openapi({ description: "Alert after N failed, dead or missed runs in a row" }),
+    expect_success_within: z.number().int().min(60).max(31_536_000).optional().openapi({ description: "Dead-man's switch: alert when no run succeeded for this many seconds" }),
+  })
+  .openapi("JobAlerts");
+export type JobAlerts = z.infer<typeof JobAlerts>;
+
 const jobFields = {
   name: z.string().min(1).max(200).optional(),
   trigger: Trigger,
@@ -27,6 +38,7 @@ const jobFields = {
   timeout: Timeout.optional(),
   priority: Priority.default("default"),
   paused: z.boolean().default(false),
+  alerts: JobAlerts.optional(),
   tags: z.array(z.string().min(1).max(64)).max(20).optional(),
   metadata: z.record(z.string().max(64), FreeJson).optional()
     .refine((m) => m === undefined || JSON.stringify(m).length <= 16_384, "metadata is larger than 16 KiB"),
@@ -60,6 +72,7 @@ export const JobPatch = z
     timeout: Timeout.optional(),
     priority: Priority.optional(),
     paused: z.boolean().optional(),
+    alerts: JobAlerts.nullable().optional().openapi({ description: "null removes the alerts" }),
     tags: jobFields.tags,
     metadata: jobFields.metadata,
   })

@@ -36,8 +36,13 @@ export async function putJob(env: Env, id: string, def: JobDefinition): Promise<
 /** Applies a partial change; a new trigger reschedules from now. */
 export async function patchJob(env: Env, id: string, patch: JobPatch): Promise<JobRow> {
   const row = await requireJob(env, id);
-  const given = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
-  const merged = JobDefinition.parse({ ...definitionOf(row), ...given });
+  const given: Record<string, unknown> = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
+  const base: Record<string, unknown> = { ...definitionOf(row) };
+  if (patch.alerts === null) {
+    delete base.alerts; // null removes them
+    delete given.alerts;
+  }
+  const merged = JobDefinition.parse({ ...base, ...given });
   const updated = await updateJob(database(env.DB), id, checked(env, merged), Date.now());
   if (!updated) throw new ApiError("not_found", `No job ${JSON.stringify(id)}`);
   return armJob(env, updated);

@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, like, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, gt, like, lt, sql, type SQL } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { jobs } from "../db/schema";
 import type { JobDefinition } from "./schema";
@@ -26,7 +26,14 @@ export function definitionColumns(def: JobDefinition, id: string) {
     state: def.paused ? "paused" : "active",
     tags: def.tags ?? null,
     metadata: def.metadata ?? null,
+    alerts: def.alerts ?? null,
   };
+}
+
+/** The first success deadline of a job with expect_success_within; an existing deadline is kept. */
+function deadlineColumn(def: JobDefinition, now: number) {
+  const window = def.alerts?.expect_success_within;
+  return { successDeadlineAt: window === undefined ? null : sql`coalesce(${jobs.successDeadlineAt}, ${now + window * 1000})` };
 }
 
 /** Reads a stored job back as the definition it was created from. */
@@ -49,6 +56,7 @@ export function definitionOf(row: JobRow): JobDefinition {
     paused: row.state === "paused",
     tags: (row.tags ?? undefined) as string[] | undefined,
     metadata: (row.metadata ?? undefined) as Record<string, unknown> | undefined,
+    alerts: (row.alerts ?? undefined) as JobDefinition["alerts"],
   };
 }
 
@@ -56,7 +64,7 @@ export function definitionOf(row: JobRow): JobDefinition {
 export async function insertJob(db: Db, id: string, def: JobDefinition, now: number): Promise<JobRow | undefined> {
   const [row] = await db
     .insert(jobs)
-    .values({ id, ...definitionColumns(def, id), version: 1, createdAt: now, updatedAt: now })
+    .values({ id, ...definitionColumns(def, id), successDeadlineAt: def.alerts?.expect_success_within === undefined ? null : now + def.alerts.expect_success_within * 1000, version: 1, createdAt: now, updatedAt: now })
     .onConflictDoNothing()
     .returning();
   return row;
@@ -67,8 +75,8 @@ export async function upsertJob(db: Db, id: string, def: JobDefinition, now: num
   const columns = definitionColumns(def, id);
   const [row] = await db
     .insert(jobs)
-    .values({ id, ...columns, version: 1, createdAt: now, updatedAt: now })
-    .onConflictDoUpdate({ target: jobs.id, set: { ...columns, nextRunAt: null, version: sql`${jobs.version} + 1`, updatedAt: now } })
+    .values({ id, ...columns, successDeadlineAt: def.alerts?.expect_success_within === undefined ? null : now + def.alerts.expect_success_within * 1000, version: 1, createdAt: now, updatedAt: now })
+    .onConflictDoUpdate({ target: jobs.id, set: { ...columns, ...deadlineColumn(def, now), nextRunAt: null, version: sql`${jobs.version} + 1`, updatedAt: now } })
     .returning();
   if (!row) throw new Error("upsert returned no row");
   return { row, created: row.version === 1 };
@@ -78,7 +86,7 @@ export async function upsertJob(db: Db, id: string, def: JobDefinition, now: num
 export async function updateJob(db: Db, id: string, def: JobDefinition, now: number): Promise<JobRow | undefined> {
   const [row] = await db
     .update(jobs)
-    .set({ ...definitionColumns(def, id), version: sql`${jobs.version} + 1`, updatedAt: now })
+    .set({ ...definitionColumns(def, id), ...deadlineColumn(def, now), version: sql`${jobs.version} + 1`, updatedAt: now })
     .where(eq(jobs.id, id))
     .returning();
   return row;
@@ -114,6 +122,21 @@ export async function listJobs(
   const items = rows.slice(0, filter.limit);
   const last = items[items.length - 1];
   return { items, nextCursor: rows.length > filter.limit && last ? last.id : null };
+}
+
+/** Moves a job's success deadline (expect_success_within) after a success. */
+export async function recordSuccessDeadline(db: Db, id: string, deadline: number): Promise<void> {
+  await db.update(jobs).set({ successDeadlineAt: deadline }).where(eq(jobs.id, id));
+}
+
+/** Active jobs whose success deadline has passed (the heartbeat's dead-man's switch); uses a partial index. */
+export async function overdueJobs(db: Db, now: number, limit: number): Promise<JobRow[]> {
+  return db
+    .select()
+    .from(jobs)
+    .where(and(lt(jobs.successDeadlineAt, now), eq(jobs.state, "active")))
+    .limit(limit)
+    .all();
 }
 
 /** Records the JobObject's schedule, unless a newer version of the job was written meanwhile. */

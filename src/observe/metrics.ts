@@ -7,7 +7,7 @@ import type { AppEnv } from "../http/types";
 import { MetricsWriter } from "./prometheus";
 import { statsSince } from "./stats";
 
-const OUTCOMES = ["succeeded", "failed", "dead", "cancelled", "missed", "skipped"] as const;
+const OUTCOMES = ["succeeded", "failed", "dead", "cancelled", "missed", "skipped", "expired"] as const;
 const LATE_JOB_MS = 60_000;
 const jobLabel = (jobId: string) => (jobId === "" ? "(task)" : jobId);
 

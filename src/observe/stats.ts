@@ -5,7 +5,7 @@ import { quantileFromBuckets } from "./histogram";
 
 const BUCKETS = DURATION_BUCKETS_MS.length + 1;
 const bucketColumns = Array.from({ length: BUCKETS }, (_, i) => `b${i}`);
-const OUTCOMES = ["succeeded", "failed", "dead", "cancelled", "missed", "skipped"] as const;
+const OUTCOMES = ["succeeded", "failed", "dead", "cancelled", "missed", "skipped", "expired"] as const;
 
 export interface StatsRow {
   job_id: string;
@@ -15,6 +15,7 @@ export interface StatsRow {
   cancelled: number;
   missed: number;
   skipped: number;
+  expired: number;
   duration_count: number;
   duration_sum_ms: number;
   buckets: number[];
@@ -59,6 +60,7 @@ export const JobStats = z
       cancelled: z.number().int(),
       missed: z.number().int(),
       skipped: z.number().int(),
+      expired: z.number().int(),
     }),
     success_rate: z.number().nullable().openapi({ description: "succeeded / (succeeded + failed + dead)" }),
     duration_ms: z.object({ mean: z.number().nullable(), p50: z.number().nullable(), p95: z.number().nullable() }),
@@ -72,7 +74,7 @@ const round = (n: number | null) => (n === null ? null : Math.round(n * 10) / 10
 
 /** Sums several rows into one (the overall figure). */
 export function combine(rows: StatsRow[]): StatsRow {
-  const zero: StatsRow = { job_id: "", succeeded: 0, failed: 0, dead: 0, cancelled: 0, missed: 0, skipped: 0, duration_count: 0, duration_sum_ms: 0, buckets: new Array<number>(BUCKETS).fill(0), last_run_id: null, last_status: null, last_finished_at: null, next_run_at: null };
+  const zero: StatsRow = { job_id: "", succeeded: 0, failed: 0, dead: 0, cancelled: 0, missed: 0, skipped: 0, expired: 0, duration_count: 0, duration_sum_ms: 0, buckets: new Array<number>(BUCKETS).fill(0), last_run_id: null, last_status: null, last_finished_at: null, next_run_at: null };
   return rows.reduce((acc, r) => {
     const later = (r.last_finished_at ?? 0) > (acc.last_finished_at ?? 0);
     return {
@@ -92,7 +94,7 @@ export function presentStats(row: StatsRow, jobId: string | null, nextRunAt: num
   const judged = row.succeeded + row.failed + row.dead;
   return {
     job_id: jobId,
-    runs: { total, succeeded: row.succeeded, failed: row.failed, dead: row.dead, cancelled: row.cancelled, missed: row.missed, skipped: row.skipped },
+    runs: { total, succeeded: row.succeeded, failed: row.failed, dead: row.dead, cancelled: row.cancelled, missed: row.missed, skipped: row.skipped, expired: row.expired },
     success_rate: judged === 0 ? null : Math.round((row.succeeded / judged) * 10_000) / 10_000,
     duration_ms: {
       mean: row.duration_count === 0 ? null : round(row.duration_sum_ms / row.duration_count),

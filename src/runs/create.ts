@@ -1,7 +1,7 @@
 import { database } from "../db/client";
 import type { Env } from "../env";
 import { dispatchRun } from "../execution/dispatch";
-import { RetryPolicy, type Priority, type Target } from "../execution/target-schema";
+import { RetryPolicy, type HttpTarget, type Priority, type Target } from "../execution/target-schema";
 import { newId } from "../ids";
 import { log } from "../log";
 import { insertFinalRun, insertRun, type RunRow } from "./store";
@@ -20,6 +20,10 @@ export interface RunSpec {
   jobVersion?: number | null;
   fireSlot?: number | null;
   retryOf?: string | null;
+  expiresAt?: number | null;
+  callback?: HttpTarget | null;
+  failureCallback?: HttpTarget | null;
+  parentRunId?: string | null;
 }
 
 /**
@@ -46,6 +50,10 @@ export async function createRun(env: Env, spec: RunSpec, now = Date.now()): Prom
     requestId: spec.requestId,
     idempotencyKey: spec.idempotencyKey ?? null,
     retryOf: spec.retryOf ?? null,
+    expiresAt: spec.expiresAt ?? null,
+    callback: spec.callback ?? null,
+    failureCallback: spec.failureCallback ?? null,
+    parentRunId: spec.parentRunId ?? null,
     createdAt: now,
     updatedAt: now,
   });

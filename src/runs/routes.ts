@@ -3,7 +3,7 @@ import { database } from "../db/client";
 import { openApiApp } from "../http/openapi-app";
 import { ErrorEnvelope, errorResponses } from "../schemas/common";
 import { listRuns } from "./queries";
-import { Run, RunList, RunListQuery, toRun } from "./schema";
+import { Run, RunAttempts, RunList, RunListQuery, toRun } from "./schema";
 import { cancelRunById, requireRun, retryRunById } from "./service";
 
 const RunId = z.object({ id: z.string().min(1).max(200) });
@@ -45,6 +45,15 @@ const retry = createRoute({
   responses: { 202: json(Run, "The new run (retry_of names the old one)"), ...notFound, ...conflict, ...errorResponses },
 });
 
+const attempts = createRoute({
+  method: "get",
+  path: "/runs/{id}/attempts",
+  tags: ["runs"],
+  summary: "Every finished attempt of a run: start, end, outcome, status code, error",
+  request: { params: RunId },
+  responses: { 200: json(RunAttempts, "The attempts, oldest first"), ...notFound, ...errorResponses },
+});
+
 /** Run history and the cancel/retry actions. */
 export const runRoutes = openApiApp()
   .openapi(list, async (c) => {
@@ -60,5 +69,9 @@ export const runRoutes = openApiApp()
     return c.json({ items: page.items.map(toRun), next_cursor: page.nextCursor }, 200);
   })
   .openapi(get, async (c) => c.json(toRun(await requireRun(c.env, c.req.valid("param").id)), 200))
+  .openapi(attempts, async (c) => {
+    const run = await requireRun(c.env, c.req.valid("param").id);
+    return c.json({ run_id: run.id, items: (run.attempts ?? []) as z.infer<typeof RunAttempts>["items"] }, 200);
+  })
   .openapi(cancel, async (c) => c.json(toRun(await cancelRunById(c.env, c.req.valid("param").id)), 200))
   .openapi(retry, async (c) => c.json(toRun(await retryRunById(c.env, c.req.valid("param").id, c.get("requestId"))), 202));

@@ -25,6 +25,9 @@ export const Run = z
     job_version: z.number().int().nullable(),
     request_id: z.string().nullable(),
     retry_of: z.string().nullable(),
+    parent_run_id: z.string().nullable().openapi({ description: "For callback and alert runs: the run they report on" }),
+    expires_at: iso,
+    deferred_reason: z.string().nullable().openapi({ description: "Why the next attempt waits without spending an attempt" }),
     target: Target,
     result: z.unknown().nullable(),
     error: z.unknown().nullable(),
@@ -33,6 +36,20 @@ export const Run = z
   .openapi("Run");
 
 export type Run = z.infer<typeof Run>;
+
+/** One finished attempt of a run. */
+export const RunAttempt = z
+  .object({
+    attempt: z.number().int(),
+    started_at: z.string().nullable(),
+    finished_at: z.string(),
+    duration_ms: z.number().int().nullable(),
+    outcome: z.enum(["succeeded", "failed", "retrying", "dead"]),
+    status_code: z.number().int().nullable(),
+    error: z.string().nullable(),
+  })
+  .openapi("RunAttempt");
+export const RunAttempts = z.object({ run_id: z.string(), items: z.array(RunAttempt) }).openapi("RunAttempts");
 
 export const RunList = z.object({ items: z.array(Run), next_cursor: z.string().nullable() }).openapi("RunList");
 
@@ -56,6 +73,9 @@ export function toRun(row: RunRow): Run {
     job_version: row.jobVersion,
     request_id: row.requestId,
     retry_of: row.retryOf,
+    parent_run_id: row.parentRunId,
+    expires_at: toIso(row.expiresAt),
+    deferred_reason: row.deferredReason,
     target: row.target as Run["target"],
     result: row.result ?? null,
     error: row.error ?? null,

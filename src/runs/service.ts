@@ -2,7 +2,7 @@ import { database } from "../db/client";
 import type { Env } from "../env";
 import { ApiError } from "../errors";
 import { onRunFinished } from "../execution/finished";
-import type { Priority, RetryPolicy, Target } from "../execution/target-schema";
+import type { HttpTarget, Priority, RetryPolicy, Target } from "../execution/target-schema";
 import { createRun } from "./create";
 import { cancelRun, getRun, type RunRow } from "./store";
 
@@ -40,6 +40,8 @@ export async function retryRunById(env: Env, id: string, requestId: string | nul
     jobId: old.jobId,
     jobVersion: old.jobVersion,
     retryOf: old.id,
+    callback: old.callback as HttpTarget | null,
+    failureCallback: old.failureCallback as HttpTarget | null,
     // A double-clicked retry returns the same new run instead of starting two.
     idempotencyKey: `retry-of:${old.id}`,
   });

@@ -8,6 +8,7 @@ const OUTCOME_COLUMNS: Partial<Record<RunStatus, string>> = {
   cancelled: "cancelled",
   missed: "missed",
   skipped: "skipped",
+  expired: "expired",
 };
 
 const HOUR_MS = 3_600_000;

@@ -140,7 +140,9 @@ export type AttemptOutcome =
  */
 export async function finishAttempt(db: Db, run: RunRow, outcome: AttemptOutcome, now: number): Promise<RunRow | undefined> {
   const durationMs = run.startedAt === null ? null : Math.max(0, now - run.startedAt);
-  const common = { updatedAt: now, leaseExpiresAt: null };
+  const entry = attemptEntry(run, outcome, now, durationMs);
+  // The attempt history lives in the run row, appended by this same UPDATE: no extra rows to write.
+  const common = { updatedAt: now, leaseExpiresAt: null, deferredReason: null, attempts: sql`json_insert(coalesce(${runs.attempts}, '[]'), '$[#]', json(${JSON.stringify(entry)}))` };
   const values =
     outcome.status === "retrying"
       ? { ...common, status: outcome.status, error: bounded(outcome.error), availableAt: outcome.availableAt, durationMs }
@@ -165,6 +167,42 @@ export async function finishAttempt(db: Db, run: RunRow, outcome: AttemptOutcome
   }
   if (updated) logChange(updated, "running", outcome.status, { duration_ms: durationMs });
   return updated;
+}
+
+/** One line of a run's attempt history: when, how it ended, the status code and error if any. */
+export interface AttemptEntry {
+  attempt: number;
+  started_at: string | null;
+  finished_at: string;
+  duration_ms: number | null;
+  outcome: AttemptOutcome["status"];
+  status_code: number | null;
+  error: string | null;
+}
+
+function attemptEntry(run: RunRow, outcome: AttemptOutcome, now: number, durationMs: number | null): AttemptEntry {
+  const detail = (outcome.status === "succeeded" ? outcome.result : outcome.error) as { status?: unknown; message?: unknown } | null;
+  return {
+    attempt: run.attempt,
+    started_at: run.startedAt === null ? null : new Date(run.startedAt).toISOString(),
+    finished_at: new Date(now).toISOString(),
+    duration_ms: durationMs,
+    outcome: outcome.status,
+    status_code: typeof detail?.status === "number" ? detail.status : null,
+    error: outcome.status === "succeeded" ? null : String(detail?.message ?? "error").slice(0, 500),
+  };
+}
+
+/** Ends a task whose expires_at passed before its first attempt started: it never runs. */
+export async function expireRun(db: Db, run: RunRow, now: number): Promise<RunRow | undefined> {
+  const update = db
+    .update(runs)
+    .set({ status: "expired", finishedAt: now, availableAt: now, updatedAt: now, error: { message: "expired before it started", expires_at: new Date(run.expiresAt ?? now).toISOString() } })
+    .where(and(eq(runs.id, run.id), inArray(runs.status, [...WAITING]), eq(runs.attempt, 0)))
+    .returning();
+  const expired = await updateWithRollup(db, update, { runId: run.id, jobId: run.jobId, status: "expired", finishedAt: now, durationMs: null });
+  if (expired) logChange(expired, run.status, "expired");
+  return expired;
 }
 
 /** Cancels a run that has not finished. A running attempt's result will be ignored. */

@@ -10,6 +10,7 @@ export const RUN_STATUSES = [
   "cancelled",
   "missed",
   "skipped",
+  "expired",
 ] as const;
 
 export type RunStatus = (typeof RUN_STATUSES)[number];
@@ -18,11 +19,12 @@ export type RunStatus = (typeof RUN_STATUSES)[number];
 export const WAITING: readonly RunStatus[] = ["scheduled", "queued", "retrying"];
 
 /** Statuses a run never leaves. */
-export const FINAL: readonly RunStatus[] = ["succeeded", "failed", "dead", "cancelled", "missed", "skipped"];
+export const FINAL: readonly RunStatus[] = ["succeeded", "failed", "dead", "cancelled", "missed", "skipped", "expired"];
 
 const allowed: Record<RunStatus, readonly RunStatus[]> = {
-  scheduled: ["queued", "running", "cancelled", "dead"],
-  queued: ["running", "cancelled", "dead"],
+  // expired: a task whose expires_at passed before its first attempt started.
+  scheduled: ["queued", "running", "cancelled", "dead", "expired"],
+  queued: ["running", "cancelled", "dead", "expired"],
   retrying: ["running", "cancelled", "dead"],
   // running -> retrying also covers a lease that expired under a lost consumer.
   running: ["succeeded", "failed", "retrying", "dead", "cancelled"],
@@ -32,6 +34,7 @@ const allowed: Record<RunStatus, readonly RunStatus[]> = {
   cancelled: [],
   missed: [],
   skipped: [],
+  expired: [],
 };
 
 /** Whether the state machine allows `from -> to`. */

@@ -2,7 +2,9 @@ import { DurableObject } from "cloudflare:workers";
 import { database } from "../db/client";
 import type { Env } from "../env";
 import type { Priority, RetryPolicy, Target } from "../execution/target-schema";
-import { recordSchedule, type JobRow } from "../jobs/store";
+import type { JobAlerts } from "../jobs/schema";
+import { recordSchedule, recordSuccessDeadline, type JobRow } from "../jobs/store";
+import { applyJobEvent, NO_INCIDENTS, type AlertState, type JobEvent } from "./alerts";
 import { log } from "../log";
 import { createRun, recordSkippedFire } from "../runs/create";
 import type { RunRow } from "../runs/store";
@@ -22,6 +24,7 @@ interface Stored {
   job?: JobRow;
   nextFire?: number;
   leases?: Record<string, number>;
+  alertState?: AlertState;
 }
 
 export interface RunNowResult {
@@ -39,11 +42,13 @@ export class JobObject extends DurableObject<Env> {
   private job: JobRow | undefined;
   private nextFire: number | undefined;
   private leases = new Map<string, number>();
+  private alertState: AlertState = NO_INCIDENTS;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     void ctx.blockConcurrencyWhile(async () => {
-      const stored = await ctx.storage.get<Stored[keyof Stored]>(["job", "nextFire", "leases"]);
+      const stored = await ctx.storage.get<Stored[keyof Stored]>(["job", "nextFire", "leases", "alertState"]);
+      this.alertState = (stored.get("alertState") as AlertState | undefined) ?? NO_INCIDENTS;
       this.job = stored.get("job") as JobRow | undefined;
       this.nextFire = stored.get("nextFire") as number | undefined;
       this.leases = new Map(Object.entries((stored.get("leases") as Record<string, number> | undefined) ?? {}));
@@ -114,6 +119,58 @@ export class JobObject extends DurableObject<Env> {
     if (this.leases.delete(runId)) await this.ctx.storage.put("leases", Object.fromEntries(this.leases));
   }
 
+  /** A run of this job ended: frees its slot and feeds the job's alerts and success deadline. */
+  async runFinished(runId: string, status: string, finishedAt: number): Promise<void> {
+    await this.releaseLease(runId);
+    await this.noteEvent({ kind: "outcome", status, at: finishedAt }, runId);
+    const window = this.alertConfig()?.expect_success_within;
+    if (status === "succeeded" && window !== undefined && this.job) {
+      await recordSuccessDeadline(database(this.env.DB), this.job.id, finishedAt + window * 1000);
+    }
+  }
+
+  /** The heartbeat found the job's success deadline passed (the dead-man's switch). Idempotent per incident. */
+  async deadlineMissed(now: number): Promise<void> {
+    await this.noteEvent({ kind: "deadline", at: now }, null);
+  }
+
+  private alertConfig(): JobAlerts | undefined {
+    return (this.job?.alerts ?? undefined) as JobAlerts | undefined;
+  }
+
+  private async noteEvent(event: JobEvent, runId: string | null): Promise<void> {
+    const config = this.alertConfig();
+    const job = this.job;
+    if (!config || !job) return;
+    const { state, alerts } = applyJobEvent(this.alertState, event, config);
+    this.alertState = state;
+    await this.ctx.storage.put("alertState", state);
+    for (const alert of alerts) {
+      const body = {
+        event: alert.event,
+        job_id: job.id,
+        job_name: job.name,
+        incident_started_at: new Date(alert.incidentAt).toISOString(),
+        run_id: runId,
+        status: event.kind === "outcome" ? event.status : null,
+        consecutive_failures: state.streak,
+        ...(alert.recovered ? { recovered: alert.recovered } : {}),
+      };
+      // One run per incident and kind: the idempotency key makes a repeated event send nothing more.
+      await createRun(this.env, {
+        target: { ...config.target, body },
+        dueAt: Date.now(),
+        priority: "high",
+        retry: undefined,
+        timeoutSeconds: config.target.timeout ?? DEFAULT_TIMEOUT_SECONDS,
+        requestId: null,
+        parentRunId: runId,
+        idempotencyKey: `alert:${job.id}:${alert.event}:${alert.incidentAt}`,
+      });
+      log("warn", "job_alert", { job_id: job.id, event: alert.event, run_id: runId });
+    }
+  }
+
   /** State for tests and diagnostics. */
   async inspect(): Promise<{ jobId: string | null; version: number | null; nextFire: number | null; leases: string[]; alarm: number | null }> {
     return {
@@ -153,6 +210,7 @@ export class JobObject extends DurableObject<Env> {
         lastRunAt = decision.slot;
       } else {
         await recordSkippedFire(this.env, { jobId: job.id, jobVersion: job.version, slot: decision.slot, status: decision.outcome, target: job.target as Target, priority: job.priority as Priority }, now);
+        if (decision.outcome === "missed") await this.noteEvent({ kind: "outcome", status: "missed", at: now }, null);
         log("info", "fire_not_run", { job_id: job.id, slot: new Date(decision.slot).toISOString(), outcome: decision.outcome });
       }
     }

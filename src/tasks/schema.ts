@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { Priority, RetryPolicy, Target, Timeout } from "../execution/target-schema";
+import { HttpTarget, Priority, RetryPolicy, Target, Timeout } from "../execution/target-schema";
 import { Run } from "../runs/schema";
 import { IsoDateTime } from "../scheduling/trigger-schema";
 
@@ -13,6 +13,9 @@ const taskFields = {
     priority: Priority.default("default"),
     retry: RetryPolicy.optional(),
     timeout: Timeout.optional(),
+    expires_at: IsoDateTime.optional().openapi({ description: "A task not started by then ends `expired` and never runs" }),
+    callback: HttpTarget.optional().openapi({ description: "Called (signed, as a run) with the run when it succeeds" }),
+    failure_callback: HttpTarget.optional().openapi({ description: "Called (signed, as a run) with the run when it fails for good" }),
 };
 const oneStart = (t: { delay?: number; run_at?: string }) => t.delay === undefined || t.run_at === undefined;
 const oneStartError = { message: "give delay or run_at, not both", path: ["run_at"] };

@@ -8,7 +8,11 @@ import { DEFAULT_TIMEOUT_SECONDS, TaskBatchItem, type TaskRequest } from "./sche
 
 /** Validates a task's target and creates its run: the one path for HTTP, bulk and RPC enqueues. */
 export async function enqueueTask(env: Env, body: TaskRequest, idempotencyKey: string | undefined, requestId: string | null): Promise<{ run: RunRow; created: boolean }> {
-  const target = validateTarget(body.target, readConfig(env));
+  const config = readConfig(env);
+  const target = validateTarget(body.target, config);
+  // Callbacks are outbound requests too: the same SSRF rules apply, at enqueue time.
+  const callback = body.callback && (validateTarget(body.callback, config, "callback") as typeof body.callback);
+  const failureCallback = body.failure_callback && (validateTarget(body.failure_callback, config, "failure_callback") as typeof body.failure_callback);
   const now = Date.now();
   const dueAt = body.run_at !== undefined ? Date.parse(body.run_at) : now + Math.round((body.delay ?? 0) * 1000);
   return createRun(
@@ -21,6 +25,9 @@ export async function enqueueTask(env: Env, body: TaskRequest, idempotencyKey: s
       timeoutSeconds: body.timeout ?? target.timeout ?? DEFAULT_TIMEOUT_SECONDS,
       requestId,
       idempotencyKey,
+      expiresAt: body.expires_at === undefined ? null : Date.parse(body.expires_at),
+      callback: callback ?? null,
+      failureCallback: failureCallback ?? null,
     },
     now,
   );

@@ -42,6 +42,7 @@ describe("GET /readyz", () => {
       "configuration:apiToken",
       "d1:responseTime",
       "durableObject:responseTime",
+      "jobs:successDeadlines",
       "queue:binding",
       "scheduler:heartbeat",
     ]);

@@ -128,3 +128,21 @@ describe("error model", () => {
     expect(res.status).toBe(413);
   });
 });
+
+describe("API token rotation", () => {
+  const rotating = { ...env, API_TOKEN: "new-token-aaaaaaaaaaaaaaaa", API_TOKEN_PREVIOUS: TOKEN };
+  const get = (authorization: string) =>
+    worker.fetch(new Request("https://t/v1/scheduler", { headers: { authorization } }), rotating, createExecutionContext());
+
+  it("accepts both the new and the previous token while rotating", async () => {
+    expect((await get("Bearer new-token-aaaaaaaaaaaaaaaa")).status).toBe(200);
+    expect((await get(`Bearer ${TOKEN}`)).status).toBe(200);
+  });
+
+  it("refuses any other token while rotating, and the previous one once it is removed", async () => {
+    expect((await get("Bearer some-other-token")).status).toBe(401);
+    const rotated = { ...env, API_TOKEN: "new-token-aaaaaaaaaaaaaaaa" };
+    const res = await worker.fetch(new Request("https://t/v1/scheduler", { headers: { authorization: `Bearer ${TOKEN}` } }), rotated, createExecutionContext());
+    expect(res.status).toBe(401);
+  });
+});

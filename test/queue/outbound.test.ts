@@ -45,7 +45,7 @@ describe("queue: outbound signatures (Standard Webhooks)", () => {
   });
 
   it("without a signing secret no signature headers are sent", async () => {
-    const h = harness();
+    const h = harness({ WEBHOOK_SIGNING_SECRET: "" });
     const { url, prefix } = receiverUrl();
     const run = await h.enqueue({ target: { type: "http", url } });
     await h.redeliver(h.lastSent(run.id));
