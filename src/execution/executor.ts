@@ -77,7 +77,13 @@ export async function processRunMessage(env: Env, body: unknown, now = Date.now(
   }
   const db = database(env.DB);
   const run = await getRun(db, message.data.run_id);
-  if (!run || isFinal(run.status as RunStatus)) return "ack";
+  if (!run) return "ack";
+  if (isFinal(run.status as RunStatus)) {
+    // The message of the attempt that ended, redelivered: its follow-up (lease release,
+    // alerts, callbacks) may have failed the first time; all of it is idempotent.
+    if (message.data.attempt === run.attempt) await onRunFinished(env, run);
+    return "ack";
+  }
   if (run.status === "running") {
     // A redelivery while an attempt runs: only an expired lease lets it proceed.
     const reclaimed = await reclaimExpiredLease(db, run, now);

@@ -30,10 +30,36 @@ export async function runHeartbeat(env: Env, scheduledTime: number, cron = HEART
   if (cron !== HEARTBEAT_CRON) return;
   const db = database(env.DB);
   await recordHeartbeat(db, scheduledTime, now);
-  const rearmed = await rearmLateJobs(env, now);
-  const recovered = await recoverOverdueRuns(env, now);
-  const overdue = await checkSuccessDeadlines(env, now);
+  // Each repair runs on its own: one failing job or step must not stop the others.
+  const [rearmed, recovered, overdue] = await Promise.all([
+    settle("rearm_late_jobs", () => rearmLateJobs(env, now)),
+    settle("recover_overdue_runs", () => recoverOverdueRuns(env, now)),
+    settle("check_success_deadlines", () => checkSuccessDeadlines(env, now)),
+  ]);
   log("info", "heartbeat", { scheduled_time: new Date(scheduledTime).toISOString(), rearmed, recovered, overdue });
+}
+
+async function settle(step: string, work: () => Promise<number>): Promise<number | null> {
+  try {
+    return await work();
+  } catch (error) {
+    log("error", "heartbeat_step_failed", { step, error: error instanceof Error ? error.message : String(error) });
+    return null;
+  }
+}
+
+/** Applies `repair` to each item; a failure is logged and the rest still get repaired. */
+async function eachIsolated<T extends { id: string }>(items: T[], what: string, repair: (item: T) => Promise<unknown>): Promise<number> {
+  let done = 0;
+  for (const item of items) {
+    try {
+      await repair(item);
+      done++;
+    } catch (error) {
+      log("error", "heartbeat_repair_failed", { what, id: item.id, error: error instanceof Error ? error.message : String(error) });
+    }
+  }
+  return done;
 }
 
 async function fireStaticSchedule(env: Env, cron: string, target: StaticTarget, scheduledTime: number): Promise<void> {
@@ -50,26 +76,23 @@ async function rearmLateJobs(env: Env, now: number): Promise<number> {
     .where(and(eq(jobs.state, "active"), or(isNull(jobs.nextRunAt), lt(jobs.nextRunAt, now - LATE_JOB_MS))))
     .limit(BATCH)
     .all();
-  for (const job of late) await jobObject(env, job.id).ensureArmed(job);
-  return late.length;
+  return eachIsolated(late, "job", (job) => jobObject(env, job.id).ensureArmed(job));
 }
 
 /** The dead-man's switch: tells each job past its success deadline (an indexed scan of overdue jobs only). */
 async function checkSuccessDeadlines(env: Env, now: number): Promise<number> {
   const overdue = await overdueJobs(database(env.DB), now, BATCH);
-  for (const job of overdue) await jobObject(env, job.id).deadlineMissed(now);
-  return overdue.length;
+  return eachIsolated(overdue, "job_deadline", (job) => jobObject(env, job.id).deadlineMissed(now));
 }
 
 /** Reclaims runs whose lease expired and re-sends waiting runs whose message was lost. */
 async function recoverOverdueRuns(env: Env, now: number): Promise<number> {
   const db = database(env.DB);
   const overdue = await overdueRuns(db, now - LOST_MESSAGE_MS, now, BATCH);
-  for (const run of overdue) {
+  return eachIsolated(overdue, "run", async (run) => {
     const recovered = run.status === "running" ? await reclaimExpiredLease(db, run, now) : await requeueStaleRun(db, run, now);
-    if (!recovered) continue;
+    if (!recovered) return;
     if (isFinal(recovered.status as RunStatus)) await onRunFinished(env, recovered);
     else await dispatchRun(env, recovered, now);
-  }
-  return overdue.length;
+  });
 }

@@ -16,6 +16,8 @@ export interface AlertState {
   streak: number;
   /** Open incidents, by kind, with when each opened. */
   open: Partial<Record<IncidentKind, number>>;
+  /** Runs already counted (kept by the JobObject so a repeated notice is not counted twice). */
+  noted?: string[];
 }
 
 export type JobEvent =

@@ -19,6 +19,8 @@ import { applyJitter, nextFireTimes } from "./triggers";
 const MAX_FIRES_PER_ALARM = 1000;
 /** Without coalesce, at most this many backlog fires start per alarm. */
 const MAX_RUNS_PER_ALARM = 10;
+/** How many finished runs a JobObject remembers, to ignore a repeated notice of one. */
+const NOTED_RUNS = 100;
 
 interface Stored {
   job?: JobRow;
@@ -119,9 +121,15 @@ export class JobObject extends DurableObject<Env> {
     if (this.leases.delete(runId)) await this.ctx.storage.put("leases", Object.fromEntries(this.leases));
   }
 
-  /** A run of this job ended: frees its slot and feeds the job's alerts and success deadline. */
+  /**
+   * A run of this job ended: frees its slot and feeds the job's alerts and
+   * success deadline. Told twice about one run (a redelivered message whose
+   * follow-up failed the first time), it only frees the slot again.
+   */
   async runFinished(runId: string, status: string, finishedAt: number): Promise<void> {
     await this.releaseLease(runId);
+    if (this.alertState.noted?.includes(runId)) return;
+    this.alertState = { ...this.alertState, noted: [...(this.alertState.noted ?? []), runId].slice(-NOTED_RUNS) };
     await this.noteEvent({ kind: "outcome", status, at: finishedAt }, runId);
     const window = this.alertConfig()?.expect_success_within;
     if (status === "succeeded" && window !== undefined && this.job) {
@@ -143,7 +151,7 @@ export class JobObject extends DurableObject<Env> {
     const job = this.job;
     if (!config || !job) return;
     const { state, alerts } = applyJobEvent(this.alertState, event, config);
-    this.alertState = state;
+    this.alertState = { ...state, noted: this.alertState.noted };
     await this.ctx.storage.put("alertState", state);
     for (const alert of alerts) {
       const body = {
