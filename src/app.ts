@@ -2,6 +2,7 @@ import { bodyLimit } from "hono/body-limit";
 import { dashboardRoutes } from "./dashboard/routes";
 import { ApiError, errorResponse } from "./errors";
 import { healthRoutes } from "./health/routes";
+import { hostRoutes } from "./hosts/routes";
 import { accessLog } from "./http/access-log";
 import { requireToken } from "./http/auth";
 import { allowedMethods } from "./http/method-not-allowed";
@@ -43,6 +44,7 @@ export function createApp() {
   app.route("/v1", runRoutes);
   app.route("/v1", jobRoutes);
   app.route("/v1", statsRoutes);
+  app.route("/v1", hostRoutes);
   mountOpenApi(app);
 
   const methodsFor = allowedMethods(app);

@@ -1,3 +1,4 @@
+import type { HostGuard } from "./hosts/host-guard";
 import type { JobObject } from "./scheduling/job-object";
 
 /** Bindings and secrets the Worker receives (see wrangler.toml and .dev.vars.example). */
@@ -6,6 +7,7 @@ export interface Env {
   TASK_QUEUE: Queue<unknown>;
   HIGH_QUEUE: Queue<unknown>;
   JOB_OBJECT: DurableObjectNamespace<JobObject>;
+  HOST_GUARD: DurableObjectNamespace<HostGuard>;
   /** Bearer token for /v1, /metrics and /dashboard (a Worker secret). */
   API_TOKEN?: string;
   /** While rotating: the token being retired, still accepted until this secret is deleted. */

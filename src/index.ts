@@ -3,6 +3,7 @@ import type { Env } from "./env";
 import { consumeBatch } from "./execution/consumer";
 import { runHeartbeat } from "./heartbeat/tick";
 
+export { HostGuard } from "./hosts/host-guard";
 export { TaskflareRPC } from "./rpc";
 export { JobObject } from "./scheduling/job-object";
 

@@ -150,3 +150,15 @@ export const schedulerState = sqliteTable("scheduler_state", {
   value: text("value").notNull(),
   updatedAt: epochMs("updated_at").notNull(),
 });
+
+/** A mirror of each host guard's circuit and deferral counts, so /metrics reads them from D1. */
+export const hostGuards = sqliteTable("host_guards", {
+  host: text("host").primaryKey(),
+  circuit: text("circuit").notNull(),
+  consecutiveFailures: integer("consecutive_failures").notNull().default(0),
+  openedAt: epochMs("opened_at"),
+  deferredCircuit: integer("deferred_circuit").notNull().default(0),
+  deferredConcurrency: integer("deferred_concurrency").notNull().default(0),
+  deferredRateLimit: integer("deferred_rate_limit").notNull().default(0),
+  updatedAt: epochMs("updated_at").notNull(),
+});

@@ -5,12 +5,16 @@ import type { Env } from "../env";
 import { findHandler } from "../handlers";
 import { PermanentError, RetryableError, type HandlerContext } from "../handlers/registry";
 import { log } from "../log";
-import { claimRun, expireRun, finishAttempt, getRun, reclaimExpiredLease, type AttemptOutcome, type RunRow } from "../runs/store";
+import { hostGuard, hostOf } from "../hosts/guard-client";
+import type { CallOutcome } from "../hosts/policy";
+import { claimRun, deferRun, expireRun, finishAttempt, getRun, LEASE_GRACE_MS, reclaimExpiredLease, type AttemptOutcome, type RunRow } from "../runs/store";
 import { isFinal, type RunStatus } from "../runs/transitions";
 import { retryDelaySeconds } from "./backoff";
 import { dispatchRun } from "./dispatch";
 import { onRunFinished } from "./finished";
 import { RetryPolicy, Target, type HttpTarget } from "./target-schema";
+
+type HostGuardStub = ReturnType<typeof hostGuard>;
 
 const RunMessage = z.object({ run_id: z.string().min(1).max(100), attempt: z.number().int().min(1) });
 
@@ -107,19 +111,49 @@ export async function processRunMessage(env: Env, body: unknown, now = Date.now(
     await dispatchRun(env, run, now); // not due yet: a delay longer than the queue allows
     return "ack";
   }
-  const claimed = await claimRun(db, run.id, message.data.attempt, now);
-  if (!claimed) return "ack";
-  await executeClaimed(env, db, claimed);
+  const host = hostOf(run.target as Target);
+  const guard = host === undefined ? undefined : hostGuard(env, host);
+  if (host !== undefined && guard) {
+    const answer = await guard.acquire(host, run.id, now, run.timeout * 1000 + LEASE_GRACE_MS);
+    if (!answer.allowed) {
+      const until = answer.until ?? now + 1000;
+      const deferred = await deferRun(db, run, until, until, answer.message ?? "deferred by the host guard", now);
+      if (deferred) await dispatchRun(env, deferred, now);
+      return "ack";
+    }
+  }
+  const claimed = await claimRun(db, run.id, message.data.attempt, Date.now());
+  if (!claimed) {
+    await guard?.release(run.id, "not_called", now);
+    return "ack";
+  }
+  await executeClaimed(env, db, claimed, guard);
   return "ack";
 }
 
-async function executeClaimed(env: Env, db: Db, run: RunRow): Promise<void> {
+/** How a call went, for the host's circuit breaker: any answer that is not a retryable failure shows the host is up. */
+function callOutcome(error: unknown): CallOutcome {
+  if (error === undefined) return "healthy";
+  if (error instanceof RetryableError) return "failure";
+  if (error instanceof PermanentError && error.message.startsWith("refused target")) return "not_called";
+  return "healthy";
+}
+
+async function executeClaimed(env: Env, db: Db, run: RunRow, guard: HostGuardStub | undefined): Promise<void> {
   let outcome: AttemptOutcome;
+  let failure: unknown;
   try {
     const result = await runTarget(env, run);
     outcome = { status: "succeeded", result: result ?? null };
   } catch (error) {
+    failure = error;
     outcome = outcomeOf(run, error, Date.now());
+  }
+  try {
+    await guard?.release(run.id, callOutcome(failure), Date.now());
+  } catch (error) {
+    // The guard's hold on this run lapses by itself; the result must still be recorded.
+    log("error", "host_guard_release_failed", { run_id: run.id, error: error instanceof Error ? error.message : String(error) });
   }
   const finished = await finishAttempt(db, run, outcome, Date.now());
   if (!finished) {

@@ -15,12 +15,20 @@ const jobLabel = (jobId: string) => (jobId === "" ? "(task)" : jobId);
 export async function renderMetrics(env: Env, now = Date.now()): Promise<string> {
   const db = database(env.DB);
   const d1 = env.DB;
-  const [stats, jobStates, runStates, late, heartbeat] = await Promise.all([
+  const [stats, jobStates, runStates, late, heartbeat, hosts] = await Promise.all([
     statsSince(db, 0),
     d1.prepare("SELECT state, count(*) AS n FROM jobs GROUP BY state").all<{ state: string; n: number }>(),
     d1.prepare("SELECT status, count(*) AS n FROM runs WHERE status IN ('scheduled','queued','running','retrying') GROUP BY status").all<{ status: string; n: number }>(),
     d1.prepare("SELECT count(*) AS n FROM jobs WHERE state = 'active' AND next_run_at < ?").bind(now - LATE_JOB_MS).first<{ n: number }>(),
     lastHeartbeat(db),
+    d1.prepare("SELECT host, circuit, consecutive_failures, deferred_circuit, deferred_concurrency, deferred_rate_limit FROM host_guards ORDER BY host LIMIT 1000").all<{
+      host: string;
+      circuit: string;
+      consecutive_failures: number;
+      deferred_circuit: number;
+      deferred_concurrency: number;
+      deferred_rate_limit: number;
+    }>(),
   ]);
   const out = new MetricsWriter();
   out.family("taskflare_runs_total", "counter", "Finished runs by job and outcome.");
@@ -36,6 +44,16 @@ export async function renderMetrics(env: Env, now = Date.now()): Promise<string>
   out.sample("taskflare_jobs_late", {}, late?.n ?? 0);
   out.family("taskflare_heartbeat_age_seconds", "gauge", "Seconds since the last heartbeat tick (NaN before the first).");
   out.sample("taskflare_heartbeat_age_seconds", {}, heartbeat === undefined ? NaN : Math.max(0, (now - heartbeat) / 1000));
+  out.family("taskflare_host_circuit_open", "gauge", "1 while a host's circuit is open or half-open, by host.");
+  for (const h of hosts.results) out.sample("taskflare_host_circuit_open", { host: h.host }, h.circuit === "closed" ? 0 : 1);
+  out.family("taskflare_host_consecutive_failures", "gauge", "Consecutive failed calls to a host.");
+  for (const h of hosts.results) out.sample("taskflare_host_consecutive_failures", { host: h.host }, h.consecutive_failures);
+  out.family("taskflare_host_deferrals_total", "counter", "Runs deferred by a host's guard, by reason (without spending an attempt).");
+  for (const h of hosts.results) {
+    out.sample("taskflare_host_deferrals_total", { host: h.host, reason: "circuit_open" }, h.deferred_circuit);
+    out.sample("taskflare_host_deferrals_total", { host: h.host, reason: "max_concurrency" }, h.deferred_concurrency);
+    out.sample("taskflare_host_deferrals_total", { host: h.host, reason: "rate_limit" }, h.deferred_rate_limit);
+  }
   return out.toString();
 }
 

@@ -193,6 +193,21 @@ function attemptEntry(run: RunRow, outcome: AttemptOutcome, now: number, duratio
   };
 }
 
+/**
+ * Puts a waiting run's next attempt off until `until` without spending it
+ * (an open circuit, a rate limit); the reason is shown on the run. `dueAt`
+ * may be a little before `until`: the consumer waits out the rest itself.
+ */
+export async function deferRun(db: Db, run: RunRow, dueAt: number, until: number, reason: string, now: number): Promise<RunRow | undefined> {
+  const [deferred] = await db
+    .update(runs)
+    .set({ availableAt: dueAt, deferredReason: reason, updatedAt: now })
+    .where(and(eq(runs.id, run.id), inArray(runs.status, [...WAITING]), eq(runs.attempt, run.attempt)))
+    .returning();
+  if (deferred) log("info", "run_deferred", { run_id: run.id, attempt: run.attempt, until: new Date(until).toISOString(), reason });
+  return deferred;
+}
+
 /** Ends a task whose expires_at passed before its first attempt started: it never runs. */
 export async function expireRun(db: Db, run: RunRow, now: number): Promise<RunRow | undefined> {
   const update = db

@@ -58,7 +58,7 @@ describe("GET /v1/stats and /v1/jobs/:id/stats", () => {
     } finally {
       await deleteJob(id);
     }
-  });
+  }, 30_000);
 
   it("a window after the runs counts nothing", async () => {
     const id = `stats-window-${Date.now()}`;

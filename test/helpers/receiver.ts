@@ -6,10 +6,15 @@ export interface ReceivedRequest {
   at: number;
 }
 
-/** A fresh path on the receiver for one test, so tests never see each other's requests. */
-export function receiverUrl(query = ""): { url: string; prefix: string } {
-  const prefix = `/t/${crypto.randomUUID()}`;
-  return { url: `https://receiver.example.com${prefix}/hook${query ? `?${query}` : ""}`, prefix };
+/**
+ * A fresh host and path on the receiver for one test, so tests never see each
+ * other's requests nor share a host's circuit breaker or rate limit.
+ */
+export function receiverUrl(query = ""): { url: string; prefix: string; host: string } {
+  const id = crypto.randomUUID();
+  const prefix = `/t/${id}`;
+  const host = `h${id.slice(0, 8)}.receiver.example.com`;
+  return { url: `https://${host}${prefix}/hook${query ? `?${query}` : ""}`, prefix, host };
 }
 
 /** What the receiver got under a prefix, in arrival order. */

@@ -1,0 +1,100 @@
+import { DurableObject } from "cloudflare:workers";
+import type { Env } from "../env";
+import { log } from "../log";
+import { acquire, DEFAULT_POLICY, INITIAL_STATE, release, type CallOutcome, type DeferReason, type HostPolicy, type HostState } from "./policy";
+
+/** The guard's answer: go, or wait until `until` for `reason`. */
+export interface GuardAnswer {
+  allowed: boolean;
+  until: number | null;
+  reason: DeferReason | null;
+  message: string | null;
+}
+import type { HostStatus } from "./schema";
+
+/**
+ * One per outbound host: the circuit breaker, concurrency cap and rate limit
+ * for every run that calls it. Single-threaded, so the decisions are exact.
+ * Its circuit state and deferral counts are mirrored to D1 for /metrics.
+ */
+export class HostGuard extends DurableObject<Env> {
+  private state: HostState = INITIAL_STATE;
+  private policy: HostPolicy = DEFAULT_POLICY;
+  private host = "";
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    void ctx.blockConcurrencyWhile(async () => {
+      const stored = await ctx.storage.get<unknown>(["state", "policy", "host"]);
+      this.state = (stored.get("state") as HostState | undefined) ?? INITIAL_STATE;
+      this.policy = (stored.get("policy") as HostPolicy | undefined) ?? DEFAULT_POLICY;
+      this.host = (stored.get("host") as string | undefined) ?? "";
+    });
+  }
+
+  /** Asks to call the host for a run; the answer says go, or until when to wait and why. */
+  async acquire(host: string, runId: string, now: number, holdMs: number): Promise<GuardAnswer> {
+    this.host ||= host;
+    const before = this.state.circuit;
+    const decision = acquire(this.state, this.policy, runId, now, holdMs, host);
+    this.state = decision.state;
+    await this.ctx.storage.put({ state: this.state, host: this.host });
+    if (this.state.circuit !== before) await this.mirror(now);
+    if (!decision.allowed) await this.countDeferral(decision.reason);
+    return decision.allowed
+      ? { allowed: true, until: null, reason: null, message: null }
+      : { allowed: false, until: decision.until, reason: decision.reason, message: decision.message };
+  }
+
+  /** Reports how the call went (or that it was not made). */
+  async release(runId: string, outcome: CallOutcome, now: number): Promise<void> {
+    const before = this.state.circuit;
+    this.state = release(this.state, this.policy, runId, outcome, now);
+    await this.ctx.storage.put("state", this.state);
+    if (this.state.circuit !== before) {
+      log(this.state.circuit === "open" ? "warn" : "info", "host_circuit", { host: this.host, circuit: this.state.circuit, failures: this.state.failures });
+      await this.mirror(now);
+    }
+  }
+
+  /** Sets the host's policy (PUT /v1/hosts/:host). */
+  async configure(host: string, policy: HostPolicy): Promise<HostStatus> {
+    this.host = host;
+    this.policy = policy;
+    await this.ctx.storage.put({ policy, host });
+    await this.mirror(Date.now());
+    return this.status();
+  }
+
+  /** The host's policy and state. */
+  async status(): Promise<HostStatus> {
+    return {
+      host: this.host,
+      policy: this.policy,
+      circuit: this.state.circuit,
+      consecutive_failures: this.state.failures,
+      opened_at: this.state.openedAt === null ? null : new Date(this.state.openedAt).toISOString(),
+      in_flight: Object.keys(this.state.inFlight).length,
+      reserved_slots: this.state.grants.filter((g) => g.at > Date.now()).length,
+    };
+  }
+
+  private async mirror(now: number): Promise<void> {
+    await this.env.DB.prepare(
+      `INSERT INTO host_guards (host, circuit, consecutive_failures, opened_at, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (host) DO UPDATE SET circuit = excluded.circuit, consecutive_failures = excluded.consecutive_failures, opened_at = excluded.opened_at, updated_at = excluded.updated_at`,
+    )
+      .bind(this.host, this.state.circuit, this.state.failures, this.state.openedAt, now)
+      .run();
+  }
+
+  private async countDeferral(reason: string): Promise<void> {
+    const column = { circuit_open: "deferred_circuit", probe_in_flight: "deferred_circuit", max_concurrency: "deferred_concurrency", rate_limit: "deferred_rate_limit" }[reason] ?? "deferred_circuit";
+    await this.env.DB.prepare(
+      `INSERT INTO host_guards (host, circuit, consecutive_failures, opened_at, updated_at, ${column}) VALUES (?, ?, ?, ?, ?, 1)
+       ON CONFLICT (host) DO UPDATE SET ${column} = ${column} + 1, updated_at = excluded.updated_at`,
+    )
+      .bind(this.host, this.state.circuit, this.state.failures, this.state.openedAt, Date.now())
+      .run();
+  }
+}

@@ -1,0 +1,123 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { binding, claimRun, deliverBatch, faultyHarness, insertRun, loadRun, TRANSIENT_D1_ERROR } from "../helpers/faults";
+import { received, receiverUrl } from "../helpers/receiver";
+import { DEAD_LETTER_QUEUE, makeDue, MANUAL_RETRY, mustStoredRun, NO_CHANGE, statsDelta, TASK_QUEUE, taskStats } from "../helpers/runs";
+
+// Invariants: every accepted task reaches a final state, and no run executes
+// twice unless a retry was due. D1 fails transiently ("Network connection
+// lost"), either before it applied a statement (the request was lost) or after
+// (the answer was lost). The platform then does what it always does: the queue
+// redelivers a message the consumer asked to retry, and the heartbeat reclaims
+// a run whose lease expired.
+
+/** The messages of an error and its causes, joined. */
+function causes(error: unknown): string {
+  const messages: string[] = [];
+  for (let e = error; e instanceof Error; e = e.cause) messages.push(e.message);
+  return messages.join(" <- ");
+}
+
+describe("faults: a D1 error inserting the run of POST /v1/tasks", () => {
+  async function runsWithKey(key: string): Promise<string[]> {
+    const { results } = await env.DB.prepare("SELECT id FROM runs WHERE idempotency_key = ?").bind(key).all<{ id: string }>();
+    return results.map((r) => r.id);
+  }
+
+  it("the insert is lost: the API answers 500, and the client's retry with the same Idempotency-Key creates the one run, which runs once (every accepted task reaches a final state)", async () => {
+    const { d1, h } = faultyHarness();
+    const { url, prefix } = receiverUrl();
+    const key = `fault-${crypto.randomUUID()}`;
+    const task = { target: { type: "http", url }, retry: MANUAL_RETRY };
+    d1.failNext({ match: insertRun });
+
+    const failed = await h.api("/v1/tasks", { method: "POST", json: task, headers: { "idempotency-key": key } });
+    expect(failed.status).toBe(500);
+    expect(await failed.json()).toMatchObject({ error: { code: "internal_error" } });
+    expect(await runsWithKey(key)).toEqual([]);
+
+    const run = await h.enqueue(task, { "idempotency-key": key });
+    await h.redeliver(h.lastSent(run.id));
+
+    expect(await runsWithKey(key)).toEqual([run.id]);
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "succeeded", attempt: 1 });
+    expect(await received(prefix)).toHaveLength(1);
+  });
+
+  it("the insert was applied but its answer lost: the retried request returns that run, and the heartbeat sends its message once it is overdue (every accepted task reaches a final state)", async () => {
+    const { d1, h } = faultyHarness();
+    const { url, prefix } = receiverUrl();
+    const key = `fault-${crypto.randomUUID()}`;
+    const task = { target: { type: "http", url }, retry: MANUAL_RETRY };
+    d1.failNext({ match: insertRun, effect: "lost-response" });
+
+    const failed = await h.api("/v1/tasks", { method: "POST", json: task, headers: { "idempotency-key": key } });
+    expect(failed.status).toBe(500);
+    const replay = await h.api("/v1/tasks", { method: "POST", json: task, headers: { "idempotency-key": key } });
+    expect(replay.status).toBe(202);
+    const run = await replay.json<{ id: string }>();
+    expect(await runsWithKey(key)).toEqual([run.id]);
+
+    await makeDue(run.id, 10 * 60_000);
+    await h.tick();
+    await h.redeliver(h.lastSent(run.id));
+    await h.tick();
+
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "succeeded", attempt: 1 });
+    expect(h.sentFor(run.id)).toHaveLength(1);
+    expect(await received(prefix)).toHaveLength(1);
+  });
+});
+
+describe("faults: one message of a batch fails", () => {
+  it("a D1 error on one message retries only that message; the others are acked one by one (every accepted task reaches a final state)", async () => {
+    const { d1, h } = faultyHarness();
+    const a = receiverUrl();
+    const b = receiverUrl();
+    const runA = await h.enqueue({ target: { type: "http", url: a.url }, retry: MANUAL_RETRY });
+    const runB = await h.enqueue({ target: { type: "http", url: b.url }, retry: MANUAL_RETRY });
+    d1.failNext({ match: binding(runA.id, claimRun) });
+
+    const { result, thrown } = await deliverBatch(h.env, TASK_QUEUE, [
+      { id: "msg-a", body: h.lastSent(runA.id).body },
+      { id: "msg-b", body: h.lastSent(runB.id).body },
+    ]);
+
+    expect(thrown).toBeUndefined();
+    expect(result.retryBatch.retry).toBe(false);
+    expect(result.explicitAcks).toEqual(["msg-b"]);
+    expect(result.retryMessages.map((m) => m.msgId)).toEqual(["msg-a"]);
+    expect(await mustStoredRun(runB.id)).toMatchObject({ status: "succeeded" });
+    expect(await mustStoredRun(runA.id)).toMatchObject({ status: "queued", attempt: 0 });
+
+    // The queue redelivers only the message it was asked to retry.
+    await deliverBatch(h.env, TASK_QUEUE, [{ id: "msg-a", body: h.lastSent(runA.id).body, attempts: 2 }]);
+    expect(await mustStoredRun(runA.id)).toMatchObject({ status: "succeeded", attempt: 1 });
+    expect(await received(a.prefix)).toHaveLength(1);
+    expect(await received(b.prefix)).toHaveLength(1);
+  });
+
+  it("a dead-letter handler that throws keeps the acks it made; the platform retries the rest, and each run is counted dead once (every accepted task reaches a final state)", async () => {
+    const { d1, h } = faultyHarness();
+    const { url } = receiverUrl();
+    const runs = [];
+    for (let i = 0; i < 3; i++) runs.push(await h.enqueue({ target: { type: "http", url }, delay: 3600 }));
+    const [first, second, third] = runs.map((r) => ({ id: `dlq-${r.id}`, body: { run_id: r.id, attempt: 1 } }));
+    if (!first || !second || !third) throw new Error("three runs expected");
+    const before = await taskStats();
+    d1.failNext({ match: binding(second.body.run_id, loadRun) });
+
+    const delivery = await deliverBatch(h.env, DEAD_LETTER_QUEUE, [first, second, third]);
+
+    expect(causes(delivery.thrown)).toContain(TRANSIENT_D1_ERROR);
+    expect(delivery.result.explicitAcks).toEqual([first.id]);
+    // A throwing handler: every message not acked comes back (the platform's whole-batch retry).
+    const notAcked = [first, second, third].filter((m) => !delivery.result.explicitAcks.includes(m.id));
+    const retried = await deliverBatch(h.env, DEAD_LETTER_QUEUE, notAcked.map((m) => ({ ...m, attempts: 2 })));
+
+    expect(retried.thrown).toBeUndefined();
+    expect(retried.result.explicitAcks).toEqual([second.id, third.id]);
+    for (const run of runs) expect(await mustStoredRun(run.id)).toMatchObject({ status: "dead" });
+    expect(statsDelta(before, await taskStats())).toEqual({ ...NO_CHANGE, dead: 3 });
+  });
+});

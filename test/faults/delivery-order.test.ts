@@ -1,0 +1,139 @@
+import { describe, expect, it } from "vitest";
+import { deliverBatch } from "../helpers/faults";
+import { received, receiverUrl } from "../helpers/receiver";
+import {
+  harness,
+  makeDue,
+  MANUAL_RETRY,
+  mustStoredRun,
+  NO_CHANGE,
+  statsDelta,
+  TASK_QUEUE,
+  taskStats,
+  type Harness,
+  type RunMessage,
+} from "../helpers/runs";
+
+// Invariant: no run executes twice unless a retry was due — exactly the
+// attempts that were due run, once each, whatever order and however often
+// the queue (at-least-once, unordered) delivers their messages.
+
+const attempt = (runId: string, n: number): RunMessage => ({ run_id: runId, attempt: n });
+
+/** Delivers the bodies as one batch, each with its own message id. */
+async function batch(h: Harness, bodies: RunMessage[]) {
+  const { result, thrown } = await deliverBatch(
+    h.env,
+    TASK_QUEUE,
+    bodies.map((body) => ({ id: crypto.randomUUID(), body })),
+  );
+  expect(thrown).toBeUndefined();
+  expect(result.retryMessages).toEqual([]);
+  return result;
+}
+
+/** A task whose first attempt has failed with 503 and whose retry (attempt 2) is now due. */
+async function taskWithDueRetry(h: Harness, query = "status=503&fail_times=1") {
+  const { url, prefix } = receiverUrl(query);
+  const run = await h.enqueue({ target: { type: "http", url }, retry: { ...MANUAL_RETRY, max_attempts: 3 } });
+  await batch(h, [attempt(run.id, 1)]);
+  expect(await mustStoredRun(run.id)).toMatchObject({ status: "retrying", attempt: 1 });
+  await makeDue(run.id);
+  return { run, prefix };
+}
+
+describe("faults: duplicate and out-of-order queue deliveries", () => {
+  it("attempt 2 delivered before a late copy of attempt 1, in separate batches: attempt 2 runs once and attempt 1 does not run again", async () => {
+    const h = harness();
+    const { run, prefix } = await taskWithDueRetry(h);
+    const before = await taskStats();
+
+    await batch(h, [attempt(run.id, 2)]);
+    await batch(h, [attempt(run.id, 1)]);
+
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "succeeded", attempt: 2 });
+    expect(await received(prefix)).toHaveLength(2);
+    expect(statsDelta(before, await taskStats())).toEqual({ ...NO_CHANGE, succeeded: 1 });
+  });
+
+  it("attempts 2 and 1 in reverse order in one batch: attempt 2 runs once", async () => {
+    const h = harness();
+    const { run, prefix } = await taskWithDueRetry(h);
+    const before = await taskStats();
+
+    await batch(h, [attempt(run.id, 2), attempt(run.id, 1)]);
+    // Whatever the late attempt-1 copy re-sent arrives too.
+    for (const message of h.sentFor(run.id).slice(2)) await h.redeliver(message);
+
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "succeeded", attempt: 2 });
+    expect(await received(prefix)).toHaveLength(2);
+    expect(statsDelta(before, await taskStats())).toEqual({ ...NO_CHANGE, succeeded: 1 });
+  });
+
+  it("attempts duplicated within and across batches, in any order: each due attempt runs once", async () => {
+    const h = harness();
+    const { url, prefix } = receiverUrl("status=503&fail_times=1");
+    const run = await h.enqueue({ target: { type: "http", url }, retry: MANUAL_RETRY });
+    const before = await taskStats();
+
+    await batch(h, [attempt(run.id, 1), attempt(run.id, 1)]);
+    await makeDue(run.id);
+    await batch(h, [attempt(run.id, 2), attempt(run.id, 1), attempt(run.id, 2)]);
+    await batch(h, [attempt(run.id, 1), attempt(run.id, 2), attempt(run.id, 3)]);
+    for (const message of h.sentFor(run.id)) await h.redeliver(message);
+
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "succeeded", attempt: 2 });
+    expect(await received(prefix)).toHaveLength(2);
+    expect(statsDelta(before, await taskStats())).toEqual({ ...NO_CHANGE, succeeded: 1 });
+  });
+
+  it("a message for attempt 2 that arrives before attempt 1 ran does nothing; attempt 1 then runs once", async () => {
+    const h = harness();
+    const { url, prefix } = receiverUrl();
+    const run = await h.enqueue({ target: { type: "http", url }, retry: MANUAL_RETRY });
+
+    await batch(h, [attempt(run.id, 2), attempt(run.id, 1), attempt(run.id, 2)]);
+
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "succeeded", attempt: 1 });
+    expect(await received(prefix)).toHaveLength(1);
+  });
+
+  it("a retry's message delivered before its backoff is due is re-sent, not run early; it runs once when due", async () => {
+    const h = harness();
+    const { url, prefix } = receiverUrl("status=503&fail_times=1");
+    const run = await h.enqueue({ target: { type: "http", url }, retry: MANUAL_RETRY });
+    await batch(h, [attempt(run.id, 1)]);
+    const sentBefore = h.sentFor(run.id).length;
+
+    await batch(h, [attempt(run.id, 2), attempt(run.id, 2)]);
+
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "retrying", attempt: 1 });
+    expect(await received(prefix)).toHaveLength(1);
+    const resent = h.sentFor(run.id).slice(sentBefore);
+    expect(resent.map((m) => m.body)).toEqual([attempt(run.id, 2), attempt(run.id, 2)]);
+    expect(resent.every((m) => (m.delaySeconds ?? 0) > 0)).toBe(true);
+
+    await makeDue(run.id);
+    await batch(h, resent.map((m) => m.body));
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "succeeded", attempt: 2 });
+    expect(await received(prefix)).toHaveLength(2);
+  });
+
+  it("a run that fails every attempt, with every message delivered twice and the last ones reversed, runs each attempt once and is counted dead once", async () => {
+    const h = harness();
+    const { url, prefix } = receiverUrl("status=503");
+    const run = await h.enqueue({ target: { type: "http", url }, retry: MANUAL_RETRY });
+    const before = await taskStats();
+
+    await batch(h, [attempt(run.id, 1), attempt(run.id, 1)]);
+    await makeDue(run.id);
+    await batch(h, [attempt(run.id, 2), attempt(run.id, 2)]);
+    await makeDue(run.id);
+    await batch(h, [attempt(run.id, 3), attempt(run.id, 2), attempt(run.id, 1), attempt(run.id, 3)]);
+    for (const message of [...h.sentFor(run.id)].reverse()) await h.redeliver(message);
+
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "dead", attempt: 3 });
+    expect(await received(prefix)).toHaveLength(3);
+    expect(statsDelta(before, await taskStats())).toEqual({ ...NO_CHANGE, dead: 1 });
+  });
+});

@@ -1,0 +1,306 @@
+import {
+  createExecutionContext,
+  createMessageBatch,
+  createScheduledController,
+  getQueueResult,
+  runInDurableObject,
+  waitOnExecutionContext,
+  type QueueResult,
+} from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, expect } from "vitest";
+import type { Env } from "../../src/env";
+import worker from "../../src/index";
+import type { JobObject } from "../../src/scheduling/job-object";
+import { createJob, deleteJob, jobRuns, jobStub, type JobBody } from "./jobs";
+import { harness, runReaches, type Harness, type RunMessage } from "./runs";
+
+/** The error D1 reports for a dropped connection: transient, worth retrying. */
+export const TRANSIENT_D1_ERROR = "D1_ERROR: Network connection lost";
+
+/** One SQL statement as the Worker bound it. */
+export interface BoundStatement {
+  sql: string;
+  params: unknown[];
+}
+
+/**
+ * How a fault shows itself:
+ * - `lost-request`: the call fails before D1 sees it (nothing is applied);
+ * - `lost-response`: D1 applies the call, then its answer is lost;
+ * - `hang`: the call never answers.
+ */
+export type FaultEffect = "lost-request" | "lost-response" | "hang";
+
+/** Which call fails, and how. */
+export interface FaultRule {
+  /** A call matches when one of its statements does (a batch is one call); omitted, every call matches. */
+  match?: (statement: BoundStatement) => boolean;
+  /** Fails the nth matching call from now on (1 = the next one). */
+  nth?: number;
+  effect?: FaultEffect;
+}
+
+/** A D1 binding that passes calls through to the real one, except those a test arms to fail. */
+export interface FaultyD1 {
+  db: D1Database;
+  /** Every call made through this binding, as the SQL of its statements. */
+  calls: string[][];
+  /** Calls that a fault broke, in order. */
+  broken: BoundStatement[][];
+  /** Arms one fault; it fires once, then the binding is healthy again. */
+  failNext(rule?: FaultRule): void;
+  /** Whether any armed fault is still waiting for its call. */
+  armed(): boolean;
+}
+
+interface ArmedRule {
+  match: (statement: BoundStatement) => boolean;
+  remaining: number;
+  effect: FaultEffect;
+}
+
+/** Wraps a D1 binding so tests can lose a request, lose a response, or hang at a chosen statement. */
+export function faultyD1(real: D1Database = env.DB): FaultyD1 {
+  const rules: ArmedRule[] = [];
+  const calls: string[][] = [];
+  const broken: BoundStatement[][] = [];
+
+  async function call<T>(statements: BoundStatement[], execute: () => Promise<T>): Promise<T> {
+    calls.push(statements.map((s) => s.sql));
+    const index = rules.findIndex((rule) => statements.some(rule.match) && --rule.remaining === 0);
+    const rule = index === -1 ? undefined : rules.splice(index, 1)[0];
+    if (!rule) return execute();
+    broken.push(statements);
+    if (rule.effect === "hang") return new Promise<T>(() => {});
+    if (rule.effect === "lost-response") await execute();
+    throw new Error(TRANSIENT_D1_ERROR);
+  }
+
+  class Statement {
+    constructor(
+      readonly real: D1PreparedStatement,
+      readonly sql: string,
+      readonly params: unknown[],
+    ) {}
+    bind(...values: unknown[]) {
+      return new Statement(this.real.bind(...values), this.sql, values);
+    }
+    first(column?: string) {
+      return call([this], () => (column === undefined ? this.real.first() : this.real.first(column)));
+    }
+    run() {
+      return call([this], () => this.real.run());
+    }
+    all() {
+      return call([this], () => this.real.all());
+    }
+    raw(options?: { columnNames?: boolean }) {
+      return call([this], () => (options?.columnNames ? this.real.raw({ columnNames: true }) : this.real.raw()));
+    }
+  }
+
+  const unwrap = (statement: D1PreparedStatement): Statement => {
+    if (!(statement instanceof Statement)) throw new Error("faultyD1: a statement from another binding was batched");
+    return statement;
+  };
+
+  const db = {
+    prepare: (sql: string) => new Statement(real.prepare(sql), sql, []) as unknown as D1PreparedStatement,
+    batch: <T>(statements: D1PreparedStatement[]) => {
+      const own = statements.map(unwrap);
+      return call(own, () => real.batch<T>(own.map((s) => s.real)));
+    },
+    exec: (sql: string) => call([{ sql, params: [] }], () => real.exec(sql)),
+    withSession: () => {
+      throw new Error("faultyD1: sessions are not wrapped");
+    },
+    dump: () => real.dump(),
+  };
+
+  return {
+    db: db as unknown as D1Database,
+    calls,
+    broken,
+    failNext(rule = {}) {
+      rules.push({ match: rule.match ?? (() => true), remaining: rule.nth ?? 1, effect: rule.effect ?? "lost-request" });
+    },
+    armed: () => rules.length > 0,
+  };
+}
+
+/** A harness (test/helpers/runs.ts) whose D1 binding fails where the test arms it to. */
+export function faultyHarness(): { d1: FaultyD1; h: Harness } {
+  const d1 = faultyD1();
+  return { d1, h: harness({ DB: d1.db }) };
+}
+
+// Statements of a run's life, recognised by their SQL (Drizzle lists SET columns in table order).
+
+/** Loading a run by id (the consumer's first read). */
+export const loadRun = (s: BoundStatement) => /^select .* from "runs" where "runs"\."id" = \?$/.test(s.sql);
+/** The claim: a waiting run becomes `running` (UPDATE ... WHERE status IN waiting). */
+export const claimRun = (s: BoundStatement) => s.sql.startsWith('update "runs"') && s.sql.includes('"runs"."status" in (') && s.params[0] === "running";
+/** Recording that an attempt failed and will be retried. */
+export const recordRetry = (s: BoundStatement) => s.sql.startsWith('update "runs"') && s.params[0] === "retrying";
+/** The stats rollup that rides in the same batch as a run's final UPDATE. */
+export const rollupStats = (s: BoundStatement) => s.sql.startsWith("INSERT INTO job_stats");
+/** Inserting a new run (POST /v1/tasks, an alarm's fire). */
+export const insertRun = (s: BoundStatement) => s.sql.startsWith('insert into "runs"');
+/** The JobObject writing its schedule (next_run_at) to D1. */
+export const recordSchedule = (s: BoundStatement) => /^update "jobs" set "state" = \?, "next_run_at" = \?/.test(s.sql);
+/** Narrows a matcher to statements that bind `value` (e.g. one run's id). */
+export const binding = (value: unknown, match: (s: BoundStatement) => boolean = () => true) => (s: BoundStatement) =>
+  match(s) && s.params.includes(value);
+
+/** What a queue handler did with a batch, and whether it threw (the platform then retries every message not acked). */
+export interface Delivery {
+  result: QueueResult;
+  thrown: unknown;
+}
+
+/** Delivers one batch to the Worker's queue entry point with `workerEnv`; a throwing handler is reported, not rethrown. */
+export async function deliverBatch(workerEnv: Env, queue: string, messages: { id: string; body: RunMessage; attempts?: number }[]): Promise<Delivery> {
+  const batch = createMessageBatch(
+    queue,
+    messages.map((m) => ({ id: m.id, timestamp: Date.now(), attempts: m.attempts ?? 1, body: m.body })),
+  );
+  const ctx = createExecutionContext();
+  let thrown: unknown;
+  try {
+    await worker.queue(batch as MessageBatch<unknown>, workerEnv, ctx);
+  } catch (error) {
+    thrown = error;
+  }
+  return { result: await getQueueResult(batch, ctx), thrown };
+}
+
+/** One Cron Trigger invocation through the Worker's scheduled entry point. */
+export async function cronTick(workerEnv: Env, scheduledTime: number, cron = "* * * * *"): Promise<void> {
+  const ctx = createExecutionContext();
+  await worker.scheduled(createScheduledController({ scheduledTime, cron }), workerEnv, ctx);
+  await waitOnExecutionContext(ctx);
+}
+
+/** The scheduledTime of the last heartbeat tick recorded in D1, or null. */
+export async function recordedHeartbeat(): Promise<number | null> {
+  const row = await env.DB.prepare("SELECT value FROM scheduler_state WHERE key = 'heartbeat_at'").first<{ value: string }>();
+  return row ? Number(row.value) : null;
+}
+
+/** Outcome counters of one job's stats rollups, summed over all hours. */
+export async function jobStats(jobId: string): Promise<{ succeeded: number; failed: number; dead: number; missed: number; skipped: number }> {
+  const row = await env.DB.prepare(
+    `SELECT coalesce(sum(succeeded), 0) AS succeeded, coalesce(sum(failed), 0) AS failed, coalesce(sum(dead), 0) AS dead,
+            coalesce(sum(missed), 0) AS missed, coalesce(sum(skipped), 0) AS skipped
+     FROM job_stats WHERE job_id = ?`,
+  )
+    .bind(jobId)
+    .first<{ succeeded: number; failed: number; dead: number; missed: number; skipped: number }>();
+  return row ?? { succeeded: 0, failed: 0, dead: 0, missed: 0, skipped: 0 };
+}
+
+/** The job's row in D1 (the schedule fields these tests read). */
+export async function storedJob(id: string): Promise<{ state: string; next_run_at: number | null } | null> {
+  return env.DB.prepare("SELECT state, next_run_at FROM jobs WHERE id = ?").bind(id).first<{ state: string; next_run_at: number | null }>();
+}
+
+/**
+ * Test setup only: the job's current JobObject instance uses `bindings` (e.g.
+ * a harness's recording queues or a faulty D1) until it is evicted.
+ */
+export async function useBindingsInJobObject(jobId: string, bindings: Partial<Env>): Promise<void> {
+  await runInDurableObject(jobStub(jobId), (instance: JobObject) => {
+    const holder = instance as unknown as { env: Env };
+    holder.env = { ...holder.env, ...bindings };
+  });
+}
+
+/** Test setup only: the JobObject's alarm is lost (as when its retries ran out), its schedule kept. */
+export async function loseAlarm(jobId: string): Promise<void> {
+  await runInDurableObject(jobStub(jobId), async (_instance: JobObject, state) => {
+    await state.storage.deleteAlarm();
+  });
+}
+
+/** Test setup only: D1's copy of the job's next fire, as the last alarm recorded it. */
+export async function setRecordedNextRun(jobId: string, nextRunAt: number): Promise<void> {
+  await env.DB.prepare("UPDATE jobs SET next_run_at = ? WHERE id = ?").bind(nextRunAt, jobId).run();
+}
+
+/** A queue binding whose sends never complete; `reached` tells when the Worker got that far. */
+export function hangingQueue(): { queue: Queue<unknown>; reached: () => boolean } {
+  let reached = false;
+  const never = () => {
+    reached = true;
+    return new Promise<never>(() => {});
+  };
+  const queue = {
+    metrics: never,
+    send: never,
+    sendBatch: never,
+  } as unknown as Queue<unknown>;
+  return { queue, reached: () => reached };
+}
+
+/** The platform's retry of an alarm that threw or was aborted: runs the handler again, whatever alarm is set. */
+export async function retryAlarm(jobId: string): Promise<void> {
+  await runInDurableObject(jobStub(jobId), (instance: JobObject) => instance.alarm());
+}
+
+/** A JobObject namespace in which one job's object fails every call (a persistent fault), the others work. */
+export function jobObjectsFailingFor(jobId: string, message = "Durable Object reset because its code was updated"): DurableObjectNamespace<JobObject> {
+  const real = env.JOB_OBJECT;
+  const brokenId = real.idFromName(jobId);
+  const fail = async () => {
+    throw new Error(message);
+  };
+  // Every RPC method rejects; `then` stays undefined so the stub is not mistaken for a promise.
+  const broken = new Proxy({}, { get: (_target, property) => (property === "then" ? undefined : fail) });
+  return new Proxy(real, {
+    get(target, property) {
+      if (property === "get") return (id: DurableObjectId) => (id.equals(brokenId) ? broken : target.get(id));
+      const value: unknown = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+/**
+ * Jobs created through the returned helper are deleted after each test:
+ * Durable Object alarms are not reset between tests.
+ */
+export function jobsDeletedAfterEach(prefix: string) {
+  const created: string[] = [];
+  afterEach(async () => {
+    while (created.length > 0) await deleteJob(created.pop() ?? "");
+  });
+  let counter = 0;
+  return {
+    /** A fresh job id, deleted after the test. */
+    newId(): string {
+      const id = `${prefix}-${Date.now()}-${counter++}`;
+      created.push(id);
+      return id;
+    },
+    /** A yearly job calling `url`: only a fire the test backdates is due, its real alarm stays a year away. */
+    async yearly(url: string, overrides: Record<string, unknown> = {}): Promise<JobBody> {
+      return createJob({ id: this.newId(), trigger: { type: "cron", expression: "0 0 1 1 *" }, target: { type: "http", url }, misfire_grace_time: 3600, ...overrides });
+    },
+  };
+}
+
+/** The job's clock is set: a future alarm, equal to its next fire, which D1 records too. */
+export async function expectFutureAlarm(jobId: string): Promise<void> {
+  const state = await jobStub(jobId).inspect();
+  expect(state.alarm).toBeGreaterThan(Date.now());
+  expect(state.nextFire).toBe(state.alarm);
+  expect((await storedJob(jobId))?.next_run_at).toBe(state.nextFire);
+}
+
+/** The runs of one fire slot, once the real queue consumer has finished them. */
+export async function finishedRunsOfSlot(jobId: string, slot: number): Promise<{ id: string; status: string }[]> {
+  const ofSlot = (await jobRuns(jobId)).filter((r) => r.fire_slot === slot);
+  for (const run of ofSlot) await runReaches(run.id, ["succeeded", "failed", "dead"]);
+  return (await jobRuns(jobId)).filter((r) => r.fire_slot === slot).map(({ id, status }) => ({ id, status }));
+}
