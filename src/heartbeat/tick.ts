@@ -1,4 +1,4 @@
-import { and, eq, isNull, lt, or } from "drizzle-orm";
+import { and, eq, isNull, lt } from "drizzle-orm";
 import { database } from "../db/client";
 import { jobs } from "../db/schema";
 import type { Env } from "../env";
@@ -70,12 +70,13 @@ type StaticTarget = (typeof staticSchedules)[number]["target"];
 
 /** Re-arms active jobs whose next fire is overdue or unknown (a lost alarm, a failed deploy). */
 async function rearmLateJobs(env: Env, now: number): Promise<number> {
-  const late = await database(env.DB)
-    .select()
-    .from(jobs)
-    .where(and(eq(jobs.state, "active"), or(isNull(jobs.nextRunAt), lt(jobs.nextRunAt, now - LATE_JOB_MS))))
-    .limit(BATCH)
-    .all();
+  const db = database(env.DB);
+  // Two range scans on (state, next_run_at): an OR of both conditions would scan every active job.
+  const [unknown, overdue] = await Promise.all([
+    db.select().from(jobs).where(and(eq(jobs.state, "active"), isNull(jobs.nextRunAt))).limit(BATCH).all(),
+    db.select().from(jobs).where(and(eq(jobs.state, "active"), lt(jobs.nextRunAt, now - LATE_JOB_MS))).limit(BATCH).all(),
+  ]);
+  const late = [...unknown, ...overdue];
   return eachIsolated(late, "job", (job) => jobObject(env, job.id).ensureArmed(job));
 }
 

@@ -3,6 +3,8 @@ import type { Env } from "../env";
 import { log } from "../log";
 import { acquire, DEFAULT_POLICY, INITIAL_STATE, release, type CallOutcome, type DeferReason, type HostPolicy, type HostState } from "./policy";
 
+const COUNT_WRITE_INTERVAL_MS = 5_000;
+
 /** The guard's answer: go, or wait until `until` for `reason`. */
 export interface GuardAnswer {
   allowed: boolean;
@@ -21,6 +23,8 @@ export class HostGuard extends DurableObject<Env> {
   private state: HostState = INITIAL_STATE;
   private policy: HostPolicy = DEFAULT_POLICY;
   private host = "";
+  private deferrals = { circuit: 0, concurrency: 0, rateLimit: 0 };
+  private lastCountWrite = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -51,6 +55,7 @@ export class HostGuard extends DurableObject<Env> {
     const before = this.state.circuit;
     this.state = release(this.state, this.policy, runId, outcome, now);
     await this.ctx.storage.put("state", this.state);
+    await this.flushCounts();
     if (this.state.circuit !== before) {
       log(this.state.circuit === "open" ? "warn" : "info", "host_circuit", { host: this.host, circuit: this.state.circuit, failures: this.state.failures });
       await this.mirror(now);
@@ -88,13 +93,26 @@ export class HostGuard extends DurableObject<Env> {
       .run();
   }
 
-  private async countDeferral(reason: string): Promise<void> {
-    const column = { circuit_open: "deferred_circuit", probe_in_flight: "deferred_circuit", max_concurrency: "deferred_concurrency", rate_limit: "deferred_rate_limit" }[reason] ?? "deferred_circuit";
+  private async countDeferral(reason: DeferReason): Promise<void> {
+    const key = reason === "max_concurrency" ? "concurrency" : reason === "rate_limit" ? "rateLimit" : "circuit";
+    this.deferrals[key]++;
+    await this.flushCounts();
+  }
+
+  /** Deferrals are counted in memory and written to D1 at most every few seconds: a burst defers many runs at once. */
+  private async flushCounts(): Promise<void> {
+    const pending = this.deferrals.circuit + this.deferrals.concurrency + this.deferrals.rateLimit;
+    if (pending === 0 || Date.now() - this.lastCountWrite < COUNT_WRITE_INTERVAL_MS) return;
+    this.lastCountWrite = Date.now();
+    const { circuit, concurrency, rateLimit } = this.deferrals;
+    this.deferrals = { circuit: 0, concurrency: 0, rateLimit: 0 };
     await this.env.DB.prepare(
-      `INSERT INTO host_guards (host, circuit, consecutive_failures, opened_at, updated_at, ${column}) VALUES (?, ?, ?, ?, ?, 1)
-       ON CONFLICT (host) DO UPDATE SET ${column} = ${column} + 1, updated_at = excluded.updated_at`,
+      `INSERT INTO host_guards (host, circuit, consecutive_failures, opened_at, updated_at, deferred_circuit, deferred_concurrency, deferred_rate_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (host) DO UPDATE SET deferred_circuit = deferred_circuit + excluded.deferred_circuit,
+         deferred_concurrency = deferred_concurrency + excluded.deferred_concurrency,
+         deferred_rate_limit = deferred_rate_limit + excluded.deferred_rate_limit, updated_at = excluded.updated_at`,
     )
-      .bind(this.host, this.state.circuit, this.state.failures, this.state.openedAt, Date.now())
+      .bind(this.host, this.state.circuit, this.state.failures, this.state.openedAt, Date.now(), circuit, concurrency, rateLimit)
       .run();
   }
 }

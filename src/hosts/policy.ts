@@ -35,6 +35,7 @@ export type Acquire = { allowed: true; state: HostState } | { allowed: false; un
 
 /** A run that is due within this much of its reserved slot may start. */
 const SLOT_TOLERANCE_MS = 1_000;
+const RESERVATION_GRACE_MS = 10_000;
 /** How long a deferred run waits before asking again when no better time is known. */
 const RETRY_SOON_MS = 1_000;
 
@@ -42,8 +43,9 @@ function pruned(state: HostState, policy: HostPolicy, now: number): HostState {
   const inFlight = Object.fromEntries(Object.entries(state.inFlight).filter(([, expires]) => expires > now));
   const periodMs = (policy.rate_limit?.period ?? 0) * 1000;
   const grants = state.grants.filter((g) => g.at > now - periodMs);
-  // A reservation nobody came back for (a cancelled or finished run) lapses after a period.
-  const reserved = (state.reserved ?? []).filter((r) => r.at > now - periodMs);
+  // A reservation nobody came back for (a cancelled run) lapses; the grace covers queue delays,
+  // which are whole seconds, so a run that returns a little late keeps its place in line.
+  const reserved = (state.reserved ?? []).filter((r) => r.at > now - periodMs - RESERVATION_GRACE_MS);
   const probe = state.probe && state.probe.expires > now ? state.probe : null;
   return { ...state, inFlight, grants, reserved, probe };
 }

@@ -297,7 +297,8 @@ export async function requeueStaleRun(db: Db, run: RunRow, now: number): Promise
   const [requeued] = await db
     .update(runs)
     .set({ availableAt: now, updatedAt: now })
-    .where(and(eq(runs.id, run.id), eq(runs.status, run.status), eq(runs.attempt, run.attempt)))
+    // Still overdue: two heartbeat ticks at once re-send a lost message only once.
+    .where(and(eq(runs.id, run.id), eq(runs.status, run.status), eq(runs.attempt, run.attempt), lt(runs.availableAt, run.availableAt + 1)))
     .returning();
   if (requeued) log("warn", "run_requeued", { run_id: run.id, attempt: run.attempt, status: run.status });
   return requeued;

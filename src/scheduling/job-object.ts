@@ -210,11 +210,18 @@ export class JobObject extends DurableObject<Env> {
       maxRunsPerAlarm: MAX_RUNS_PER_ALARM,
     });
     let lastRunAt: number | undefined;
+    // Hold the slots before any await, so a concurrent run-now sees them taken.
+    for (const decision of decisions) if (decision.outcome === "run") this.leases.set(`pending:${decision.slot}`, now + this.leaseMs(job));
     for (const decision of decisions) {
       if (decision.outcome === "run") {
         const dueAt = applyJitter(decision.slot, job.jitter);
-        const { run } = await createRun(this.env, this.runSpec(job, decision.slot, dueAt, null, decision.slot), now);
-        if (run.status !== "succeeded" && run.status !== "failed" && run.status !== "dead") this.leases.set(run.id, dueAt + this.leaseMs(job));
+        const placeholder = `pending:${decision.slot}`;
+        try {
+          const { run } = await createRun(this.env, this.runSpec(job, decision.slot, dueAt, null, decision.slot), now);
+          if (run.status !== "succeeded" && run.status !== "failed" && run.status !== "dead") this.leases.set(run.id, dueAt + this.leaseMs(job));
+        } finally {
+          this.leases.delete(placeholder);
+        }
         lastRunAt = decision.slot;
       } else {
         await recordSkippedFire(this.env, { jobId: job.id, jobVersion: job.version, slot: decision.slot, status: decision.outcome, target: job.target as Target, priority: job.priority as Priority }, now);

@@ -1,0 +1,129 @@
+// 3. Throughput: tasks per second from the first enqueue request to the last
+// run's `succeeded` (its finished_at, so polling does not inflate the time),
+// against a bare queue consumer doing one D1 write per message (the end is
+// the last write's timestamp). Both enqueue 100 per request, 4 requests in
+// flight. A second floor (smallest size only) also POSTs each message to the
+// receiver, as every HTTP task must: how much of the gap the outbound call explains.
+import { join } from "node:path";
+import { apiClient, listAll } from "./lib/api.mjs";
+import { figure, ratioAtLeast } from "./lib/figures.mjs";
+import { apiToken, benchPath, startTaskflare, startWorker } from "./lib/servers.mjs";
+import { runTimeline } from "./lib/run-log.mjs";
+import { round, summarize } from "./lib/stats.mjs";
+import { mapLimit, waitFor } from "./lib/wait.mjs";
+
+const PER_REQUEST = 100;
+const IN_FLIGHT = 4;
+
+const chunks = (n) => Array.from({ length: Math.ceil(n / PER_REQUEST) }, (_, i) => ({ from: i * PER_REQUEST, count: Math.min(PER_REQUEST, n - i * PER_REQUEST) }));
+/** Generous: a local consumer that stalls completely should fail the run, not hang it. */
+const deadlineMs = (n) => 60_000 + n * 40;
+
+async function taskflareRound(server, receiver, n) {
+  const call = apiClient(server.url, apiToken());
+  const path = `/throughput/${n}`;
+  const target = { type: "http", method: "POST", url: `${receiver.url}${path}` };
+  const t0 = Date.now();
+  const responses = await mapLimit(chunks(n), IN_FLIGHT, ({ count }) => call("POST", "/v1/tasks/batch", { tasks: Array.from({ length: count }, () => ({ target })) }));
+  const enqueuedMs = Date.now() - t0;
+  const refused = responses.flatMap((r) => r.items).filter((i) => i.status !== 202).length;
+  await waitFor(() => receiver.distinctCount(path) >= n - refused, { timeoutMs: deadlineMs(n), intervalMs: 200, what: `${n} Taskflare deliveries` });
+  // The receiver saw every request; each run turns succeeded just after its response.
+  const since = new Date(t0 - 1000).toISOString();
+  const succeeded = await waitFor(
+    async () => {
+      const runs = await listAll(call, `/v1/runs?status=succeeded&since=${encodeURIComponent(since)}`);
+      const mine = runs.filter((r) => r.target?.url?.endsWith(path));
+      return mine.length >= n - refused ? mine : null;
+    },
+    { timeoutMs: 60_000, intervalMs: 1000, what: `${n} succeeded runs` },
+  );
+  const lastFinished = Math.max(...succeeded.map((r) => Date.parse(r.finished_at)));
+  const seconds = (lastFinished - t0) / 1000;
+  // Where a task's time goes: waiting in the queue vs its own attempt (claim to succeeded).
+  const timeline = runTimeline(server.log());
+  const stages = { queued_to_claimed_ms: [], claimed_to_succeeded_ms: [] };
+  for (const r of succeeded) {
+    const t = timeline.get(r.id);
+    if (t?.created === undefined || t.claimed === undefined || t.finished === undefined) continue;
+    stages.queued_to_claimed_ms.push(t.claimed - t.created);
+    stages.claimed_to_succeeded_ms.push(t.finished - t.claimed);
+  }
+  return {
+    stages: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, summarize(v)])),
+    tasks: n,
+    refused, duplicates: receiver.arrivals(path).length - receiver.distinctCount(path), enqueue_seconds: round(enqueuedMs / 1000, 2), seconds: round(seconds, 2), tasks_per_second: round(n / seconds, 1) };
+}
+
+async function floorRound(server, n, receiver) {
+  const tag = `tp${n}${receiver ? "-fetch" : ""}`;
+  const t0 = Date.now();
+  await mapLimit(chunks(n), IN_FLIGHT, async ({ from, count }) => {
+    const res = await fetch(`${server.url}/enqueue`, { method: "POST", body: JSON.stringify({ tag, from, count, receiver: receiver ? `${receiver.url}/throughput-floor/${n}` : undefined }) });
+    if (!res.ok) throw new Error(`queue-floor /enqueue -> ${res.status}: ${await res.text()}`);
+  });
+  const enqueuedMs = Date.now() - t0;
+  const progress = await waitFor(
+    async () => {
+      const p = await (await fetch(`${server.url}/progress?tag=${tag}`)).json();
+      return p.done >= n ? p : null;
+    },
+    { timeoutMs: deadlineMs(n), intervalMs: 250, what: `${n} floor writes` },
+  );
+  const seconds = (progress.last_at - t0) / 1000;
+  return { tasks: n, enqueue_seconds: round(enqueuedMs / 1000, 2), seconds: round(seconds, 2), tasks_per_second: round(n / seconds, 1) };
+}
+
+export async function runThroughput({ quick, workDir, receiver }) {
+  const sizes = quick ? [200, 1000] : [1000, 5000, 10000];
+  // Both servers stay up and their rounds alternate, so a change in the
+  // machine's load (other work shares the cores) hits each pair alike.
+  const taskflare = await startTaskflare({ persistTo: join(workDir, "throughput-taskflare"), logFile: join(workDir, "throughput-taskflare.log") });
+  const floor = await startWorker({
+    name: "queue-floor",
+    config: benchPath("baselines", "queue-floor", "wrangler.toml"),
+    persistTo: join(workDir, "throughput-floor"),
+    logFile: join(workDir, "throughput-floor.log"),
+  });
+  const taskflareResults = [];
+  const floorResults = [];
+  const fetchFloorResults = [];
+  try {
+    await fetch(`${floor.url}/setup`, { method: "POST" });
+    for (const n of sizes) {
+      floorResults.push(await floorRound(floor, n));
+      taskflareResults.push(await taskflareRound(taskflare, receiver, n));
+      // The HTTP-call floor is diagnostic: the smallest size is enough.
+      if (n === sizes[0]) fetchFloorResults.push(await floorRound(floor, n, receiver));
+    }
+  } finally {
+    await taskflare.stop();
+    await floor.stop();
+  }
+  const figures = sizes.flatMap((n, i) => {
+    const t = taskflareResults[i];
+    const valid = t.refused === 0;
+    const withFetch = fetchFloorResults[i];
+    return [figure({
+      id: `throughput.${n}`,
+      label: `${n.toLocaleString("en")} tasks end to end`,
+      unit: "tasks/s",
+      value: t.tasks_per_second,
+      baseline: floorResults[i].tasks_per_second,
+      baselineLabel: "queue floor (1 D1 write/msg)",
+      target: ratioAtLeast(0.5),
+      note: valid ? `${t.seconds} s (enqueue ${t.enqueue_seconds} s); floor ${floorResults[i].seconds} s` : `${t.refused} tasks refused`,
+      valid,
+    }),
+    withFetch && figure({
+      id: `throughput.${n}.vs_fetch_floor`,
+      label: `${n.toLocaleString("en")} tasks, vs floor + HTTP call`,
+      unit: "tasks/s",
+      value: t.tasks_per_second,
+      baseline: withFetch.tasks_per_second,
+      baselineLabel: "queue floor + POST to receiver",
+      valid,
+    })].filter(Boolean);
+  });
+  return { figures, details: { per_request: PER_REQUEST, in_flight: IN_FLIGHT, taskflare: taskflareResults, floor: floorResults, floor_with_fetch: fetchFloorResults } };
+}
