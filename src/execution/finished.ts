@@ -1,4 +1,5 @@
 import type { Env } from "../env";
+import { jobObject } from "../jobs/present";
 import { createRun } from "../runs/create";
 import { toRun } from "../runs/schema";
 import type { RunRow } from "../runs/store";
@@ -37,8 +38,7 @@ async function sendCallback(env: Env, run: RunRow): Promise<void> {
 export async function onRunFinished(env: Env, run: RunRow): Promise<void> {
   const tasks: Promise<unknown>[] = [sendCallback(env, run)];
   if (run.jobId && !run.jobId.startsWith("static:") && !run.parentRunId) {
-    const stub = env.JOB_OBJECT.get(env.JOB_OBJECT.idFromName(run.jobId));
-    tasks.push(stub.runFinished(run.id, run.status, run.finishedAt ?? Date.now()));
+    tasks.push(jobObject(env, run.jobId).runFinished(run.id, run.status, run.finishedAt ?? Date.now()));
   }
   await Promise.all(tasks);
 }

@@ -1,6 +1,7 @@
 import { database } from "../db/client";
 import { readConfig, type Env } from "../env";
 import { lastHeartbeat } from "../heartbeat/state";
+import { jobObject } from "../jobs/present";
 import { overdueJobs } from "../jobs/store";
 import type { HealthCheck } from "./runner";
 
@@ -38,7 +39,7 @@ export function readinessChecks(env: Env, now: () => number = Date.now, verbose 
       timeoutMs: 2_000,
       async run() {
         const started = now();
-        const stub = env.JOB_OBJECT.get(env.JOB_OBJECT.idFromName(HEALTH_OBJECT_NAME));
+        const stub = jobObject(env, HEALTH_OBJECT_NAME);
         const echoed = await stub.ping(started);
         if (echoed !== started) return { status: "fail", output: "JobObject echoed a different value" };
         return { status: "pass", observedValue: now() - started, observedUnit: "ms" };

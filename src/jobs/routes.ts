@@ -3,13 +3,13 @@ import { database } from "../db/client";
 import { openApiApp } from "../http/openapi-app";
 import { listRuns } from "../runs/queries";
 import { Run, RunList, toRun } from "../runs/schema";
-import { ErrorEnvelope, errorResponses } from "../schemas/common";
+import { ErrorEnvelope, errorResponses, jsonResponse } from "../schemas/common";
 import { toJob } from "./present";
 import { Job, JobCreate, JobDefinition, JobId, JobList, JobListQuery, JobPatch } from "./schema";
 import { createJob, patchJob, putJob, removeJob, requireJob, runJobNow, setJobPaused } from "./service";
 import { listJobs } from "./store";
 
-const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
+const json = jsonResponse;
 const body = <T extends z.ZodType>(schema: T) => ({ required: true, content: { "application/json": { schema } } });
 const IdParam = z.object({ id: JobId });
 const notFound = { 404: json(ErrorEnvelope, "No such job") };

@@ -1,13 +1,13 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { database } from "../db/client";
 import { openApiApp } from "../http/openapi-app";
-import { ErrorEnvelope, errorResponses } from "../schemas/common";
+import { ErrorEnvelope, errorResponses, jsonResponse } from "../schemas/common";
 import { listRuns } from "./queries";
 import { Run, RunAttempts, RunList, RunListQuery, toRun } from "./schema";
 import { cancelRunById, requireRun, retryRunById } from "./service";
 
 const RunId = z.object({ id: z.string().min(1).max(200) });
-const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
+const json = jsonResponse;
 const notFound = { 404: json(ErrorEnvelope, "No such run") };
 const conflict = { 409: json(ErrorEnvelope, "The run's status does not allow this") };
 

@@ -17,3 +17,8 @@ export const errorResponses = {
   400: { description: "Invalid request", content: { "application/json": { schema: ErrorEnvelope } } },
   401: { description: "Missing or invalid bearer token", content: { "application/json": { schema: ErrorEnvelope } } },
 } as const;
+
+/** A JSON response entry of a route declaration. */
+export function jsonResponse<T extends z.ZodType>(schema: T, description: string) {
+  return { description, content: { "application/json": { schema } } };
+}
