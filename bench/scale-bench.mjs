@@ -32,10 +32,10 @@ function seedSql(count, now) {
     const rows = [];
     for (let i = from; i < Math.min(count, from + ROWS_PER_INSERT); i++) {
       const id = `bench-scale-${String(i).padStart(5, "0")}`;
-      rows.push(`(${sqlString(id)}, ${sqlString(id)}, ${trigger}, ${target}, 'UTC', ${FAR_FUTURE}, NULL, 0, 1, 1, 60, NULL, NULL, 'default', 'active', 1, NULL, NULL, ${FAR_FUTURE}, NULL, ${now}, ${now})`);
+      rows.push(`(${sqlString(id)}, ${sqlString(id)}, ${trigger}, ${target}, 'UTC', ${FAR_FUTURE}, NULL, 0, 1, 1, 60, NULL, NULL, 'default', 'active', 1, NULL, NULL, ${FAR_FUTURE}, ${now}, ${now})`);
     }
     statements.push(
-      `INSERT INTO jobs (id, name, "trigger", target, timezone, start_date, end_date, jitter, max_instances, "coalesce", misfire_grace_time, retry, timeout, priority, state, version, tags, metadata, next_run_at, last_run_at, created_at, updated_at) VALUES\n${rows.join(",\n")};`,
+      `INSERT INTO jobs (id, name, "trigger", target, timezone, start_date, end_date, jitter, max_instances, "coalesce", misfire_grace_time, retry, timeout, priority, state, version, tags, metadata, next_run_at, created_at, updated_at) VALUES\n${rows.join(",\n")};`,
     );
   }
   return statements.join("\n");

@@ -27,9 +27,12 @@ export const jobs = sqliteTable(
     version: integer("version").notNull().default(1),
     tags: text("tags", { mode: "json" }),
     metadata: text("metadata", { mode: "json" }),
-    /** The fire the JobObject's alarm is set for; the heartbeat compares it with now. */
+    /**
+     * When the JobObject promises to report in next: its next fire, or later for a frequent
+     * job (src/scheduling/report-promise.ts). The heartbeat re-arms jobs whose promise is overdue.
+     * Not the next fire: the API computes that from the trigger.
+     */
     nextRunAt: epochMs("next_run_at"),
-    lastRunAt: epochMs("last_run_at"),
     /** Alert settings: where to notify and on what (dead runs, failure streaks, missed deadline). */
     alerts: text("alerts", { mode: "json" }),
     /** When the job must next have succeeded by (expect_success_within); null without a deadline. */
@@ -38,7 +41,7 @@ export const jobs = sqliteTable(
     updatedAt: stamp("updated_at"),
   },
   (t) => [
-    // The heartbeat looks only at active jobs whose next fire is overdue.
+    // The heartbeat looks only at active jobs whose promise (next_run_at) is overdue.
     index("jobs_state_next_run_idx").on(t.state, t.nextRunAt),
     // The heartbeat's deadline check reads only overdue jobs; jobs without a deadline cost nothing.
     index("jobs_success_deadline_idx").on(t.successDeadlineAt).where(sql`success_deadline_at IS NOT NULL`),
@@ -61,9 +64,13 @@ export const runs = sqliteTable(
     timeout: integer("timeout").notNull(),
     priority: text("priority").notNull().default("default"),
     scheduledFor: epochMs("scheduled_for").notNull(),
-    /** When the next thing is due: the next attempt's start while waiting, the lease's expiry while running. */
+    /**
+     * When the next attempt is due while waiting. Claiming a run leaves it alone (the lease's
+     * expiry is lease_expires_at), so the claim writes no index entry.
+     */
     availableAt: epochMs("available_at").notNull(),
     startedAt: epochMs("started_at"),
+    /** Set exactly when the status becomes final: it is what takes a run out of runs_pending_idx. */
     finishedAt: epochMs("finished_at"),
     durationMs: integer("duration_ms"),
     leaseExpiresAt: epochMs("lease_expires_at"),
@@ -89,13 +96,16 @@ export const runs = sqliteTable(
     updatedAt: stamp("updated_at"),
   },
   (t) => [
-    // One run per fire slot, whoever races to write it (alarm redelivery, heartbeat).
+    // One run per fire slot needs no index of its own: a scheduled run's id is derived from
+    // (job, fire slot) (fireRunId), so the primary key refuses a second run for the same fire.
     // Partial indexes cost no writes for the runs they do not cover.
-    uniqueIndex("runs_job_fire_slot_uq").on(t.jobId, t.fireSlot).where(sql`fire_slot IS NOT NULL`),
     uniqueIndex("runs_idempotency_key_uq").on(t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
     index("runs_job_scheduled_idx").on(t.jobId, t.scheduledFor).where(sql`job_id IS NOT NULL`),
-    // Serves the heartbeat's "overdue" scans: waiting runs by due time, running runs by lease expiry.
-    index("runs_status_idx").on(t.status, t.availableAt),
+    // Unfinished runs only, by due time: the heartbeat's overdue scan and the waiting/running
+    // listings. A run leaves it for free when it finishes, and claiming it touches no column of it.
+    index("runs_pending_idx").on(t.availableAt).where(sql`finished_at IS NULL`),
+    // The dashboard's latest failures; succeeded runs never enter it.
+    index("runs_failed_idx").on(t.finishedAt).where(sql`status IN ('failed', 'dead')`),
   ],
 );
 

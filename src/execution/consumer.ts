@@ -3,6 +3,7 @@ import type { Env } from "../env";
 import { log } from "../log";
 import { markUndeliverable } from "../runs/store";
 import { processRunMessage } from "./executor";
+import { batchedRunIo } from "./run-io";
 import { onRunFinished } from "./finished";
 
 export const DEAD_LETTER_QUEUE = "taskflare-dead-letter";
@@ -14,10 +15,12 @@ const REDELIVERY_DELAY_SECONDS = 2;
 export async function consumeBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   if (batch.queue.startsWith(DEAD_LETTER_QUEUE)) return consumeDeadLetters(batch, env);
   // Messages run concurrently: one slow target must not hold up the rest of the batch.
+  // They share one RunIo, so the D1 and host-guard calls they make together are batched.
+  const io = batchedRunIo(env);
   await Promise.all(
     batch.messages.map(async (message) => {
       try {
-        await processRunMessage(env, message.body);
+        await processRunMessage(env, message.body, io);
         message.ack();
       } catch (error) {
         log("error", "queue_message_failed", {

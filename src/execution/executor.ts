@@ -1,20 +1,17 @@
 import { z } from "@hono/zod-openapi";
-import type { Db } from "../db/client";
-import { database } from "../db/client";
 import type { Env } from "../env";
 import { findHandler } from "../handlers";
 import { PermanentError, RetryableError, type HandlerContext } from "../handlers/registry";
 import { log } from "../log";
-import { hostGuard, hostOf } from "../hosts/guard-client";
+import { hostOf } from "../hosts/guard-client";
 import type { CallOutcome } from "../hosts/policy";
-import { claimRun, deferRun, expireRun, finishAttempt, getRun, LEASE_GRACE_MS, reclaimExpiredLease, type AttemptOutcome, type RunRow } from "../runs/store";
+import { deferRun, expireRun, LEASE_GRACE_MS, reclaimExpiredLease, type AttemptOutcome, type RunRow } from "../runs/store";
 import { isFinal, type RunStatus } from "../runs/transitions";
 import { retryDelaySeconds } from "./backoff";
 import { dispatchRun } from "./dispatch";
 import { onRunFinished } from "./finished";
+import { batchedRunIo, type RunIo } from "./run-io";
 import { RetryPolicy, Target, type HttpTarget } from "./target-schema";
-
-type HostGuardStub = ReturnType<typeof hostGuard>;
 
 const RunMessage = z.object({ run_id: z.string().min(1).max(100), attempt: z.number().int().min(1) });
 
@@ -73,14 +70,14 @@ function outcomeOf(run: RunRow, error: unknown, now: number): AttemptOutcome {
 }
 
 /** Runs the attempt a message names, if it is still due; safe to call twice for one message. */
-export async function processRunMessage(env: Env, body: unknown, now = Date.now()): Promise<Disposition> {
+export async function processRunMessage(env: Env, body: unknown, io: RunIo = batchedRunIo(env), now = Date.now()): Promise<Disposition> {
   const message = RunMessage.safeParse(body);
   if (!message.success) {
     log("warn", "queue_message_invalid", { body: JSON.stringify(body)?.slice(0, 200) });
     return "ack";
   }
-  const db = database(env.DB);
-  const run = await getRun(db, message.data.run_id);
+  const db = io.db;
+  const run = await io.getRun(message.data.run_id);
   if (!run) return "ack";
   if (isFinal(run.status as RunStatus)) {
     // The message of the attempt that ended, redelivered: its follow-up (lease release,
@@ -112,9 +109,8 @@ export async function processRunMessage(env: Env, body: unknown, now = Date.now(
     return "ack";
   }
   const host = hostOf(run.target as Target);
-  const guard = host === undefined ? undefined : hostGuard(env, host);
-  if (host !== undefined && guard) {
-    const answer = await guard.acquire(host, run.id, now, run.timeout * 1000 + LEASE_GRACE_MS);
+  if (host !== undefined) {
+    const answer = await io.acquireHost(host, run.id, now, run.timeout * 1000 + LEASE_GRACE_MS);
     if (!answer.allowed) {
       const until = answer.until ?? now + 1000;
       const deferred = await deferRun(db, run, until, until, answer.message ?? "deferred by the host guard", now);
@@ -122,12 +118,12 @@ export async function processRunMessage(env: Env, body: unknown, now = Date.now(
       return "ack";
     }
   }
-  const claimed = await claimRun(db, run.id, message.data.attempt, Date.now());
+  const claimed = await io.claimRun(run.id, message.data.attempt, Date.now());
   if (!claimed) {
-    await guard?.release(run.id, "not_called", now);
+    if (host !== undefined) await io.releaseHost(host, run.id, "not_called", now);
     return "ack";
   }
-  await executeClaimed(env, db, claimed, guard);
+  await executeClaimed(env, io, claimed, host);
   return "ack";
 }
 
@@ -139,7 +135,7 @@ function callOutcome(error: unknown): CallOutcome {
   return "healthy";
 }
 
-async function executeClaimed(env: Env, db: Db, run: RunRow, guard: HostGuardStub | undefined): Promise<void> {
+async function executeClaimed(env: Env, io: RunIo, run: RunRow, host: string | undefined): Promise<void> {
   let outcome: AttemptOutcome;
   let failure: unknown;
   try {
@@ -150,16 +146,23 @@ async function executeClaimed(env: Env, db: Db, run: RunRow, guard: HostGuardStu
     outcome = outcomeOf(run, error, Date.now());
   }
   try {
-    await guard?.release(run.id, callOutcome(failure), Date.now());
+    if (host !== undefined) await io.releaseHost(host, run.id, callOutcome(failure), Date.now());
   } catch (error) {
     // The guard's hold on this run lapses by itself; the result must still be recorded.
     log("error", "host_guard_release_failed", { run_id: run.id, error: error instanceof Error ? error.message : String(error) });
   }
-  const finished = await finishAttempt(db, run, outcome, Date.now());
-  if (!finished) {
-    log("info", "run_result_ignored", { run_id: run.id, attempt: run.attempt, reason: "run is no longer running this attempt" });
-    return;
-  }
-  if (finished.status === "retrying") await dispatchRun(env, finished, Date.now());
-  else await onRunFinished(env, finished);
+  const finished = await io.finishAttempt(run, outcome, Date.now());
+  if (finished) return followUp(env, finished);
+  // Nothing matched: the run was cancelled or reclaimed meanwhile, or this very
+  // update was applied by an earlier try whose answer was lost. The run's state
+  // decides; every follow-up is idempotent.
+  const current = await io.getRun(run.id);
+  if (current && current.attempt === run.attempt && current.status !== "running") return followUp(env, current);
+  log("info", "run_result_ignored", { run_id: run.id, attempt: run.attempt, reason: "run is no longer running this attempt" });
+}
+
+/** After an attempt is recorded: send the next attempt's message, or the finished run's follow-up. */
+async function followUp(env: Env, run: RunRow): Promise<void> {
+  if (isFinal(run.status as RunStatus)) await onRunFinished(env, run);
+  else if (run.status === "retrying") await dispatchRun(env, run, Date.now());
 }

@@ -13,7 +13,7 @@ import { isFinal, type RunStatus } from "../runs/transitions";
 import { HEARTBEAT_CRON, staticSchedules } from "./static-schedules";
 import { recordHeartbeat } from "./state";
 
-/** A job whose next fire is this late has lost its alarm. */
+/** A job this late past the time its JobObject promised to report in (jobs.next_run_at) has lost its alarm. */
 const LATE_JOB_MS = 60_000;
 /** A waiting run this far past due has lost its queue message. */
 const LOST_MESSAGE_MS = 5 * 60_000;
@@ -63,12 +63,12 @@ async function eachIsolated<T extends { id: string }>(items: T[], what: string, 
 }
 
 async function fireStaticSchedule(env: Env, cron: string, target: StaticTarget, scheduledTime: number): Promise<void> {
-  // The fire slot makes a duplicated Cron Trigger invocation create no second run.
+  // The fire slot gives the run its id, so a duplicated Cron Trigger invocation creates no second run.
   await createRun(env, { target, dueAt: scheduledTime, priority: "default", retry: undefined, timeoutSeconds: 600, requestId: null, jobId: `static:${cron}`, fireSlot: scheduledTime });
 }
 type StaticTarget = (typeof staticSchedules)[number]["target"];
 
-/** Re-arms active jobs whose next fire is overdue or unknown (a lost alarm, a failed deploy). */
+/** Re-arms active jobs whose promise is overdue or unknown (a lost alarm, a failed deploy). */
 async function rearmLateJobs(env: Env, now: number): Promise<number> {
   const db = database(env.DB);
   // Two range scans on (state, next_run_at): an OR of both conditions would scan every active job.

@@ -4,13 +4,20 @@ import { log } from "../log";
 import { acquire, DEFAULT_POLICY, INITIAL_STATE, release, type CallOutcome, type DeferReason, type HostPolicy, type HostState } from "./policy";
 
 const COUNT_WRITE_INTERVAL_MS = 5_000;
+/**
+ * How long a caller may skip asking about a host whose circuit is closed and
+ * that has no rate limit or concurrency cap (acquire would only say yes).
+ * Bounds how late other isolates notice a circuit opening or a new policy.
+ */
+export const FREE_PASS_MS = 1_000;
 
-/** The guard's answer: go, or wait until `until` for `reason`. */
+/** The guard's answer: go, or wait until `until` for `reason`; `freeUntil` says until when callers need not ask. */
 export interface GuardAnswer {
   allowed: boolean;
   until: number | null;
   reason: DeferReason | null;
   message: string | null;
+  freeUntil: number | null;
 }
 import type { HostStatus } from "./schema";
 
@@ -38,28 +45,54 @@ export class HostGuard extends DurableObject<Env> {
 
   /** Asks to call the host for a run; the answer says go, or until when to wait and why. */
   async acquire(host: string, runId: string, now: number, holdMs: number): Promise<GuardAnswer> {
-    this.host ||= host;
-    const before = this.state.circuit;
-    const decision = acquire(this.state, this.policy, runId, now, holdMs, host);
-    this.state = decision.state;
-    await this.ctx.storage.put({ state: this.state, host: this.host });
-    if (this.state.circuit !== before) await this.mirror(now);
-    if (!decision.allowed) await this.countDeferral(decision.reason);
-    return decision.allowed
-      ? { allowed: true, until: null, reason: null, message: null }
-      : { allowed: false, until: decision.until, reason: decision.reason, message: decision.message };
+    const [answer] = await this.acquireMany(host, [{ runId, now, holdMs }]);
+    return answer as GuardAnswer;
   }
 
-  /** Reports how the call went (or that it was not made). */
-  async release(runId: string, outcome: CallOutcome, now: number): Promise<void> {
+  /** Reports how the call went (or that it was not made); answers until when callers need not ask. */
+  async release(runId: string, outcome: CallOutcome, now: number): Promise<number | null> {
+    return this.releaseMany([{ runId, outcome, now }]);
+  }
+
+  /** acquire for several runs at once (a queue batch's runs for this host): one round trip, answers in order. */
+  async acquireMany(host: string, requests: { runId: string; now: number; holdMs: number }[]): Promise<GuardAnswer[]> {
+    this.host ||= host;
     const before = this.state.circuit;
-    this.state = release(this.state, this.policy, runId, outcome, now);
+    const answers: GuardAnswer[] = [];
+    const deferred: DeferReason[] = [];
+    for (const { runId, now, holdMs } of requests) {
+      const decision = acquire(this.state, this.policy, runId, now, holdMs, host);
+      this.state = decision.state;
+      if (decision.allowed) answers.push({ allowed: true, until: null, reason: null, message: null, freeUntil: this.freeUntil(now) });
+      else {
+        deferred.push(decision.reason);
+        answers.push({ allowed: false, until: decision.until, reason: decision.reason, message: decision.message, freeUntil: null });
+      }
+    }
+    await this.ctx.storage.put({ state: this.state, host: this.host });
+    if (this.state.circuit !== before) await this.mirror(requests[requests.length - 1]?.now ?? Date.now());
+    for (const reason of deferred) this.tallyDeferral(reason);
+    if (deferred.length > 0) await this.flushCounts();
+    return answers;
+  }
+
+  /** release for several runs at once, in order. */
+  async releaseMany(releases: { runId: string; outcome: CallOutcome; now: number }[]): Promise<number | null> {
+    const before = this.state.circuit;
+    for (const { runId, outcome, now } of releases) this.state = release(this.state, this.policy, runId, outcome, now);
     await this.ctx.storage.put("state", this.state);
     await this.flushCounts();
     if (this.state.circuit !== before) {
       log(this.state.circuit === "open" ? "warn" : "info", "host_circuit", { host: this.host, circuit: this.state.circuit, failures: this.state.failures });
-      await this.mirror(now);
+      await this.mirror(releases[releases.length - 1]?.now ?? Date.now());
     }
+    return this.freeUntil(releases[releases.length - 1]?.now ?? Date.now());
+  }
+
+  /** A closed circuit with no cap and no rate limit lets every call through: callers may skip asking for a while. */
+  private freeUntil(now: number): number | null {
+    const unconstrained = this.state.circuit === "closed" && this.policy.rate_limit === undefined && this.policy.max_concurrency === undefined;
+    return unconstrained ? now + FREE_PASS_MS : null;
   }
 
   /** Sets the host's policy (PUT /v1/hosts/:host). */
@@ -93,10 +126,9 @@ export class HostGuard extends DurableObject<Env> {
       .run();
   }
 
-  private async countDeferral(reason: DeferReason): Promise<void> {
+  private tallyDeferral(reason: DeferReason): void {
     const key = reason === "max_concurrency" ? "concurrency" : reason === "rate_limit" ? "rateLimit" : "circuit";
     this.deferrals[key]++;
-    await this.flushCounts();
   }
 
   /** Deferrals are counted in memory and written to D1 at most every few seconds: a burst defers many runs at once. */

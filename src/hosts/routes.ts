@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { openApiApp } from "../http/openapi-app";
 import { errorResponses } from "../schemas/common";
-import { hostGuard } from "./guard-client";
+import { hostGuard, noteFreePass } from "./guard-client";
 import { HostName, HostPolicyInput, HostStatus } from "./schema";
 
 const Params = z.object({ host: HostName });
@@ -21,6 +21,8 @@ const get = createRoute({ method: "get", path: "/hosts/{host}", tags: ["hosts"],
 export const hostRoutes = openApiApp()
   .openapi(put, async (c) => {
     const host = c.req.valid("param").host;
+    // A new policy applies to this isolate at once; others notice within the guard's free pass.
+    noteFreePass(host, null);
     return c.json(await hostGuard(c.env, host).configure(host, c.req.valid("json")), 200);
   })
   .openapi(get, async (c) => {

@@ -7,7 +7,7 @@ import { cancelPendingRunsOfJob, type RunRow } from "../runs/store";
 import type { RunNowResult } from "../scheduling/job-object";
 import { jobObject } from "./present";
 import { JobDefinition, type JobPatch } from "./schema";
-import { definitionOf, deleteJob, getJob, insertJob, updateJob, upsertJob, type JobRow } from "./store";
+import { definitionOf, deleteJob, getJob, insertJob, updateJob, upsertJob, type JobRow, type JobView } from "./store";
 
 /**
  * What the jobs API does, callable from HTTP routes, the dashboard and the
@@ -20,7 +20,7 @@ function checked(env: Env, def: JobDefinition): JobDefinition {
 }
 
 /** Creates a job; 409 if the id exists (APScheduler's ConflictingIdError). */
-export async function createJob(env: Env, id: string | undefined, def: JobDefinition): Promise<JobRow> {
+export async function createJob(env: Env, id: string | undefined, def: JobDefinition): Promise<JobView> {
   const jobId = id ?? newId("job");
   const row = await insertJob(database(env.DB), jobId, checked(env, def), Date.now());
   if (!row) throw new ApiError("conflict", `A job with id ${JSON.stringify(jobId)} exists; use PUT to replace it`, { id: jobId });
@@ -28,13 +28,13 @@ export async function createJob(env: Env, id: string | undefined, def: JobDefini
 }
 
 /** Creates or replaces a job (PUT). */
-export async function putJob(env: Env, id: string, def: JobDefinition): Promise<{ row: JobRow; created: boolean }> {
+export async function putJob(env: Env, id: string, def: JobDefinition): Promise<{ row: JobView; created: boolean }> {
   const { row, created } = await upsertJob(database(env.DB), id, checked(env, def), Date.now());
   return { row: await armJob(env, row), created };
 }
 
 /** Applies a partial change; a new trigger reschedules from now. */
-export async function patchJob(env: Env, id: string, patch: JobPatch): Promise<JobRow> {
+export async function patchJob(env: Env, id: string, patch: JobPatch): Promise<JobView> {
   const row = await requireJob(env, id);
   const given: Record<string, unknown> = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
   const base: Record<string, unknown> = { ...definitionOf(row) };
@@ -57,21 +57,21 @@ export async function removeJob(env: Env, id: string): Promise<void> {
   await jobObject(env, id).remove();
 }
 
-/** Hands the job's new version to its JobObject and returns the row with the schedule it set. */
-export async function armJob(env: Env, row: JobRow): Promise<JobRow> {
+/** Hands the job's new version to its JobObject and returns the row with the state it decided (e.g. finished). */
+export async function armJob<T extends JobRow>(env: Env, row: T): Promise<T> {
   const schedule = await jobObject(env, row.id).sync(row);
-  return { ...row, nextRunAt: schedule.nextRunAt, state: schedule.state };
+  return { ...row, state: schedule.state };
 }
 
 /** Loads a job or throws the API's 404. */
-export async function requireJob(env: Env, id: string): Promise<JobRow> {
+export async function requireJob(env: Env, id: string): Promise<JobView> {
   const row = await getJob(database(env.DB), id);
   if (!row) throw new ApiError("not_found", `No job ${JSON.stringify(id)}`);
   return row;
 }
 
 /** Pauses or resumes a job (a change, so its version is bumped); resuming computes the next fire from now. */
-export async function setJobPaused(env: Env, id: string, paused: boolean): Promise<JobRow> {
+export async function setJobPaused(env: Env, id: string, paused: boolean): Promise<JobView> {
   const row = await requireJob(env, id);
   const updated = await updateJob(database(env.DB), id, { ...definitionOf(row), paused }, Date.now());
   if (!updated) throw new ApiError("not_found", `No job ${JSON.stringify(id)}`);

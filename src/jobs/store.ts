@@ -1,9 +1,21 @@
-import { and, asc, eq, gt, like, lt, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, getTableColumns, gt, like, lt, sql, type SQL } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { jobs } from "../db/schema";
 import type { JobDefinition } from "./schema";
 
 export type JobRow = typeof jobs.$inferSelect;
+/** A job as the API shows it: its row and when its latest run was due. */
+export type JobView = JobRow & { lastRunAt: number | null };
+
+/**
+ * The latest run's due time, read from the runs (a short walk down runs_job_scheduled_idx)
+ * rather than written on every fire. Missed and skipped fires did not run.
+ */
+const jobView = {
+  ...getTableColumns(jobs),
+  // "jobs"."id" spelled out: Drizzle writes a column in a selection unqualified, which here would mean r.id.
+  lastRunAt: sql<number | null>`(SELECT r.scheduled_for FROM runs r WHERE r.job_id = "jobs"."id" AND r.status NOT IN ('missed', 'skipped') ORDER BY r.scheduled_for DESC LIMIT 1)`,
+};
 
 const toMs = (iso: string | undefined) => (iso === undefined ? null : Date.parse(iso));
 
@@ -61,40 +73,40 @@ export function definitionOf(row: JobRow): JobDefinition {
 }
 
 /** Inserts a new job; undefined when the id is taken (409). */
-export async function insertJob(db: Db, id: string, def: JobDefinition, now: number): Promise<JobRow | undefined> {
+export async function insertJob(db: Db, id: string, def: JobDefinition, now: number): Promise<JobView | undefined> {
   const [row] = await db
     .insert(jobs)
     .values({ id, ...definitionColumns(def, id), successDeadlineAt: def.alerts?.expect_success_within === undefined ? null : now + def.alerts.expect_success_within * 1000, version: 1, createdAt: now, updatedAt: now })
     .onConflictDoNothing()
-    .returning();
+    .returning(jobView);
   return row;
 }
 
 /** Creates or replaces a job (PUT); a replacement bumps the version. */
-export async function upsertJob(db: Db, id: string, def: JobDefinition, now: number): Promise<{ row: JobRow; created: boolean }> {
+export async function upsertJob(db: Db, id: string, def: JobDefinition, now: number): Promise<{ row: JobView; created: boolean }> {
   const columns = definitionColumns(def, id);
   const [row] = await db
     .insert(jobs)
     .values({ id, ...columns, successDeadlineAt: def.alerts?.expect_success_within === undefined ? null : now + def.alerts.expect_success_within * 1000, version: 1, createdAt: now, updatedAt: now })
     .onConflictDoUpdate({ target: jobs.id, set: { ...columns, ...deadlineColumn(def, now), nextRunAt: null, version: sql`${jobs.version} + 1`, updatedAt: now } })
-    .returning();
+    .returning(jobView);
   if (!row) throw new Error("upsert returned no row");
   return { row, created: row.version === 1 };
 }
 
 /** Applies a change to a job, bumping its version. Undefined when the job does not exist. */
-export async function updateJob(db: Db, id: string, def: JobDefinition, now: number): Promise<JobRow | undefined> {
+export async function updateJob(db: Db, id: string, def: JobDefinition, now: number): Promise<JobView | undefined> {
   const [row] = await db
     .update(jobs)
     .set({ ...definitionColumns(def, id), ...deadlineColumn(def, now), version: sql`${jobs.version} + 1`, updatedAt: now })
     .where(eq(jobs.id, id))
-    .returning();
+    .returning(jobView);
   return row;
 }
 
 /** Loads one job. */
-export async function getJob(db: Db, id: string): Promise<JobRow | undefined> {
-  return db.select().from(jobs).where(eq(jobs.id, id)).get();
+export async function getJob(db: Db, id: string): Promise<JobView | undefined> {
+  return db.select(jobView).from(jobs).where(eq(jobs.id, id)).get();
 }
 
 /** Deletes a job row; returns whether it existed. */
@@ -107,13 +119,13 @@ export async function deleteJob(db: Db, id: string): Promise<JobRow | undefined>
 export async function listJobs(
   db: Db,
   filter: { state?: string | undefined; tag?: string | undefined; cursor?: string | undefined; limit: number },
-): Promise<{ items: JobRow[]; nextCursor: string | null }> {
+): Promise<{ items: JobView[]; nextCursor: string | null }> {
   const conditions: SQL[] = [];
   if (filter.state) conditions.push(eq(jobs.state, filter.state));
   if (filter.tag) conditions.push(like(jobs.tags, `%${JSON.stringify(filter.tag).replace(/[%_]/g, "")}%`));
   if (filter.cursor) conditions.push(gt(jobs.id, filter.cursor));
   const rows = await db
-    .select()
+    .select(jobView)
     .from(jobs)
     .where(and(...conditions))
     .orderBy(asc(jobs.id))
@@ -139,19 +151,15 @@ export async function overdueJobs(db: Db, now: number, limit: number): Promise<J
     .all();
 }
 
-/** Records the JobObject's schedule, unless a newer version of the job was written meanwhile. */
-export async function recordSchedule(
-  db: Db,
-  id: string,
-  version: number,
-  schedule: { nextRunAt: number | null; lastRunAt?: number | undefined; state: string },
-): Promise<void> {
-  await db
+/**
+ * Records what changed of the JobObject's schedule (its state, its promised report-in time),
+ * unless a newer version of the job was written meanwhile. Returns whether the row took it.
+ */
+export async function recordSchedule(db: Db, id: string, version: number, change: { nextRunAt?: number | null; state?: string }): Promise<boolean> {
+  const updated = await db
     .update(jobs)
-    .set({
-      nextRunAt: schedule.nextRunAt,
-      state: schedule.state,
-      ...(schedule.lastRunAt === undefined ? {} : { lastRunAt: schedule.lastRunAt }),
-    })
-    .where(and(eq(jobs.id, id), eq(jobs.version, version)));
+    .set(change)
+    .where(and(eq(jobs.id, id), eq(jobs.version, version)))
+    .returning({ id: jobs.id });
+  return updated.length > 0;
 }

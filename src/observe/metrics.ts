@@ -18,7 +18,8 @@ export async function renderMetrics(env: Env, now = Date.now()): Promise<string>
   const [stats, jobStates, runStates, late, heartbeat, hosts] = await Promise.all([
     statsSince(db, 0),
     d1.prepare("SELECT state, count(*) AS n FROM jobs GROUP BY state").all<{ state: string; n: number }>(),
-    d1.prepare("SELECT status, count(*) AS n FROM runs WHERE status IN ('scheduled','queued','running','retrying') GROUP BY status").all<{ status: string; n: number }>(),
+    // finished_at IS NULL lets runs_pending_idx (unfinished runs only) serve the count.
+    d1.prepare("SELECT status, count(*) AS n FROM runs WHERE finished_at IS NULL AND status IN ('scheduled','queued','running','retrying') GROUP BY status").all<{ status: string; n: number }>(),
     d1.prepare("SELECT count(*) AS n FROM jobs WHERE state = 'active' AND next_run_at < ?").bind(now - LATE_JOB_MS).first<{ n: number }>(),
     lastHeartbeat(db),
     d1.prepare("SELECT host, circuit, consecutive_failures, deferred_circuit, deferred_concurrency, deferred_rate_limit FROM host_guards ORDER BY host LIMIT 1000").all<{
@@ -40,7 +41,7 @@ export async function renderMetrics(env: Env, now = Date.now()): Promise<string>
   for (const state of ["active", "paused", "finished"]) out.sample("taskflare_jobs", { state }, jobStates.results.find((r) => r.state === state)?.n ?? 0);
   out.family("taskflare_runs_in_flight", "gauge", "Runs not yet finished, by status.");
   for (const status of ["scheduled", "queued", "running", "retrying"]) out.sample("taskflare_runs_in_flight", { status }, runStates.results.find((r) => r.status === status)?.n ?? 0);
-  out.family("taskflare_jobs_late", "gauge", "Active jobs whose next fire is more than a minute overdue.");
+  out.family("taskflare_jobs_late", "gauge", "Active jobs more than a minute past the time their JobObject promised to report in (a lost alarm).");
   out.sample("taskflare_jobs_late", {}, late?.n ?? 0);
   out.family("taskflare_heartbeat_age_seconds", "gauge", "Seconds since the last heartbeat tick (NaN before the first).");
   out.sample("taskflare_heartbeat_age_seconds", {}, heartbeat === undefined ? NaN : Math.max(0, (now - heartbeat) / 1000));

@@ -5,6 +5,7 @@ import { openApiApp } from "../http/openapi-app";
 import { JobId } from "../jobs/schema";
 import { getJob } from "../jobs/store";
 import { ErrorEnvelope, errorResponses } from "../schemas/common";
+import { upcomingFire } from "../scheduling/job-schedule";
 import { IsoDateTime } from "../scheduling/trigger-schema";
 import { combine, JobStats, presentStats, statsSince } from "./stats";
 
@@ -40,7 +41,8 @@ export const statsRoutes = openApiApp()
   .openapi(all, async (c) => {
     const since = sinceOf(c.req.valid("query").since);
     const rows = await statsSince(database(c.env.DB), since);
-    const jobs = rows.map((r) => presentStats(r, r.job_id === "" ? null : r.job_id, r.next_run_at));
+    const now = Date.now();
+    const jobs = rows.map((r) => presentStats(r, r.job_id === "" ? null : r.job_id, r.schedule && upcomingFire(r.schedule, now)));
     return c.json({ since: new Date(since).toISOString(), overall: { ...presentStats(combine(rows), null, null) }, jobs }, 200);
   })
   .openapi(one, async (c) => {
@@ -49,5 +51,5 @@ export const statsRoutes = openApiApp()
     const job = await getJob(db, id);
     if (!job) throw new ApiError("not_found", `No job ${JSON.stringify(id)}`);
     const rows = await statsSince(db, sinceOf(c.req.valid("query").since), id);
-    return c.json(presentStats(combine(rows), id, job.nextRunAt), 200);
+    return c.json(presentStats(combine(rows), id, upcomingFire(job, Date.now())), 200);
   });

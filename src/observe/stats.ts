@@ -1,6 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { DURATION_BUCKETS_MS } from "../db/schema";
 import type { Db } from "../db/client";
+import type { JobSchedule } from "../scheduling/job-schedule";
 import { quantileFromBuckets } from "./histogram";
 
 const BUCKETS = DURATION_BUCKETS_MS.length + 1;
@@ -22,7 +23,8 @@ export interface StatsRow {
   last_run_id: string | null;
   last_status: string | null;
   last_finished_at: number | null;
-  next_run_at: number | null;
+  /** When the job fires (null for tasks and deleted jobs): the API computes next_run_at from it. */
+  schedule: JobSchedule | null;
 }
 
 /** Rolled-up counters per job since `sinceMs` (whole hours), optionally for one job. Scans rollups, never runs. */
@@ -30,7 +32,7 @@ export async function statsSince(db: Db, sinceMs: number, jobId?: string): Promi
   const hour = Math.floor(sinceMs / 3_600_000) * 3_600_000;
   const sums = [...OUTCOMES, "duration_count", "duration_sum_ms", ...bucketColumns].map((c) => `sum("${c}") AS "${c}"`).join(", ");
   // With one max() aggregate, SQLite takes the bare last_* columns from the row holding that max.
-  const sql = `SELECT s.*, j.next_run_at FROM (
+  const sql = `SELECT s.*, j.state, j."trigger", j.timezone, j.start_date, j.end_date, j.jitter, j.created_at FROM (
       SELECT job_id, ${sums}, max(last_finished_at) AS last_finished_at, last_run_id, last_status
       FROM job_stats WHERE hour >= ?${jobId === undefined ? "" : " AND job_id = ?"} GROUP BY job_id
     ) s LEFT JOIN jobs j ON j.id = s.job_id ORDER BY s.job_id`;
@@ -45,8 +47,22 @@ export async function statsSince(db: Db, sinceMs: number, jobId?: string): Promi
     last_run_id: (r.last_run_id as string | null) ?? null,
     last_status: (r.last_status as string | null) ?? null,
     last_finished_at: r.last_finished_at === null ? null : Number(r.last_finished_at),
-    next_run_at: r.next_run_at === null || r.next_run_at === undefined ? null : Number(r.next_run_at),
+    schedule: typeof r.trigger === "string" ? scheduleOf(r) : null,
   }));
+}
+
+const msOrNull = (value: number | string | null | undefined) => (value === null || value === undefined ? null : Number(value));
+
+function scheduleOf(r: Record<string, number | string | null>): JobSchedule {
+  return {
+    state: String(r.state),
+    trigger: JSON.parse(String(r.trigger)) as unknown,
+    timezone: String(r.timezone),
+    startDate: msOrNull(r.start_date),
+    endDate: msOrNull(r.end_date),
+    jitter: Number(r.jitter ?? 0),
+    createdAt: Number(r.created_at),
+  };
 }
 
 export const JobStats = z
@@ -74,7 +90,7 @@ const round = (n: number | null) => (n === null ? null : Math.round(n * 10) / 10
 
 /** Sums several rows into one (the overall figure). */
 export function combine(rows: StatsRow[]): StatsRow {
-  const zero: StatsRow = { job_id: "", succeeded: 0, failed: 0, dead: 0, cancelled: 0, missed: 0, skipped: 0, expired: 0, duration_count: 0, duration_sum_ms: 0, buckets: new Array<number>(BUCKETS).fill(0), last_run_id: null, last_status: null, last_finished_at: null, next_run_at: null };
+  const zero: StatsRow = { job_id: "", succeeded: 0, failed: 0, dead: 0, cancelled: 0, missed: 0, skipped: 0, expired: 0, duration_count: 0, duration_sum_ms: 0, buckets: new Array<number>(BUCKETS).fill(0), last_run_id: null, last_status: null, last_finished_at: null, schedule: null };
   return rows.reduce((acc, r) => {
     const later = (r.last_finished_at ?? 0) > (acc.last_finished_at ?? 0);
     return {

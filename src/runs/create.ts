@@ -1,10 +1,10 @@
 import { database } from "../db/client";
 import type { Env } from "../env";
-import { dispatchRun } from "../execution/dispatch";
+import { dispatchRuns } from "../execution/dispatch";
 import { RetryPolicy, type HttpTarget, type Priority, type Target } from "../execution/target-schema";
-import { newId } from "../ids";
+import { fireRunId, newId } from "../ids";
 import { log } from "../log";
-import { insertFinalRun, insertRun, type RunRow } from "./store";
+import { insertFinalRun, insertRuns, type InsertResult, type NewRun, type RunRow } from "./store";
 
 export interface RunSpec {
   target: Target;
@@ -32,11 +32,38 @@ export interface RunSpec {
  * finds and re-sends it, so an accepted run is never lost.
  */
 export async function createRun(env: Env, spec: RunSpec, now = Date.now()): Promise<{ run: RunRow; created: boolean }> {
+  const [result] = await createRuns(env, [spec], now);
+  if (!result) throw new Error("createRuns returned no result");
+  if ("error" in result) throw result.error;
+  return result;
+}
+
+/**
+ * createRun for many runs (bulk enqueue): the inserts share one D1 round
+ * trip and the messages one send per queue. Results are in `specs` order; a
+ * run that could not be written has its error instead.
+ */
+export async function createRuns(env: Env, specs: RunSpec[], now = Date.now()): Promise<InsertResult[]> {
+  if (specs.length === 0) return [];
+  const values = await Promise.all(specs.map((spec) => newRunValues(spec, now)));
+  const results = await insertRuns(database(env.DB), values);
+  const fresh = results.flatMap((r) => ("run" in r && r.created ? [r.run] : []));
+  try {
+    await dispatchRuns(env, fresh, now);
+  } catch (error) {
+    log("error", "dispatch_failed", { run_ids: fresh.map((r) => r.id), error: error instanceof Error ? error.message : String(error) });
+  }
+  return results;
+}
+
+async function newRunValues(spec: RunSpec, now: number): Promise<NewRun> {
   const retry = RetryPolicy.parse(spec.retry ?? {});
-  const { run, created } = await insertRun(database(env.DB), {
-    id: newId("run", now),
+  const fireSlot = spec.fireSlot ?? null;
+  return {
+    // A fire's run has the fire's id, so the same fire cannot start a second run.
+    id: spec.jobId && fireSlot !== null ? await fireRunId(spec.jobId, fireSlot) : newId("run", now),
     jobId: spec.jobId ?? null,
-    fireSlot: spec.fireSlot ?? null,
+    fireSlot,
     status: spec.dueAt > now ? "scheduled" : "queued",
     attempt: 0,
     maxAttempts: retry.max_attempts,
@@ -56,15 +83,7 @@ export async function createRun(env: Env, spec: RunSpec, now = Date.now()): Prom
     parentRunId: spec.parentRunId ?? null,
     createdAt: now,
     updatedAt: now,
-  });
-  if (created) {
-    try {
-      await dispatchRun(env, run, now);
-    } catch (error) {
-      log("error", "dispatch_failed", { run_id: run.id, error: error instanceof Error ? error.message : String(error) });
-    }
-  }
-  return { run, created };
+  };
 }
 
 export interface SkippedFire {
@@ -79,7 +98,8 @@ export interface SkippedFire {
 /** Records a fire that did not run (missed its grace time, or max_instances was reached). */
 export async function recordSkippedFire(env: Env, fire: SkippedFire, now = Date.now()): Promise<void> {
   await insertFinalRun(database(env.DB), {
-    id: newId("run", now),
+    // The fire's id: a fire recorded as missed or skipped cannot also get a run, nor be counted twice.
+    id: await fireRunId(fire.jobId, fire.slot),
     jobId: fire.jobId,
     fireSlot: fire.slot,
     status: fire.status,

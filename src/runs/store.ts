@@ -1,4 +1,4 @@
-import { and, eq, getTableColumns, inArray, lt, or, sql } from "drizzle-orm";
+import { and, eq, getTableColumns, inArray, isNull, lt, or, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { runs } from "../db/schema";
 import { log } from "../log";
@@ -54,8 +54,8 @@ async function updateWithRollup(
 }
 
 /**
- * Inserts a run. When its idempotency key or fire slot is taken (a replayed
- * request, a duplicate alarm), returns the run that holds it instead.
+ * Inserts a run. When its idempotency key or id is taken (a replayed request;
+ * a duplicate alarm, whose fire slot gives the same id), returns the run that holds it instead.
  */
 export async function insertRun(db: Db, values: NewRun): Promise<{ run: RunRow; created: boolean }> {
   const inserted = await db
@@ -63,20 +63,39 @@ export async function insertRun(db: Db, values: NewRun): Promise<{ run: RunRow; 
     .values(values)
     .onConflictDoNothing()
     .returning();
-  const run = inserted[0];
-  if (run) {
-    logChange(run, "none", run.status as RunStatus);
-    return { run, created: true };
+  return insertOutcome(db, values, inserted[0]);
+}
+
+/** What an insert came to: the new run, or the run holding its key (looked up). */
+async function insertOutcome(db: Db, values: NewRun, inserted: RunRow | undefined): Promise<{ run: RunRow; created: boolean }> {
+  if (inserted) {
+    logChange(inserted, "none", inserted.status as RunStatus);
+    return { run: inserted, created: true };
   }
-  const holder = values.idempotencyKey
-    ? eq(runs.idempotencyKey, values.idempotencyKey)
-    : values.jobId && values.fireSlot !== undefined && values.fireSlot !== null
-      ? and(eq(runs.jobId, values.jobId), eq(runs.fireSlot, values.fireSlot))
-      : undefined;
-  const existing = holder ? await db.select().from(runs).where(holder).get() : undefined;
+  const holder = values.idempotencyKey ? eq(runs.idempotencyKey, values.idempotencyKey) : eq(runs.id, values.id);
+  const existing = await db.select().from(runs).where(holder).get();
   if (!existing) throw new Error("run insert conflicted but no run holds its key");
   return { run: existing, created: false };
 }
+
+/**
+ * insertRun for many runs in one D1 round trip. D1 runs a batch as one
+ * transaction, so if it fails each run is inserted on its own: one bad run
+ * must not sink the others (its result is its error).
+ */
+export async function insertRuns(db: Db, values: NewRun[]): Promise<InsertResult[]> {
+  let inserted: (RunRow | undefined)[];
+  try {
+    inserted = await batchFirstRows(db, values.map((v) => db.insert(runs).values(v).onConflictDoNothing().returning().toSQL()));
+  } catch (error) {
+    if (values.length === 1) throw error;
+    return Promise.all(values.map((v) => insertRun(db, v).catch((failure: unknown) => ({ error: failure }))));
+  }
+  return Promise.all(values.map((v, i) => insertOutcome(db, v, inserted[i])));
+}
+
+/** One run's insert: the run (new or the holder of its key), or why it failed. */
+export type InsertResult = { run: RunRow; created: boolean } | { error: unknown };
 
 /** Inserts a run that is final from birth (a missed or skipped fire) and counts it, once per fire slot. */
 export async function insertFinalRun(db: Db, values: NewRun): Promise<void> {
@@ -102,16 +121,22 @@ export async function getRun(db: Db, id: string): Promise<RunRow | undefined> {
  * claimed run, or undefined when another delivery got there first.
  */
 export async function claimRun(db: Db, id: string, attempt: number, now: number): Promise<RunRow | undefined> {
-  const [claimed] = await db
+  const [claimed] = await claimQuery(db, id, attempt, now);
+  if (claimed) logChange(claimed, "waiting", "running");
+  return claimed;
+}
+
+/** The conditional UPDATE that claims one attempt (shared by the one-run and batch paths). */
+function claimQuery(db: Db, id: string, attempt: number, now: number) {
+  return db
     .update(runs)
     .set({
       status: "running",
       attempt,
       startedAt: now,
-      finishedAt: null,
       durationMs: null,
+      // Neither available_at nor finished_at: touching a column of runs_pending_idx would cost an index write.
       leaseExpiresAt: sql`${now} + ${runs.timeout} * 1000 + ${LEASE_GRACE_MS}`,
-      availableAt: sql`${now} + ${runs.timeout} * 1000 + ${LEASE_GRACE_MS}`,
       updatedAt: now,
     })
     .where(
@@ -123,8 +148,6 @@ export async function claimRun(db: Db, id: string, attempt: number, now: number)
       ),
     )
     .returning();
-  if (claimed) logChange(claimed, "waiting", "running");
-  return claimed;
 }
 
 export type AttemptOutcome =
@@ -139,6 +162,14 @@ export type AttemptOutcome =
  * that attempt (cancelled, or reclaimed after its lease expired).
  */
 export async function finishAttempt(db: Db, run: RunRow, outcome: AttemptOutcome, now: number): Promise<RunRow | undefined> {
+  const { update, finished } = finishQuery(db, run, outcome, now);
+  const updated = finished ? await updateWithRollup(db, update, finished) : (await update)[0];
+  if (updated) logChange(updated, "running", outcome.status, { duration_ms: updated.durationMs });
+  return updated;
+}
+
+/** The conditional UPDATE that records an attempt, and the rollup it feeds when final. */
+function finishQuery(db: Db, run: RunRow, outcome: AttemptOutcome, now: number) {
   const durationMs = run.startedAt === null ? null : Math.max(0, now - run.startedAt);
   const entry = attemptEntry(run, outcome, now, durationMs);
   // The attempt history lives in the run row, appended by this same UPDATE: no extra rows to write.
@@ -159,14 +190,9 @@ export async function finishAttempt(db: Db, run: RunRow, outcome: AttemptOutcome
     .set(values)
     .where(and(eq(runs.id, run.id), eq(runs.status, "running"), eq(runs.attempt, run.attempt)))
     .returning();
-  let updated: RunRow | undefined;
-  if (outcome.status === "retrying") {
-    [updated] = await update;
-  } else {
-    updated = await updateWithRollup(db, update, { runId: run.id, jobId: run.jobId, status: outcome.status, finishedAt: now, durationMs });
-  }
-  if (updated) logChange(updated, "running", outcome.status, { duration_ms: durationMs });
-  return updated;
+  const finished: FinishedRun | undefined =
+    outcome.status === "retrying" ? undefined : { runId: run.id, jobId: run.jobId, status: outcome.status, finishedAt: now, durationMs };
+  return { update, finished };
 }
 
 /** One line of a run's attempt history: when, how it ended, the status code and error if any. */
@@ -277,15 +303,22 @@ export async function markUndeliverable(db: Db, id: string, attempt: number, now
   return dead;
 }
 
-/** Waiting runs due before `waitingBefore` (a lost message) and running runs whose lease expired before `now`. */
+/**
+ * Waiting runs due before `waitingBefore` (a lost message) and running runs whose lease expired before `now`.
+ * One range scan of runs_pending_idx: a running run keeps the due time it was claimed at, so it is in range.
+ */
 export async function overdueRuns(db: Db, waitingBefore: number, now: number, limit: number): Promise<RunRow[]> {
   return db
     .select()
     .from(runs)
     .where(
-      or(
-        and(inArray(runs.status, [...WAITING]), lt(runs.availableAt, waitingBefore)),
-        and(eq(runs.status, "running"), lt(runs.availableAt, now)),
+      and(
+        isNull(runs.finishedAt),
+        lt(runs.availableAt, now),
+        or(
+          and(inArray(runs.status, [...WAITING]), lt(runs.availableAt, waitingBefore)),
+          and(eq(runs.status, "running"), lt(runs.leaseExpiresAt, now)),
+        ),
       ),
     )
     .limit(limit)
@@ -302,4 +335,50 @@ export async function requeueStaleRun(db: Db, run: RunRow, now: number): Promise
     .returning();
   if (requeued) log("warn", "run_requeued", { run_id: run.id, attempt: run.attempt, status: run.status });
   return requeued;
+}
+
+/** Loads the runs a consumer batch names, in one query. */
+export async function getRuns(db: Db, ids: string[]): Promise<RunRow[]> {
+  if (ids.length === 0) return [];
+  return db.select().from(runs).where(inArray(runs.id, ids)).all();
+}
+
+/** Sends statements as one D1 batch (one round trip, one transaction) and maps each statement's first returned row. */
+async function batchFirstRows(db: Db, queries: { sql: string; params: unknown[] }[]): Promise<(RunRow | undefined)[]> {
+  const d1 = db.$client;
+  const results = await d1.batch<Record<string, unknown>>(queries.map((q) => d1.prepare(q.sql).bind(...q.params)));
+  return results.map((r) => {
+    const raw = r.results[0];
+    return raw ? fromRaw(raw) : undefined;
+  });
+}
+
+/** claimRun for many runs in one D1 round trip; each claim is still its own conditional UPDATE. */
+export async function claimRuns(db: Db, claims: { id: string; attempt: number; now: number }[]): Promise<(RunRow | undefined)[]> {
+  if (claims.length === 0) return [];
+  const claimed = await batchFirstRows(db, claims.map((c) => claimQuery(db, c.id, c.attempt, c.now).toSQL()));
+  for (const run of claimed) if (run) logChange(run, "waiting", "running");
+  return claimed;
+}
+
+/**
+ * finishAttempt for many runs in one D1 round trip. Each final update is
+ * directly followed by its rollup, whose changes() guard still sees only it.
+ */
+export async function finishAttempts(db: Db, items: { run: RunRow; outcome: AttemptOutcome; now: number }[]): Promise<(RunRow | undefined)[]> {
+  if (items.length === 0) return [];
+  const queries: { sql: string; params: unknown[] }[] = [];
+  const updateAt: number[] = [];
+  for (const { run, outcome, now } of items) {
+    const { update, finished } = finishQuery(db, run, outcome, now);
+    updateAt.push(queries.length);
+    queries.push(update.toSQL());
+    if (finished) queries.push(rollupStatement(finished));
+  }
+  const rows = await batchFirstRows(db, queries);
+  return items.map(({ outcome }, i) => {
+    const updated = rows[updateAt[i] ?? -1];
+    if (updated) logChange(updated, "running", outcome.status, { duration_ms: updated.durationMs });
+    return updated;
+  });
 }

@@ -12,6 +12,7 @@ import { DEFAULT_TIMEOUT_SECONDS } from "../tasks/schema";
 import { LEASE_GRACE_MS } from "../runs/store";
 import { decideFires } from "./decide";
 import { nextFireAfter, resolvedTriggerOf } from "./job-schedule";
+import { promisedReport, scheduleChange, type RecordedSchedule } from "./report-promise";
 import { schedulerPaused } from "./scheduler-state";
 import { applyJitter, nextFireTimes } from "./triggers";
 
@@ -27,6 +28,8 @@ interface Stored {
   nextFire?: number;
   leases?: Record<string, number>;
   alertState?: AlertState;
+  /** What D1 holds of the schedule; null when unknown (a new version of the job): the next write sets every column. */
+  recorded?: RecordedSchedule | null;
 }
 
 export interface RunNowResult {
@@ -45,12 +48,14 @@ export class JobObject extends DurableObject<Env> {
   private nextFire: number | undefined;
   private leases = new Map<string, number>();
   private alertState: AlertState = NO_INCIDENTS;
+  private recorded: RecordedSchedule | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     void ctx.blockConcurrencyWhile(async () => {
-      const stored = await ctx.storage.get<Stored[keyof Stored]>(["job", "nextFire", "leases", "alertState"]);
+      const stored = await ctx.storage.get<Stored[keyof Stored]>(["job", "nextFire", "leases", "alertState", "recorded"]);
       this.alertState = (stored.get("alertState") as AlertState | undefined) ?? NO_INCIDENTS;
+      this.recorded = (stored.get("recorded") as RecordedSchedule | null | undefined) ?? null;
       this.job = stored.get("job") as JobRow | undefined;
       this.nextFire = stored.get("nextFire") as number | undefined;
       this.leases = new Map(Object.entries((stored.get("leases") as Record<string, number> | undefined) ?? {}));
@@ -66,13 +71,17 @@ export class JobObject extends DurableObject<Env> {
   async sync(job: JobRow): Promise<{ nextRunAt: number | null; state: string }> {
     if (this.job && this.job.id === job.id && this.job.version > job.version) return this.schedule();
     this.job = job;
+    this.recorded = null; // the API just wrote the row: record the whole schedule again
     const now = Date.now();
     this.nextFire = job.state === "active" ? nextFireAfter(resolvedTriggerOf(job), now - 1) : undefined;
-    await this.persistAndArm(now);
+    await this.persistAndArm(now, true);
     return this.schedule();
   }
 
-  /** Re-arms a lost or late alarm without changing the job (the heartbeat's repair). */
+  /**
+   * The heartbeat found D1's promise (next_run_at) overdue or missing: re-arms a lost alarm
+   * without changing the job, and renews the promise, since D1 no longer holds what this object last wrote.
+   */
   async ensureArmed(job: JobRow): Promise<void> {
     if (!this.job || this.job.version < job.version) {
       await this.sync(job);
@@ -84,13 +93,17 @@ export class JobObject extends DurableObject<Env> {
       await this.ctx.storage.setAlarm(Math.max(this.nextFire, Date.now()));
     } else if (this.job.state === "active" && this.nextFire === undefined) {
       await this.sync(job);
+      return;
     }
+    this.recorded = null;
+    await this.recordSchedule(Date.now());
   }
 
   /** Forgets the job: no alarm, no state (DELETE /v1/jobs/:id). */
   async remove(): Promise<void> {
     this.job = undefined;
     this.nextFire = undefined;
+    this.recorded = null;
     this.leases.clear();
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
@@ -209,7 +222,6 @@ export class JobObject extends DurableObject<Env> {
       inFlight: this.leases.size,
       maxRunsPerAlarm: MAX_RUNS_PER_ALARM,
     });
-    let lastRunAt: number | undefined;
     // Hold the slots before any await, so a concurrent run-now sees them taken.
     for (const decision of decisions) if (decision.outcome === "run") this.leases.set(`pending:${decision.slot}`, now + this.leaseMs(job));
     for (const decision of decisions) {
@@ -222,7 +234,6 @@ export class JobObject extends DurableObject<Env> {
         } finally {
           this.leases.delete(placeholder);
         }
-        lastRunAt = decision.slot;
       } else {
         await recordSkippedFire(this.env, { jobId: job.id, jobVersion: job.version, slot: decision.slot, status: decision.outcome, target: job.target as Target, priority: job.priority as Priority }, now);
         if (decision.outcome === "missed") await this.noteEvent({ kind: "outcome", status: "missed", at: now }, null);
@@ -231,7 +242,7 @@ export class JobObject extends DurableObject<Env> {
     }
     const lastDue = due[due.length - 1] ?? now;
     this.nextFire = nextFireAfter(trigger, Math.max(now, lastDue));
-    await this.persistAndArm(now, lastRunAt);
+    await this.persistAndArm(now);
   }
 
   private schedule(): { nextRunAt: number | null; state: string } {
@@ -244,14 +255,36 @@ export class JobObject extends DurableObject<Env> {
     return this.nextFire === undefined ? "finished" : "active";
   }
 
-  /** The one place the alarm is set: storage, alarm and D1's copy of the schedule move together. */
-  private async persistAndArm(now: number, lastRunAt?: number): Promise<void> {
+  /**
+   * The one place the alarm is set: alarm, storage and D1's promise move together. Storage gets
+   * what an alarm changes; the job itself only when a new version arrived (`jobChanged`).
+   */
+  private async persistAndArm(now: number, jobChanged = false): Promise<void> {
     const job = this.job;
     if (!job) return;
     if (this.nextFire === undefined) await this.ctx.storage.deleteAlarm();
     else await this.ctx.storage.setAlarm(Math.max(this.nextFire, now));
-    await this.ctx.storage.put({ job, nextFire: this.nextFire, leases: Object.fromEntries(this.leases) } satisfies Stored);
-    await recordSchedule(database(this.env.DB), job.id, job.version, { nextRunAt: this.nextFire ?? null, lastRunAt, state: this.stateOf() });
+    const changed = { nextFire: this.nextFire, leases: Object.fromEntries(this.leases) } satisfies Stored;
+    await this.ctx.storage.put(jobChanged ? ({ ...changed, job, recorded: null } satisfies Stored) : changed);
+    await this.recordSchedule(now);
+  }
+
+  /**
+   * Writes to D1 only the columns of the schedule that changed: the state, and the time this
+   * object promises to report in (report-promise.ts). Most alarms of a frequent job write nothing.
+   */
+  private async recordSchedule(now: number): Promise<void> {
+    const job = this.job;
+    if (!job) return;
+    const next: RecordedSchedule = { state: this.stateOf(), nextRunAt: promisedReport(this.nextFire, this.recorded?.nextRunAt ?? null, now) };
+    const change = scheduleChange(this.recorded, next);
+    if (Object.keys(change).length === 0) return;
+    const taken = await recordSchedule(database(this.env.DB), job.id, job.version, change);
+    // Not taken: a newer version is in D1 and its sync will record the schedule again.
+    // A sync that ran during the write did so already.
+    if (!taken || this.job !== job) return;
+    this.recorded = next;
+    await this.ctx.storage.put("recorded", next);
   }
 
   private purgeExpiredLeases(now: number): void {

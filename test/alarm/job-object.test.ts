@@ -1,8 +1,9 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
+import { faultyD1, recordSchedule, storedJob, useBindingsInJobObject } from "../helpers/faults";
 import { api } from "../helpers/http";
 import { backdateNextFire, createJob, deleteJob, holdLeases, jobRuns, jobStub } from "../helpers/jobs";
-import { receiverUrl } from "../helpers/receiver";
+import { eventually, receiverUrl } from "../helpers/receiver";
 
 const created: string[] = [];
 afterEach(async () => {
@@ -122,5 +123,43 @@ describe("pause and resume", () => {
     expect(Date.parse(resumed.next_run_at)).toBeGreaterThan(before);
     expect(Date.parse(resumed.next_run_at)).toBeLessThanOrEqual(before + 5_000);
     expect(resumed.version).toBe(paused.version + 1);
+  });
+});
+
+describe("the schedule the JobObject keeps in D1 (jobs.next_run_at: when it promises to report in)", () => {
+  it("a job firing every second does not write its jobs row on each fire: it promises five minutes ahead", async () => {
+    const job = await quietJob({ trigger: { type: "interval", seconds: 1 }, misfire_grace_time: 60 });
+    const promised = (await storedJob(job.id))?.next_run_at ?? 0;
+    expect(promised).toBeGreaterThan(Date.now() + 4 * 60_000);
+    const d1 = faultyD1();
+    await useBindingsInJobObject(job.id, { DB: d1.db });
+    const fired = (await jobRuns(job.id)).length;
+
+    await eventually(async () => (await jobRuns(job.id)).length >= fired + 3, 8_000, "three more fires");
+
+    expect(d1.calls.flat().filter((sql) => recordSchedule({ sql, params: [] }))).toEqual([]);
+    expect(await storedJob(job.id)).toMatchObject({ state: "active", next_run_at: promised });
+  }, 15_000);
+
+  it("a job firing less often than the horizon promises its next fire, renewed by each fire", async () => {
+    const job = await quietJob({ trigger: { type: "cron", expression: "0 0 * * *" }, misfire_grace_time: 3600 });
+    const slot = Date.now() - 100;
+    await backdateNextFire(job.id, slot);
+
+    await runDurableObjectAlarm(jobStub(job.id));
+
+    const { nextFire } = await jobStub(job.id).inspect();
+    expect(nextFire).toBeGreaterThan(Date.now());
+    expect((await storedJob(job.id))?.next_run_at).toBe(nextFire);
+  });
+
+  it("a date job that has fired is recorded as finished, with no promise", async () => {
+    const job = await quietJob({ trigger: { type: "date", run_at: new Date(Date.now() + 1_000).toISOString() } });
+    expect(await storedJob(job.id)).toMatchObject({ state: "active" });
+
+    await eventually(async () => (await storedJob(job.id))?.state === "finished", 5_000, "the fire to finish the job");
+
+    expect(await storedJob(job.id)).toEqual({ state: "finished", next_run_at: null });
+    expect(await jobRuns(job.id)).toHaveLength(1);
   });
 });

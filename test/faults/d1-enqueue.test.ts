@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { binding, claimRun, deliverBatch, faultyHarness, insertRun, loadRun, TRANSIENT_D1_ERROR } from "../helpers/faults";
+import { binding, claimRun, deliverBatch, faultyHarness, insertRun, loadRun, TRANSIENT_D1_ERROR, type BoundStatement } from "../helpers/faults";
 import { received, receiverUrl } from "../helpers/receiver";
 import { DEAD_LETTER_QUEUE, makeDue, MANUAL_RETRY, mustStoredRun, NO_CHANGE, statsDelta, TASK_QUEUE, taskStats } from "../helpers/runs";
 
@@ -69,13 +69,57 @@ describe("faults: a D1 error inserting the run of POST /v1/tasks", () => {
   });
 });
 
+describe("faults: a D1 error in a bulk enqueue (POST /v1/tasks/batch)", () => {
+  /** Statements that bind a target whose URL starts with `prefix`. */
+  const bindsTarget = (prefix: string) => (s: BoundStatement) => insertRun(s) && s.params.some((p) => typeof p === "string" && p.includes(prefix));
+
+  it("the inserts travel in one D1 call; a transient error there is retried per task and every task is accepted and sent once (every accepted task reaches a final state)", async () => {
+    const { d1, h } = faultyHarness();
+    const targets = [receiverUrl(), receiverUrl(), receiverUrl()];
+    d1.failNext({ match: insertRun });
+
+    const res = await h.api("/v1/tasks/batch", { method: "POST", json: { tasks: targets.map((t) => ({ target: { type: "http", url: t.url } })) } });
+    const body = await res.json<{ items: { status: number; run?: { id: string } }[] }>();
+
+    expect(d1.broken).toHaveLength(1);
+    expect(d1.broken[0]?.filter(insertRun)).toHaveLength(3);
+    expect(body.items.map((i) => i.status)).toEqual([202, 202, 202]);
+    for (const item of body.items) {
+      const id = item.run?.id ?? "";
+      expect(h.sentFor(id)).toHaveLength(1);
+      await h.redeliver(h.lastSent(id));
+      expect(await mustStoredRun(id)).toMatchObject({ status: "succeeded", attempt: 1 });
+    }
+  });
+
+  it("a D1 error that follows one task fails only that task's item; the others are accepted and sent (every accepted task reaches a final state)", async () => {
+    const { d1, h } = faultyHarness();
+    const [bad, good] = [receiverUrl(), receiverUrl()];
+    d1.failNext({ match: bindsTarget(bad.prefix) });
+    d1.failNext({ match: bindsTarget(bad.prefix) });
+
+    const res = await h.api("/v1/tasks/batch", { method: "POST", json: { tasks: [{ target: { type: "http", url: bad.url } }, { target: { type: "http", url: good.url } }] } });
+    const body = await res.json<{ items: { status: number; run?: { id: string }; error?: { code: string } }[] }>();
+
+    expect(body.items[0]).toMatchObject({ status: 500, error: { code: "internal_error" } });
+    expect(body.items[1]?.status).toBe(202);
+    const id = body.items[1]?.run?.id ?? "";
+    await h.redeliver(h.lastSent(id));
+    expect(await mustStoredRun(id)).toMatchObject({ status: "succeeded" });
+    expect(await received(good.prefix)).toHaveLength(1);
+    expect(await received(bad.prefix)).toHaveLength(0);
+  });
+});
+
 describe("faults: one message of a batch fails", () => {
-  it("a D1 error on one message retries only that message; the others are acked one by one (every accepted task reaches a final state)", async () => {
+  it("a D1 error that follows one message (in the batch's shared claim and again when it is retried alone) retries only that message; the others are acked one by one (every accepted task reaches a final state)", async () => {
     const { d1, h } = faultyHarness();
     const a = receiverUrl();
     const b = receiverUrl();
     const runA = await h.enqueue({ target: { type: "http", url: a.url }, retry: MANUAL_RETRY });
     const runB = await h.enqueue({ target: { type: "http", url: b.url }, retry: MANUAL_RETRY });
+    // The batch's claims travel in one D1 call; A's statement breaks it, and then breaks A's own retry.
+    d1.failNext({ match: binding(runA.id, claimRun) });
     d1.failNext({ match: binding(runA.id, claimRun) });
 
     const { result, thrown } = await deliverBatch(h.env, TASK_QUEUE, [
@@ -95,6 +139,26 @@ describe("faults: one message of a batch fails", () => {
     expect(await mustStoredRun(runA.id)).toMatchObject({ status: "succeeded", attempt: 1 });
     expect(await received(a.prefix)).toHaveLength(1);
     expect(await received(b.prefix)).toHaveLength(1);
+  });
+
+  it("a transient D1 error in the batch's shared claim: each claim is retried on its own, and every run runs once (every accepted task reaches a final state; no run executes twice)", async () => {
+    const { d1, h } = faultyHarness();
+    const targets = [receiverUrl(), receiverUrl(), receiverUrl()];
+    const runs = [];
+    for (const t of targets) runs.push(await h.enqueue({ target: { type: "http", url: t.url }, retry: MANUAL_RETRY }));
+    d1.failNext({ match: claimRun });
+
+    const { result } = await deliverBatch(
+      h.env,
+      TASK_QUEUE,
+      runs.map((r, i) => ({ id: `msg-${i}`, body: h.lastSent(r.id).body })),
+    );
+
+    expect(d1.broken).toHaveLength(1);
+    expect(d1.broken[0]?.filter(claimRun)).toHaveLength(3);
+    expect(result.retryMessages).toEqual([]);
+    for (const r of runs) expect(await mustStoredRun(r.id)).toMatchObject({ status: "succeeded", attempt: 1 });
+    for (const t of targets) expect(await received(t.prefix)).toHaveLength(1);
   });
 
   it("a dead-letter handler that throws keeps the acks it made; the platform retries the rest, and each run is counted dead once (every accepted task reaches a final state)", async () => {

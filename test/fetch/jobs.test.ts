@@ -1,8 +1,9 @@
+import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { runScheduled } from "../helpers/entry";
 import { api, type ErrorBody } from "../helpers/http";
-import { createJob, deleteJob, jobRuns, jobStub, type JobBody } from "../helpers/jobs";
+import { backdateNextFire, createJob, deleteJob, jobRuns, jobStub, type JobBody } from "../helpers/jobs";
 import { eventually, received, receiverUrl } from "../helpers/receiver";
 
 const created: string[] = [];
@@ -83,6 +84,27 @@ describe("jobs API", () => {
     const second = await (await api(`/v1/jobs?limit=2&tag=${prefix}&cursor=${first.next_cursor}`)).json<{ items: JobBody[]; next_cursor: string | null }>();
     expect(second.items.map((j) => j.id)).toEqual([`${prefix}-2`]);
     expect(second.next_cursor).toBeNull();
+  });
+
+  it("shows next_run_at as the trigger's next fire (not D1's later promise) and last_run_at as the latest run's fire, in GET, the list and stats", async () => {
+    const id = newJobId();
+    await createJob({ id, trigger: { type: "interval", seconds: 60, start_date: "2020-01-01T00:00:00Z" }, target: farTarget(), misfire_grace_time: 3600 });
+    const nextMinute = new Date(Math.floor(Date.now() / 60_000) * 60_000 + 60_000).toISOString();
+    const promised = await env.DB.prepare("SELECT next_run_at FROM jobs WHERE id = ?").bind(id).first<number>("next_run_at");
+    expect(promised).toBeGreaterThan(Date.now() + 4 * 60_000);
+    const slot = Math.floor(Date.now() / 60_000) * 60_000;
+    await backdateNextFire(id, slot);
+    await runDurableObjectAlarm(jobStub(id));
+
+    const one = await (await api(`/v1/jobs/${id}`)).json<JobBody & { last_run_at: string | null }>();
+    const listed = (await (await api(`/v1/jobs?cursor=${id.slice(0, -1)}&limit=200`)).json<{ items: (JobBody & { last_run_at: string | null })[] }>()).items.find((j) => j.id === id);
+    const stats = await (await api(`/v1/jobs/${id}/stats`)).json<{ next_run_at: string | null }>();
+    // A minute boundary may pass between the reads: each shows the first fire after its own now.
+    const upcoming = [nextMinute, new Date(Date.parse(nextMinute) + 60_000).toISOString()];
+    for (const shown of [one.next_run_at, listed?.next_run_at, stats.next_run_at]) expect(upcoming).toContain(shown);
+    expect(one.next_run_at).toBe(one.next_run_times?.[0]?.at);
+    expect(one.last_run_at).toBe(new Date(slot).toISOString());
+    expect(listed?.last_run_at).toBe(new Date(slot).toISOString());
   });
 
   it("GET of an unknown job is a JSON 404", async () => {

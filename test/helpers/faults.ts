@@ -138,7 +138,7 @@ export function faultyHarness(): { d1: FaultyD1; h: Harness } {
 // Statements of a run's life, recognised by their SQL (Drizzle lists SET columns in table order).
 
 /** Loading a run by id (the consumer's first read). */
-export const loadRun = (s: BoundStatement) => /^select .* from "runs" where "runs"\."id" = \?$/.test(s.sql);
+export const loadRun = (s: BoundStatement) => /^select .* from "runs" where "runs"\."id" (= \?|in \(\?(, \?)*\))$/.test(s.sql);
 /** The claim: a waiting run becomes `running` (UPDATE ... WHERE status IN waiting). */
 export const claimRun = (s: BoundStatement) => s.sql.startsWith('update "runs"') && s.sql.includes('"runs"."status" in (') && s.params[0] === "running";
 /** Recording that an attempt failed and will be retried. */
@@ -147,8 +147,8 @@ export const recordRetry = (s: BoundStatement) => s.sql.startsWith('update "runs
 export const rollupStats = (s: BoundStatement) => s.sql.startsWith("INSERT INTO job_stats");
 /** Inserting a new run (POST /v1/tasks, an alarm's fire). */
 export const insertRun = (s: BoundStatement) => s.sql.startsWith('insert into "runs"');
-/** The JobObject writing its schedule (next_run_at) to D1. */
-export const recordSchedule = (s: BoundStatement) => /^update "jobs" set "state" = \?, "next_run_at" = \?/.test(s.sql);
+/** The JobObject writing its schedule (state and/or its promise, next_run_at) to D1. */
+export const recordSchedule = (s: BoundStatement) => s.sql.startsWith('update "jobs" set') && s.sql.includes('"jobs"."version" = ?');
 /** Narrows a matcher to statements that bind `value` (e.g. one run's id). */
 export const binding = (value: unknown, match: (s: BoundStatement) => boolean = () => true) => (s: BoundStatement) =>
   match(s) && s.params.includes(value);
@@ -290,7 +290,7 @@ export function jobsDeletedAfterEach(prefix: string) {
   };
 }
 
-/** The job's clock is set: a future alarm, equal to its next fire, which D1 records too. */
+/** The job's clock is set: a future alarm, equal to its next fire, which D1 records too (a yearly job's promise is its next fire). */
 export async function expectFutureAlarm(jobId: string): Promise<void> {
   const state = await jobStub(jobId).inspect();
   expect(state.alarm).toBeGreaterThan(Date.now());

@@ -29,12 +29,17 @@ export function jobStub(id: string): DurableObjectStub<JobObject> {
   return env.JOB_OBJECT.get(env.JOB_OBJECT.idFromName(id));
 }
 
-/** Test setup only: moves the job's pending fire into the past, as if its alarm had been delayed. */
+/**
+ * Test setup only: moves the job's pending fire into the past, as if its alarm had been delayed.
+ * As for a job whose alarm was armed for that fire, the fire is also what it promised D1.
+ */
 export async function backdateNextFire(id: string, nextFire: number): Promise<void> {
   await runInDurableObject(jobStub(id), async (instance: JobObject, state) => {
-    (instance as unknown as { nextFire: number }).nextFire = nextFire;
-    await state.storage.put("nextFire", nextFire);
+    const recorded = { state: "active", nextRunAt: nextFire };
+    Object.assign(instance as unknown as { nextFire: number; recorded: typeof recorded }, { nextFire, recorded });
+    await state.storage.put({ nextFire, recorded });
   });
+  await env.DB.prepare("UPDATE jobs SET next_run_at = ? WHERE id = ?").bind(nextFire, id).run();
 }
 
 /** Test setup only: pretends `count` runs hold in-flight leases on the job. */

@@ -246,7 +246,7 @@ export async function makeDue(id: string, agoMs = 1): Promise<void> {
 /** Setup only: the lease of a running run ran out (its consumer is gone). */
 export async function expireLease(id: string): Promise<void> {
   const past = Date.now() - 1;
-  await env.DB.prepare("UPDATE runs SET lease_expires_at = ?, available_at = ? WHERE id = ? AND status = 'running'").bind(past, past, id).run();
+  await env.DB.prepare("UPDATE runs SET lease_expires_at = ? WHERE id = ? AND status = 'running'").bind(past, id).run();
 }
 
 /** The tasks' stats rollup totals (job_id ''). */

@@ -1,0 +1,61 @@
+import { database, type Db } from "../db/client";
+import type { Env } from "../env";
+import type { GuardAnswer } from "../hosts/host-guard";
+import { hasFreePass, hostGuard, noteFreePass } from "../hosts/guard-client";
+import type { CallOutcome } from "../hosts/policy";
+import { claimRuns, finishAttempts, getRuns, type AttemptOutcome, type RunRow } from "../runs/store";
+import { Coalescer } from "./coalescer";
+
+/**
+ * The reads and writes the executor makes for one message. A queue batch
+ * gets one RunIo for all its messages, so steps they reach together share one
+ * D1 round trip (a batch of conditional UPDATEs, each still checked on its
+ * own) and one HostGuard call per host.
+ */
+export interface RunIo {
+  readonly db: Db;
+  getRun(id: string): Promise<RunRow | undefined>;
+  claimRun(id: string, attempt: number, now: number): Promise<RunRow | undefined>;
+  finishAttempt(run: RunRow, outcome: AttemptOutcome, now: number): Promise<RunRow | undefined>;
+  acquireHost(host: string, runId: string, now: number, holdMs: number): Promise<GuardAnswer>;
+  releaseHost(host: string, runId: string, outcome: CallOutcome, now: number): Promise<void>;
+}
+
+/** What a free pass answers without a round trip. */
+const FREE: GuardAnswer = { allowed: true, until: null, reason: null, message: null, freeUntil: null };
+
+export function batchedRunIo(env: Env): RunIo {
+  const db = database(env.DB);
+  const loads = new Coalescer<string, RunRow | undefined>(async (ids) => {
+    const found = new Map((await getRuns(db, [...new Set(ids)])).map((run) => [run.id, run]));
+    return ids.map((id) => found.get(id));
+  });
+  const claims = new Coalescer((items: { id: string; attempt: number; now: number }[]) => claimRuns(db, items));
+  const finishes = new Coalescer((items: { run: RunRow; outcome: AttemptOutcome; now: number }[]) => finishAttempts(db, items));
+  const acquires = new Map<string, Coalescer<{ runId: string; now: number; holdMs: number }, GuardAnswer>>();
+  const releases = new Map<string, Coalescer<{ runId: string; outcome: CallOutcome; now: number }, number | null>>();
+  const perHost = <T>(map: Map<string, T>, host: string, make: () => T): T => {
+    let value = map.get(host);
+    if (value === undefined) map.set(host, (value = make()));
+    return value;
+  };
+  return {
+    db,
+    getRun: (id) => loads.call(id),
+    claimRun: (id, attempt, now) => claims.call({ id, attempt, now }),
+    finishAttempt: (run, outcome, now) => finishes.call({ run, outcome, now }),
+    acquireHost: async (host, runId, now, holdMs) => {
+      if (hasFreePass(host, now)) return FREE;
+      const answer = await perHost(acquires, host, () => new Coalescer((items: { runId: string; now: number; holdMs: number }[]) => hostGuard(env, host).acquireMany(host, items))).call({ runId, now, holdMs });
+      noteFreePass(host, answer.freeUntil);
+      return answer;
+    },
+    releaseHost: async (host, runId, outcome, now) => {
+      const freeUntil = await perHost(releases, host, () => new Coalescer(async (items: { runId: string; outcome: CallOutcome; now: number }[]) => {
+        const until = await hostGuard(env, host).releaseMany(items);
+        return items.map(() => until);
+      })).call({ runId, outcome, now });
+      noteFreePass(host, freeUntil);
+    },
+  };
+}
