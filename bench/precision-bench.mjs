@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { apiClient, listAll } from "./lib/api.mjs";
 import { figure, ratioAtMost } from "./lib/figures.mjs";
 import { apiToken, benchPath, startTaskflare, startWorker } from "./lib/servers.mjs";
-import { runTimeline } from "./lib/run-log.mjs";
+import { runTimes } from "./lib/run-log.mjs";
 import { summarize } from "./lib/stats.mjs";
 import { mapLimit, sleep } from "./lib/wait.mjs";
 
@@ -45,7 +45,6 @@ async function taskflareScenario(server, receiver, s) {
   for (const id of ids) for (const run of await listAll(call, `/v1/jobs/${id}/runs`)) runs.set(run.id, run);
   const lags = [];
   const stages = { alarm_to_run_created: [], run_created_to_claimed: [], claimed_to_received: [] };
-  const timeline = runTimeline(server.log());
   let unmatched = 0;
   for (const a of receiver.arrivals(path)) {
     const run = runs.get(a.id);
@@ -55,8 +54,7 @@ async function taskflareScenario(server, receiver, s) {
     }
     const scheduled = Date.parse(run.scheduled_for);
     lags.push(a.at - scheduled);
-    // Worker clocks only advance across I/O, so stage times are close, not exact.
-    const t = timeline.get(a.id);
+    const t = runTimes(run);
     if (t?.created !== undefined && t.claimed !== undefined) {
       stages.alarm_to_run_created.push(t.created - scheduled);
       stages.run_created_to_claimed.push(t.claimed - t.created);

@@ -8,6 +8,8 @@ export interface Env {
   HIGH_QUEUE: Queue<unknown>;
   JOB_OBJECT: DurableObjectNamespace<JobObject>;
   HOST_GUARD: DurableObjectNamespace<HostGuard>;
+  /** The static files under public/ (the dashboard stylesheet, the API reference page's files). */
+  ASSETS: Fetcher;
   /** Bearer token for /v1, /metrics and /dashboard (a Worker secret). */
   API_TOKEN?: string;
   /** While rotating: the token being retired, still accepted until this secret is deleted. */
@@ -20,6 +22,8 @@ export interface Env {
   RUN_RETENTION_DAYS?: string;
   /** "true" only in `.dev.vars`: marks a local `wrangler dev` session. */
   LOCAL_DEVELOPMENT?: string;
+  /** Least severe log level written: debug, info (default), warn or error. */
+  LOG_LEVEL?: string;
 }
 
 /** Configuration derived from the raw bindings, parsed once per use. */

@@ -2,6 +2,7 @@ import { createApp } from "./app";
 import type { Env } from "./env";
 import { consumeBatch } from "./execution/consumer";
 import { runHeartbeat } from "./heartbeat/tick";
+import { useLogLevel } from "./log";
 
 export { HostGuard } from "./hosts/host-guard";
 export { TaskflareRPC } from "./rpc";
@@ -10,7 +11,16 @@ export { JobObject } from "./scheduling/job-object";
 const app = createApp();
 
 export default {
-  fetch: (request, env, ctx) => app.fetch(request, env, ctx),
-  queue: (batch, env, _ctx) => consumeBatch(batch, env),
-  scheduled: async (controller, env, _ctx) => runHeartbeat(env, controller.scheduledTime, controller.cron),
+  fetch: (request, env, ctx) => {
+    useLogLevel(env.LOG_LEVEL);
+    return app.fetch(request, env, ctx);
+  },
+  queue: (batch, env, _ctx) => {
+    useLogLevel(env.LOG_LEVEL);
+    return consumeBatch(batch, env);
+  },
+  scheduled: async (controller, env, _ctx) => {
+    useLogLevel(env.LOG_LEVEL);
+    return runHeartbeat(env, controller.scheduledTime, controller.cron);
+  },
 } satisfies ExportedHandler<Env>;

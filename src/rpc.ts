@@ -1,6 +1,7 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
 import type { z } from "@hono/zod-openapi";
 import type { Env } from "./env";
+import { useLogLevel } from "./log";
 import { toApiError, zodDetails, ApiError } from "./errors";
 import { toJob } from "./jobs/present";
 import { JobCreate, JobDefinition, JobPatch, type Job } from "./jobs/schema";
@@ -34,6 +35,11 @@ async function rpc<T>(work: () => Promise<T>): Promise<T> {
  * HTTP routes. Bind it with `entrypoint = "TaskflareRPC"`.
  */
 export class TaskflareRPC extends WorkerEntrypoint<Env> {
+  constructor(ctx: ExecutionContext, env: Env) {
+    super(ctx, env);
+    useLogLevel(env.LOG_LEVEL);
+  }
+
   private requestId(): string {
     return `rpc-${crypto.randomUUID()}`;
   }

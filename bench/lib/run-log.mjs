@@ -1,25 +1,10 @@
-// Taskflare logs one JSON line per run state change ({"event":"run_state",
-// "time", "run_id", "from", "to"}). Reading them back splits a fire's lag
-// into stages, which says where the time goes without touching src/.
+// Where a run's time went, from its own record (GET /v1/runs): when it was
+// created, when its last attempt started (the claim) and when it finished.
+// Reading the run rather than the log keeps the stages available at any
+// LOG_LEVEL. Worker clocks advance only across I/O, so stages are close, not exact.
 
-/** First time each run was created, claimed (started running) and finished, from a wrangler dev log. */
-export function runTimeline(logText) {
-  const runs = new Map();
-  for (const line of logText.split("\n")) {
-    const start = line.indexOf('{"time"');
-    if (start === -1 || !line.includes('"event":"run_state"')) continue;
-    let entry;
-    try {
-      entry = JSON.parse(line.slice(start, line.lastIndexOf("}") + 1));
-    } catch {
-      continue; // a line wrangler decorated or cut
-    }
-    const at = Date.parse(entry.time);
-    const run = runs.get(entry.run_id) ?? {};
-    if (entry.from === "none" && run.created === undefined) run.created = at;
-    if (entry.to === "running" && run.claimed === undefined) run.claimed = at;
-    if (["succeeded", "failed", "dead"].includes(entry.to) && run.finished === undefined) run.finished = at;
-    runs.set(entry.run_id, run);
-  }
-  return runs;
+/** created / claimed / finished epoch ms of a run as the API returns it (undefined when not reached). */
+export function runTimes(run) {
+  const at = (iso) => (iso ? Date.parse(iso) : undefined);
+  return { created: at(run.created_at), claimed: at(run.started_at), finished: at(run.finished_at) };
 }

@@ -143,13 +143,17 @@ export async function stopAll() {
   await Promise.all([...running].map((s) => stopServer(s)));
 }
 
-/** Starts Taskflare the README's way: `npm run dev -- --port N --persist-to DIR` (migrations, wrangler dev, minute ticker). */
-export async function startTaskflare({ persistTo, logFile }) {
+/**
+ * Starts Taskflare the README's way: `npm run dev -- --port N --persist-to DIR`
+ * (migrations, wrangler dev, minute ticker); `logLevel` sets LOG_LEVEL.
+ */
+export async function startTaskflare({ persistTo, logFile, logLevel }) {
   const port = await freePort();
+  const vars = logLevel ? ["--var", `LOG_LEVEL:${logLevel}`] : [];
   return startServer({
     name: "taskflare",
     command: "npm",
-    args: ["run", "dev", "--", "--port", String(port), "--persist-to", persistTo],
+    args: ["run", "dev", "--", "--port", String(port), "--persist-to", persistTo, ...vars],
     port,
     logFile,
     readyPath: "/healthz",

@@ -4,8 +4,9 @@ import { findHandler } from "../handlers";
 import { PermanentError, RetryableError, type HandlerContext } from "../handlers/registry";
 import { log } from "../log";
 import { hostOf } from "../hosts/guard-client";
+import type { GuardAnswer } from "../hosts/host-guard";
 import type { CallOutcome } from "../hosts/policy";
-import { deferRun, expireRun, LEASE_GRACE_MS, reclaimExpiredLease, type AttemptOutcome, type RunRow } from "../runs/store";
+import { EARLY_START_MS, expireRun, LEASE_GRACE_MS, reclaimExpiredLease, unclaimRun, type AttemptOutcome, type RunRow } from "../runs/store";
 import { isFinal, type RunStatus } from "../runs/transitions";
 import { retryDelaySeconds } from "./backoff";
 import { dispatchRun } from "./dispatch";
@@ -14,9 +15,6 @@ import { batchedRunIo, type RunIo } from "./run-io";
 import { RetryPolicy, Target, type HttpTarget } from "./target-schema";
 
 const RunMessage = z.object({ run_id: z.string().min(1).max(100), attempt: z.number().int().min(1) });
-
-/** A run due within this window is started now rather than re-queued. */
-const EARLY_TOLERANCE_MS = 1_000;
 
 /** What the consumer should do with the message. */
 export type Disposition = "ack" | "retry";
@@ -76,6 +74,10 @@ export async function processRunMessage(env: Env, body: unknown, io: RunIo = bat
     log("warn", "queue_message_invalid", { body: JSON.stringify(body)?.slice(0, 200) });
     return "ack";
   }
+  // The common case in one step: the message's attempt is due, so claim it (the claim
+  // checks every condition below itself). Only a message it does not fit reads the run.
+  const claimed = await io.claimRun(message.data.run_id, message.data.attempt, now);
+  if (claimed) return startClaimed(env, io, claimed, now);
   const db = io.db;
   const run = await io.getRun(message.data.run_id);
   if (!run) return "ack";
@@ -104,26 +106,39 @@ export async function processRunMessage(env: Env, body: unknown, io: RunIo = bat
     if (expired) await onRunFinished(env, expired);
     return "ack";
   }
-  if (run.availableAt > now + EARLY_TOLERANCE_MS) {
+  if (run.availableAt > now + EARLY_START_MS) {
     await dispatchRun(env, run, now); // not due yet: a delay longer than the queue allows
     return "ack";
   }
+  // Due, but the first claim missed it (it became due or waiting just now): try once more.
+  const late = await io.claimRun(run.id, message.data.attempt, Date.now());
+  return late ? startClaimed(env, io, late, now) : "ack";
+}
+
+/**
+ * Starts a claimed attempt, if its host's guard lets it call now; otherwise
+ * gives the claim back (the attempt is not spent) and re-sends the message
+ * for when the guard said to come back.
+ */
+async function startClaimed(env: Env, io: RunIo, run: RunRow, now: number): Promise<Disposition> {
   const host = hostOf(run.target as Target);
   if (host !== undefined) {
-    const answer = await io.acquireHost(host, run.id, now, run.timeout * 1000 + LEASE_GRACE_MS);
+    let answer: GuardAnswer;
+    try {
+      answer = await io.acquireHost(host, run.id, now, run.timeout * 1000 + LEASE_GRACE_MS);
+    } catch (error) {
+      // The guard did not answer: give the claim back so the retried message finds the run waiting.
+      await unclaimRun(io.db, run, now, "host guard unavailable", now);
+      throw error;
+    }
     if (!answer.allowed) {
       const until = answer.until ?? now + 1000;
-      const deferred = await deferRun(db, run, until, until, answer.message ?? "deferred by the host guard", now);
-      if (deferred) await dispatchRun(env, deferred, now);
+      const waiting = await unclaimRun(io.db, run, until, answer.message ?? "deferred by the host guard", now);
+      if (waiting) await dispatchRun(env, waiting, now);
       return "ack";
     }
   }
-  const claimed = await io.claimRun(run.id, message.data.attempt, Date.now());
-  if (!claimed) {
-    if (host !== undefined) await io.releaseHost(host, run.id, "not_called", now);
-    return "ack";
-  }
-  await executeClaimed(env, io, claimed, host);
+  await executeClaimed(env, io, run, host);
   return "ack";
 }
 
@@ -145,13 +160,8 @@ async function executeClaimed(env: Env, io: RunIo, run: RunRow, host: string | u
     failure = error;
     outcome = outcomeOf(run, error, Date.now());
   }
-  try {
-    if (host !== undefined) await io.releaseHost(host, run.id, callOutcome(failure), Date.now());
-  } catch (error) {
-    // The guard's hold on this run lapses by itself; the result must still be recorded.
-    log("error", "host_guard_release_failed", { run_id: run.id, error: error instanceof Error ? error.message : String(error) });
-  }
-  const finished = await io.finishAttempt(run, outcome, Date.now());
+  // Reporting to the host's guard and recording the attempt do not depend on each other.
+  const [, finished] = await Promise.all([reportToGuard(io, host, run, failure), io.finishAttempt(run, outcome, Date.now())]);
   if (finished) return followUp(env, finished);
   // Nothing matched: the run was cancelled or reclaimed meanwhile, or this very
   // update was applied by an earlier try whose answer was lost. The run's state
@@ -159,6 +169,16 @@ async function executeClaimed(env: Env, io: RunIo, run: RunRow, host: string | u
   const current = await io.getRun(run.id);
   if (current && current.attempt === run.attempt && current.status !== "running") return followUp(env, current);
   log("info", "run_result_ignored", { run_id: run.id, attempt: run.attempt, reason: "run is no longer running this attempt" });
+}
+
+async function reportToGuard(io: RunIo, host: string | undefined, run: RunRow, failure: unknown): Promise<void> {
+  if (host === undefined) return;
+  try {
+    await io.releaseHost(host, run.id, callOutcome(failure), Date.now());
+  } catch (error) {
+    // The guard's hold on this run lapses by itself; the result must still be recorded.
+    log("error", "host_guard_release_failed", { run_id: run.id, error: error instanceof Error ? error.message : String(error) });
+  }
 }
 
 /** After an attempt is recorded: send the next attempt's message, or the finished run's follow-up. */

@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
-import { log } from "../log";
+import { log, useLogLevel } from "../log";
 import { acquire, DEFAULT_POLICY, INITIAL_STATE, release, type CallOutcome, type DeferReason, type HostPolicy, type HostState } from "./policy";
 
 const COUNT_WRITE_INTERVAL_MS = 5_000;
@@ -35,6 +35,7 @@ export class HostGuard extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    useLogLevel(env.LOG_LEVEL);
     void ctx.blockConcurrencyWhile(async () => {
       const stored = await ctx.storage.get<unknown>(["state", "policy", "host"]);
       this.state = (stored.get("state") as HostState | undefined) ?? INITIAL_STATE;

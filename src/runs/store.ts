@@ -1,4 +1,4 @@
-import { and, eq, getTableColumns, inArray, isNull, lt, or, sql } from "drizzle-orm";
+import { and, eq, getTableColumns, gte, inArray, isNull, lt, lte, ne, or, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { runs } from "../db/schema";
 import { log } from "../log";
@@ -17,8 +17,14 @@ export type NewRun = typeof runs.$inferInsert;
 /** A grace added to the timeout before a running run's lease counts as expired. */
 export const LEASE_GRACE_MS = 30_000;
 
+/** A run due within this window may start now rather than wait for another message. */
+export const EARLY_START_MS = 1_000;
+
+/** Creating and starting a run log at debug: at info a run's story is one line per attempt that ended. */
+const ROUTINE: ReadonlySet<string> = new Set<RunStatus>(["scheduled", "queued", "running"]);
+
 function logChange(run: Pick<RunRow, "id" | "jobId" | "requestId" | "attempt">, from: string, to: RunStatus, extra: Record<string, unknown> = {}) {
-  log("info", "run_state", { run_id: run.id, job_id: run.jobId, request_id: run.requestId, attempt: run.attempt, from, to, ...extra });
+  log(ROUTINE.has(to) ? "debug" : "info", "run_state", { run_id: run.id, job_id: run.jobId, request_id: run.requestId, attempt: run.attempt, from, to, ...extra });
 }
 
 const columns = Object.entries(getTableColumns(runs));
@@ -145,9 +151,35 @@ function claimQuery(db: Db, id: string, attempt: number, now: number) {
         inArray(runs.status, [...WAITING]),
         eq(runs.attempt, attempt - 1),
         eq(runs.cancelRequested, false),
+        // Due (or nearly), and not a task that expired before its first attempt.
+        lte(runs.availableAt, now + EARLY_START_MS),
+        or(ne(runs.attempt, 0), isNull(runs.expiresAt), gte(runs.expiresAt, now)),
       ),
     )
     .returning();
+}
+
+/**
+ * Gives back a claim whose attempt could not start (the host guard said
+ * wait): the run waits again until `until`, without spending the attempt,
+ * and shows why. Conditional on the claim still being this one.
+ */
+export async function unclaimRun(db: Db, run: RunRow, until: number, reason: string, now: number): Promise<RunRow | undefined> {
+  const [waiting] = await db
+    .update(runs)
+    .set({
+      status: run.attempt > 1 ? "retrying" : "queued",
+      attempt: run.attempt - 1,
+      startedAt: null,
+      leaseExpiresAt: null,
+      availableAt: until,
+      deferredReason: reason,
+      updatedAt: now,
+    })
+    .where(and(eq(runs.id, run.id), eq(runs.status, "running"), eq(runs.attempt, run.attempt)))
+    .returning();
+  if (waiting) log("info", "run_deferred", { run_id: run.id, attempt: run.attempt, until: new Date(until).toISOString(), reason });
+  return waiting;
 }
 
 export type AttemptOutcome =
@@ -217,21 +249,6 @@ function attemptEntry(run: RunRow, outcome: AttemptOutcome, now: number, duratio
     status_code: typeof detail?.status === "number" ? detail.status : null,
     error: outcome.status === "succeeded" ? null : String(detail?.message ?? "error").slice(0, 500),
   };
-}
-
-/**
- * Puts a waiting run's next attempt off until `until` without spending it
- * (an open circuit, a rate limit); the reason is shown on the run. `dueAt`
- * may be a little before `until`: the consumer waits out the rest itself.
- */
-export async function deferRun(db: Db, run: RunRow, dueAt: number, until: number, reason: string, now: number): Promise<RunRow | undefined> {
-  const [deferred] = await db
-    .update(runs)
-    .set({ availableAt: dueAt, deferredReason: reason, updatedAt: now })
-    .where(and(eq(runs.id, run.id), inArray(runs.status, [...WAITING]), eq(runs.attempt, run.attempt)))
-    .returning();
-  if (deferred) log("info", "run_deferred", { run_id: run.id, attempt: run.attempt, until: new Date(until).toISOString(), reason });
-  return deferred;
 }
 
 /** Ends a task whose expires_at passed before its first attempt started: it never runs. */

@@ -26,8 +26,9 @@ const allowed: Record<RunStatus, readonly RunStatus[]> = {
   scheduled: ["queued", "running", "cancelled", "dead", "expired"],
   queued: ["running", "cancelled", "dead", "expired"],
   retrying: ["running", "cancelled", "dead"],
-  // running -> retrying also covers a lease that expired under a lost consumer.
-  running: ["succeeded", "failed", "retrying", "dead", "cancelled"],
+  // running -> retrying also covers a lease that expired under a lost consumer;
+  // running -> queued gives back a claim the host guard did not let start.
+  running: ["succeeded", "failed", "retrying", "queued", "dead", "cancelled"],
   succeeded: [],
   failed: [],
   dead: [],

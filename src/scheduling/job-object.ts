@@ -5,7 +5,7 @@ import type { Priority, RetryPolicy, Target } from "../execution/target-schema";
 import type { JobAlerts } from "../jobs/schema";
 import { recordSchedule, recordSuccessDeadline, type JobRow } from "../jobs/store";
 import { applyJobEvent, NO_INCIDENTS, type AlertState, type JobEvent } from "./alerts";
-import { log } from "../log";
+import { log, useLogLevel } from "../log";
 import { createRun, recordSkippedFire } from "../runs/create";
 import type { RunRow } from "../runs/store";
 import { DEFAULT_TIMEOUT_SECONDS } from "../tasks/schema";
@@ -52,6 +52,7 @@ export class JobObject extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    useLogLevel(env.LOG_LEVEL);
     void ctx.blockConcurrencyWhile(async () => {
       const stored = await ctx.storage.get<Stored[keyof Stored]>(["job", "nextFire", "leases", "alertState", "recorded"]);
       this.alertState = (stored.get("alertState") as AlertState | undefined) ?? NO_INCIDENTS;
