@@ -8,6 +8,7 @@ import { requireToken } from "./http/auth";
 import { allowedMethods } from "./http/method-not-allowed";
 import { openApiApp } from "./http/openapi-app";
 import { requestId } from "./http/request-id";
+import { staticAssetRoutes } from "./http/static-assets";
 import { docsRoutes } from "./observe/docs";
 import { metricsRoutes } from "./observe/metrics";
 import { mountOpenApi } from "./observe/openapi";
@@ -39,6 +40,7 @@ export function createApp() {
   app.route("/", metricsRoutes);
   app.route("/", dashboardRoutes);
   app.route("/", docsRoutes);
+  app.route("/", staticAssetRoutes);
   app.route("/v1", schedulerRoutes);
   app.route("/v1", taskRoutes);
   app.route("/v1", runRoutes);

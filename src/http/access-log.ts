@@ -2,15 +2,23 @@ import { createMiddleware } from "hono/factory";
 import { log } from "../log";
 import type { AppEnv } from "./types";
 
-/** One JSON line per request: method, path, status, duration and request id. */
+/**
+ * Probes that uptime monitors and load balancers hit every few seconds; a
+ * line per success would bury the requests people read logs for.
+ */
+const PROBE_PATHS = new Set(["/healthz", "/readyz"]);
+
+/** One JSON line per request (method, path, status, duration, request id); successful probes are not logged. */
 export const accessLog = createMiddleware<AppEnv>(async (c, next) => {
   const started = Date.now();
   await next();
-  log(c.res.status >= 500 ? "error" : "info", "http_request", {
+  const status = c.res.status;
+  if (status < 400 && PROBE_PATHS.has(c.req.path)) return;
+  log(status >= 500 ? "error" : "info", "http_request", {
     request_id: c.get("requestId"),
     method: c.req.method,
     path: c.req.path,
-    status: c.res.status,
+    status,
     duration_ms: Date.now() - started,
   });
 });

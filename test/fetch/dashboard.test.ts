@@ -83,3 +83,21 @@ describe("GET /docs", () => {
     expect(page).not.toMatch(/https?:\/\//);
   });
 });
+
+describe("GET /static/*", () => {
+  it.each([
+    ["the dashboard stylesheet", "/static/dashboard.css", "text/css"],
+    ["the API reference script", "/static/swagger/swagger-ui-bundle.js", "javascript"],
+  ])("serves %s from static assets without credentials", async (_name, path, type) => {
+    const res = await call(path);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toContain(type);
+    expect((await res.text()).length).toBeGreaterThan(0);
+  });
+
+  it("answers a missing file with the JSON 404", async () => {
+    const res = await call("/static/missing.css");
+    expect(res.status).toBe(404);
+    expect((await res.json<{ error: { code: string } }>()).error.code).toBe("not_found");
+  });
+});

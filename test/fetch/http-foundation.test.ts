@@ -1,6 +1,6 @@
 import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../../src/index";
 import { api, call, TOKEN, type ErrorBody } from "../helpers/http";
 
@@ -78,6 +78,31 @@ describe("request ids", () => {
   it("puts the request id into error bodies", async () => {
     const res = await call("/nowhere", { headers: { "x-request-id": "trace-me" } });
     expect((await res.json<ErrorBody>()).error.request_id).toBe("trace-me");
+  });
+});
+
+describe("access log", () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  /** The access-log lines written while `path` is served, as parsed JSON. */
+  async function accessLines(path: string, bindings: typeof env = env): Promise<{ path: string; status: number }[]> {
+    const lines: string[] = [];
+    for (const method of ["log", "error"] as const) vi.spyOn(console, method).mockImplementation((line: unknown) => void lines.push(String(line)));
+    await (await worker.fetch(new Request(`https://t${path}`), bindings, createExecutionContext())).arrayBuffer();
+    return lines.map((line) => JSON.parse(line)).filter((entry) => entry.event === "http_request");
+  }
+
+  it("writes one line per request with its path and status", async () => {
+    expect(await accessLines("/nowhere")).toMatchObject([{ path: "/nowhere", status: 404 }]);
+  });
+
+  it("leaves out successful health probes", async () => {
+    expect(await accessLines("/healthz")).toEqual([]);
+    expect(await accessLines("/readyz")).toEqual([]);
+  });
+
+  it("logs a failing readiness probe", async () => {
+    expect(await accessLines("/readyz", { ...env, API_TOKEN: undefined })).toMatchObject([{ path: "/readyz", status: 503 }]);
   });
 });
 
