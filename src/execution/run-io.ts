@@ -3,7 +3,8 @@ import type { Env } from "../env";
 import type { GuardAnswer } from "../hosts/host-guard";
 import { hasFreePass, hostGuard, noteFreePass } from "../hosts/guard-client";
 import type { CallOutcome } from "../hosts/policy";
-import { claimRuns, finishAttempts, getRuns, type AttemptOutcome, type RunRow } from "../runs/store";
+import type { AttemptOutcome, RunRow } from "../runs/store";
+import { claimRuns, finishAttempts, getRuns } from "../runs/store-batch";
 import { Coalescer } from "./coalescer";
 
 /**

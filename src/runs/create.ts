@@ -4,7 +4,8 @@ import { dispatchRuns } from "../execution/dispatch";
 import { RetryPolicy, type HttpTarget, type Priority, type Target } from "../execution/target-schema";
 import { fireRunId, newId } from "../ids";
 import { log } from "../log";
-import { insertFinalRun, insertRuns, type InsertResult, type NewRun, type RunRow } from "./store";
+import { insertFinalRun, type NewRun, type RunRow } from "./store";
+import { insertRuns, type InsertResult } from "./store-batch";
 
 export interface RunSpec {
   target: Target;

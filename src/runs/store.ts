@@ -1,13 +1,16 @@
-import { and, eq, getTableColumns, gte, inArray, isNull, lt, lte, ne, or, sql } from "drizzle-orm";
+import { and, eq, gte, inArray, isNull, lt, lte, ne, or, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { runs } from "../db/schema";
 import { log } from "../log";
+import { attemptEntry } from "./attempt-history";
 import { bounded } from "./bounded";
+import { fromRaw, logChange } from "./run-rows";
 import { rollupStatement, type FinishedRun } from "./stats-rollup";
 import { sourcesOf, WAITING, type RunStatus } from "./transitions";
 
 /**
- * The one module that changes a run's status. Every change is a conditional
+ * The one module that changes a run's status (store-batch.ts does the same
+ * changes for many runs at once). Every change is a conditional
  * UPDATE on the status (and attempt) it expects, so duplicate deliveries,
  * redeliveries and races cannot run an attempt twice or lose a run.
  */
@@ -19,25 +22,6 @@ export const LEASE_GRACE_MS = 30_000;
 
 /** A run due within this window may start now rather than wait for another message. */
 export const EARLY_START_MS = 1_000;
-
-/** Creating and starting a run log at debug: at info a run's story is one line per attempt that ended. */
-const ROUTINE: ReadonlySet<string> = new Set<RunStatus>(["scheduled", "queued", "running"]);
-
-function logChange(run: Pick<RunRow, "id" | "jobId" | "requestId" | "attempt">, from: string, to: RunStatus, extra: Record<string, unknown> = {}) {
-  log(ROUTINE.has(to) ? "debug" : "info", "run_state", { run_id: run.id, job_id: run.jobId, request_id: run.requestId, attempt: run.attempt, from, to, ...extra });
-}
-
-const columns = Object.entries(getTableColumns(runs));
-
-/** Maps a raw D1 row (snake_case, JSON as text) to the Drizzle row shape. */
-function fromRaw(raw: Record<string, unknown>): RunRow {
-  const row: Record<string, unknown> = {};
-  for (const [key, column] of columns) {
-    const value = raw[column.name];
-    row[key] = value === null || value === undefined ? null : column.mapFromDriverValue(value);
-  }
-  return row as RunRow;
-}
 
 /**
  * Runs a conditional run update and the stats rollup as one D1 transaction;
@@ -73,7 +57,7 @@ export async function insertRun(db: Db, values: NewRun): Promise<{ run: RunRow; 
 }
 
 /** What an insert came to: the new run, or the run holding its key (looked up). */
-async function insertOutcome(db: Db, values: NewRun, inserted: RunRow | undefined): Promise<{ run: RunRow; created: boolean }> {
+export async function insertOutcome(db: Db, values: NewRun, inserted: RunRow | undefined): Promise<{ run: RunRow; created: boolean }> {
   if (inserted) {
     logChange(inserted, "none", inserted.status as RunStatus);
     return { run: inserted, created: true };
@@ -83,25 +67,6 @@ async function insertOutcome(db: Db, values: NewRun, inserted: RunRow | undefine
   if (!existing) throw new Error("run insert conflicted but no run holds its key");
   return { run: existing, created: false };
 }
-
-/**
- * insertRun for many runs in one D1 round trip. D1 runs a batch as one
- * transaction, so if it fails each run is inserted on its own: one bad run
- * must not sink the others (its result is its error).
- */
-export async function insertRuns(db: Db, values: NewRun[]): Promise<InsertResult[]> {
-  let inserted: (RunRow | undefined)[];
-  try {
-    inserted = await batchFirstRows(db, values.map((v) => db.insert(runs).values(v).onConflictDoNothing().returning().toSQL()));
-  } catch (error) {
-    if (values.length === 1) throw error;
-    return Promise.all(values.map((v) => insertRun(db, v).catch((failure: unknown) => ({ error: failure }))));
-  }
-  return Promise.all(values.map((v, i) => insertOutcome(db, v, inserted[i])));
-}
-
-/** One run's insert: the run (new or the holder of its key), or why it failed. */
-export type InsertResult = { run: RunRow; created: boolean } | { error: unknown };
 
 /** Inserts a run that is final from birth (a missed or skipped fire) and counts it, once per fire slot. */
 export async function insertFinalRun(db: Db, values: NewRun): Promise<void> {
@@ -132,8 +97,8 @@ export async function claimRun(db: Db, id: string, attempt: number, now: number)
   return claimed;
 }
 
-/** The conditional UPDATE that claims one attempt (shared by the one-run and batch paths). */
-function claimQuery(db: Db, id: string, attempt: number, now: number) {
+/** The conditional UPDATE that claims one attempt (shared with store-batch.ts). */
+export function claimQuery(db: Db, id: string, attempt: number, now: number) {
   return db
     .update(runs)
     .set({
@@ -200,8 +165,8 @@ export async function finishAttempt(db: Db, run: RunRow, outcome: AttemptOutcome
   return updated;
 }
 
-/** The conditional UPDATE that records an attempt, and the rollup it feeds when final. */
-function finishQuery(db: Db, run: RunRow, outcome: AttemptOutcome, now: number) {
+/** The conditional UPDATE that records an attempt, and the rollup it feeds when final (shared with store-batch.ts). */
+export function finishQuery(db: Db, run: RunRow, outcome: AttemptOutcome, now: number) {
   const durationMs = run.startedAt === null ? null : Math.max(0, now - run.startedAt);
   const entry = attemptEntry(run, outcome, now, durationMs);
   // The attempt history lives in the run row, appended by this same UPDATE: no extra rows to write.
@@ -225,30 +190,6 @@ function finishQuery(db: Db, run: RunRow, outcome: AttemptOutcome, now: number) 
   const finished: FinishedRun | undefined =
     outcome.status === "retrying" ? undefined : { runId: run.id, jobId: run.jobId, status: outcome.status, finishedAt: now, durationMs };
   return { update, finished };
-}
-
-/** One line of a run's attempt history: when, how it ended, the status code and error if any. */
-export interface AttemptEntry {
-  attempt: number;
-  started_at: string | null;
-  finished_at: string;
-  duration_ms: number | null;
-  outcome: AttemptOutcome["status"];
-  status_code: number | null;
-  error: string | null;
-}
-
-function attemptEntry(run: RunRow, outcome: AttemptOutcome, now: number, durationMs: number | null): AttemptEntry {
-  const detail = (outcome.status === "succeeded" ? outcome.result : outcome.error) as { status?: unknown; message?: unknown } | null;
-  return {
-    attempt: run.attempt,
-    started_at: run.startedAt === null ? null : new Date(run.startedAt).toISOString(),
-    finished_at: new Date(now).toISOString(),
-    duration_ms: durationMs,
-    outcome: outcome.status,
-    status_code: typeof detail?.status === "number" ? detail.status : null,
-    error: outcome.status === "succeeded" ? null : String(detail?.message ?? "error").slice(0, 500),
-  };
 }
 
 /** Ends a task whose expires_at passed before its first attempt started: it never runs. */
@@ -352,50 +293,4 @@ export async function requeueStaleRun(db: Db, run: RunRow, now: number): Promise
     .returning();
   if (requeued) log("warn", "run_requeued", { run_id: run.id, attempt: run.attempt, status: run.status });
   return requeued;
-}
-
-/** Loads the runs a consumer batch names, in one query. */
-export async function getRuns(db: Db, ids: string[]): Promise<RunRow[]> {
-  if (ids.length === 0) return [];
-  return db.select().from(runs).where(inArray(runs.id, ids)).all();
-}
-
-/** Sends statements as one D1 batch (one round trip, one transaction) and maps each statement's first returned row. */
-async function batchFirstRows(db: Db, queries: { sql: string; params: unknown[] }[]): Promise<(RunRow | undefined)[]> {
-  const d1 = db.$client;
-  const results = await d1.batch<Record<string, unknown>>(queries.map((q) => d1.prepare(q.sql).bind(...q.params)));
-  return results.map((r) => {
-    const raw = r.results[0];
-    return raw ? fromRaw(raw) : undefined;
-  });
-}
-
-/** claimRun for many runs in one D1 round trip; each claim is still its own conditional UPDATE. */
-export async function claimRuns(db: Db, claims: { id: string; attempt: number; now: number }[]): Promise<(RunRow | undefined)[]> {
-  if (claims.length === 0) return [];
-  const claimed = await batchFirstRows(db, claims.map((c) => claimQuery(db, c.id, c.attempt, c.now).toSQL()));
-  for (const run of claimed) if (run) logChange(run, "waiting", "running");
-  return claimed;
-}
-
-/**
- * finishAttempt for many runs in one D1 round trip. Each final update is
- * directly followed by its rollup, whose changes() guard still sees only it.
- */
-export async function finishAttempts(db: Db, items: { run: RunRow; outcome: AttemptOutcome; now: number }[]): Promise<(RunRow | undefined)[]> {
-  if (items.length === 0) return [];
-  const queries: { sql: string; params: unknown[] }[] = [];
-  const updateAt: number[] = [];
-  for (const { run, outcome, now } of items) {
-    const { update, finished } = finishQuery(db, run, outcome, now);
-    updateAt.push(queries.length);
-    queries.push(update.toSQL());
-    if (finished) queries.push(rollupStatement(finished));
-  }
-  const rows = await batchFirstRows(db, queries);
-  return items.map(({ outcome }, i) => {
-    const updated = rows[updateAt[i] ?? -1];
-    if (updated) logChange(updated, "running", outcome.status, { duration_ms: updated.durationMs });
-    return updated;
-  });
 }

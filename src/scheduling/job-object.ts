@@ -4,6 +4,7 @@ import type { Env } from "../env";
 import type { Priority, RetryPolicy, Target } from "../execution/target-schema";
 import type { JobAlerts } from "../jobs/schema";
 import { recordSchedule, recordSuccessDeadline, type JobRow } from "../jobs/store";
+import { sendJobAlerts } from "./alert-runs";
 import { applyJobEvent, NO_INCIDENTS, type AlertState, type JobEvent } from "./alerts";
 import { log, useLogLevel } from "../log";
 import { createRun, recordSkippedFire } from "../runs/create";
@@ -167,30 +168,7 @@ export class JobObject extends DurableObject<Env> {
     const { state, alerts } = applyJobEvent(this.alertState, event, config);
     this.alertState = { ...state, noted: this.alertState.noted };
     await this.ctx.storage.put("alertState", state);
-    for (const alert of alerts) {
-      const body = {
-        event: alert.event,
-        job_id: job.id,
-        job_name: job.name,
-        incident_started_at: new Date(alert.incidentAt).toISOString(),
-        run_id: runId,
-        status: event.kind === "outcome" ? event.status : null,
-        consecutive_failures: state.streak,
-        ...(alert.recovered ? { recovered: alert.recovered } : {}),
-      };
-      // One run per incident and kind: the idempotency key makes a repeated event send nothing more.
-      await createRun(this.env, {
-        target: { ...config.target, body },
-        dueAt: Date.now(),
-        priority: "high",
-        retry: undefined,
-        timeoutSeconds: config.target.timeout ?? DEFAULT_TIMEOUT_SECONDS,
-        requestId: null,
-        parentRunId: runId,
-        idempotencyKey: `alert:${job.id}:${alert.event}:${alert.incidentAt}`,
-      });
-      log("warn", "job_alert", { job_id: job.id, event: alert.event, run_id: runId });
-    }
+    await sendJobAlerts(this.env, job, config, alerts, state, event, runId);
   }
 
   /** State for tests and diagnostics. */

@@ -1,0 +1,36 @@
+import { getTableColumns } from "drizzle-orm";
+import type { Db } from "../db/client";
+import { runs } from "../db/schema";
+import { log } from "../log";
+import type { RunRow } from "./store";
+import type { RunStatus } from "./transitions";
+
+/** Creating and starting a run log at debug: at info a run's story is one line per attempt that ended. */
+const ROUTINE: ReadonlySet<string> = new Set<RunStatus>(["scheduled", "queued", "running"]);
+
+/** The one log line of a run's status change. */
+export function logChange(run: Pick<RunRow, "id" | "jobId" | "requestId" | "attempt">, from: string, to: RunStatus, extra: Record<string, unknown> = {}) {
+  log(ROUTINE.has(to) ? "debug" : "info", "run_state", { run_id: run.id, job_id: run.jobId, request_id: run.requestId, attempt: run.attempt, from, to, ...extra });
+}
+
+const columns = Object.entries(getTableColumns(runs));
+
+/** Maps a raw D1 row (snake_case, JSON as text) to the Drizzle row shape. */
+export function fromRaw(raw: Record<string, unknown>): RunRow {
+  const row: Record<string, unknown> = {};
+  for (const [key, column] of columns) {
+    const value = raw[column.name];
+    row[key] = value === null || value === undefined ? null : column.mapFromDriverValue(value);
+  }
+  return row as RunRow;
+}
+
+/** Sends statements as one D1 batch (one round trip, one transaction) and maps each statement's first returned row. */
+export async function batchFirstRows(db: Db, queries: { sql: string; params: unknown[] }[]): Promise<(RunRow | undefined)[]> {
+  const d1 = db.$client;
+  const results = await d1.batch<Record<string, unknown>>(queries.map((q) => d1.prepare(q.sql).bind(...q.params)));
+  return results.map((r) => {
+    const raw = r.results[0];
+    return raw ? fromRaw(raw) : undefined;
+  });
+}

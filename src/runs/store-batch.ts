@@ -1,0 +1,66 @@
+import { inArray } from "drizzle-orm";
+import type { Db } from "../db/client";
+import { runs } from "../db/schema";
+import { batchFirstRows, logChange } from "./run-rows";
+import { rollupStatement } from "./stats-rollup";
+import { claimQuery, finishQuery, insertOutcome, insertRun, type AttemptOutcome, type NewRun, type RunRow } from "./store";
+
+/**
+ * store.ts's state changes for many runs at once (a queue batch, a bulk
+ * enqueue): one D1 round trip each, every statement still conditional on its own.
+ */
+
+/** One run's insert: the run (new or the holder of its key), or why it failed. */
+export type InsertResult = { run: RunRow; created: boolean } | { error: unknown };
+
+/**
+ * insertRun for many runs in one D1 round trip. D1 runs a batch as one
+ * transaction, so if it fails each run is inserted on its own: one bad run
+ * must not sink the others (its result is its error).
+ */
+export async function insertRuns(db: Db, values: NewRun[]): Promise<InsertResult[]> {
+  let inserted: (RunRow | undefined)[];
+  try {
+    inserted = await batchFirstRows(db, values.map((v) => db.insert(runs).values(v).onConflictDoNothing().returning().toSQL()));
+  } catch (error) {
+    if (values.length === 1) throw error;
+    return Promise.all(values.map((v) => insertRun(db, v).catch((failure: unknown) => ({ error: failure }))));
+  }
+  return Promise.all(values.map((v, i) => insertOutcome(db, v, inserted[i])));
+}
+
+/** Loads the runs a consumer batch names, in one query. */
+export async function getRuns(db: Db, ids: string[]): Promise<RunRow[]> {
+  if (ids.length === 0) return [];
+  return db.select().from(runs).where(inArray(runs.id, ids)).all();
+}
+
+/** claimRun for many runs in one D1 round trip. */
+export async function claimRuns(db: Db, claims: { id: string; attempt: number; now: number }[]): Promise<(RunRow | undefined)[]> {
+  if (claims.length === 0) return [];
+  const claimed = await batchFirstRows(db, claims.map((c) => claimQuery(db, c.id, c.attempt, c.now).toSQL()));
+  for (const run of claimed) if (run) logChange(run, "waiting", "running");
+  return claimed;
+}
+
+/**
+ * finishAttempt for many runs in one D1 round trip. Each final update is
+ * directly followed by its rollup, whose changes() guard still sees only it.
+ */
+export async function finishAttempts(db: Db, items: { run: RunRow; outcome: AttemptOutcome; now: number }[]): Promise<(RunRow | undefined)[]> {
+  if (items.length === 0) return [];
+  const queries: { sql: string; params: unknown[] }[] = [];
+  const updateAt: number[] = [];
+  for (const { run, outcome, now } of items) {
+    const { update, finished } = finishQuery(db, run, outcome, now);
+    updateAt.push(queries.length);
+    queries.push(update.toSQL());
+    if (finished) queries.push(rollupStatement(finished));
+  }
+  const rows = await batchFirstRows(db, queries);
+  return items.map(({ outcome }, i) => {
+    const updated = rows[updateAt[i] ?? -1];
+    if (updated) logChange(updated, "running", outcome.status, { duration_ms: updated.durationMs });
+    return updated;
+  });
+}
