@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { database } from "../../src/db/client";
 import { fireRunId } from "../../src/ids";
-import { getJob } from "../../src/jobs/store";
+import { getJob, overdueJobs } from "../../src/jobs/store";
 import { listRuns } from "../../src/runs/queries";
 import { overdueRuns } from "../../src/runs/store";
 import { faultyD1 } from "../helpers/faults";
@@ -40,7 +40,8 @@ describe("D1 migrations", () => {
     await listRuns(db, { status: "queued", limit: 10 });
     await listRuns(db, { status: "failed", limit: 10 });
     await getJob(db, "a-job");
-    const [overdue, queued, failed, job] = d1.calls.map((call) => call[0] ?? "");
+    await overdueJobs(db, Date.now(), 10);
+    const [overdue, queued, failed, job, deadlines] = d1.calls.map((call) => call[0] ?? "");
     // The plan does not depend on the values: each parameter is bound to null.
     const plan = async (sql: string) => {
       const params = Array.from(sql.matchAll(/\?/g), () => null);
@@ -52,6 +53,8 @@ describe("D1 migrations", () => {
     expect(await plan(failed ?? "")).toMatch(/runs_failed_idx/);
     // A job's last_run_at is its latest run, one step down runs_job_scheduled_idx.
     expect(await plan(job ?? "")).toMatch(/SEARCH r USING INDEX runs_job_scheduled_idx \(job_id=\?\)/);
+    // The dead-man's switch reads overdue deadlines only, not every active job.
+    expect(await plan(deadlines ?? "")).toMatch(/SEARCH jobs USING INDEX jobs_success_deadline_idx \(success_deadline_at<\?\)/);
     expect(await plan("SELECT status, count(*) FROM runs WHERE finished_at IS NULL AND status IN ('queued', 'running') GROUP BY status")).toMatch(/runs_pending_idx/);
     expect(await plan("SELECT id FROM runs WHERE status IN ('failed', 'dead') ORDER BY finished_at DESC LIMIT 10")).toMatch(/runs_failed_idx/);
   });
