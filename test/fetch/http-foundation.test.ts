@@ -92,8 +92,14 @@ describe("access log", () => {
     return lines.map((line) => JSON.parse(line)).filter((entry) => entry.event === "http_request");
   }
 
-  it("writes one line per request with its path and status", async () => {
+  it("writes one line per failed request with its path and status", async () => {
     expect(await accessLines("/nowhere")).toMatchObject([{ path: "/nowhere", status: 404 }]);
+  });
+
+  it("writes successful requests at LOG_LEVEL=debug only (the platform's invocation log has them)", async () => {
+    expect(await accessLines("/openapi.json")).toEqual([]);
+    expect(await accessLines("/openapi.json", { ...env, LOG_LEVEL: "debug" })).toMatchObject([{ path: "/openapi.json", status: 200 }]);
+    expect(await accessLines("/healthz", { ...env, LOG_LEVEL: "debug" })).toEqual([]);
   });
 
   it("leaves out successful health probes", async () => {
