@@ -9,7 +9,7 @@ const COUNT_WRITE_INTERVAL_MS = 5_000;
  * that has no rate limit or concurrency cap (acquire would only say yes).
  * Bounds how late other isolates notice a circuit opening or a new policy.
  */
-export const FREE_PASS_MS = 1_000;
+export const FREE_PASS_MS = 5_000;
 
 /** The guard's answer: go, or wait until `until` for `reason`; `freeUntil` says until when callers need not ask. */
 export interface GuardAnswer {

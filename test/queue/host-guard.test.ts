@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { api } from "../helpers/http";
+import { hasFreePass } from "../../src/hosts/guard-client";
 import { eventually, received, receiverUrl } from "../helpers/receiver";
 
 interface RunBody {
@@ -35,5 +36,32 @@ describe("per-host guard: circuit breaker", () => {
     expect(await received(target.prefix)).toHaveLength(4);
     const host = await (await api(`/v1/hosts/${target.host}`)).json<{ circuit: string; consecutive_failures: number }>();
     expect(host).toMatchObject({ circuit: "closed", consecutive_failures: 0 });
+  }, 20_000);
+});
+
+describe("per-host guard: free pass", () => {
+  const enqueue = async (url: string, retry?: unknown) =>
+    (await (await api("/v1/tasks", { method: "POST", json: { target: { type: "http", url }, ...(retry ? { retry } : {}) } })).json<RunBody>()).id;
+
+  it("a host with a closed circuit and no caps may be called without asking its guard, until a policy with caps is set", async () => {
+    const target = receiverUrl();
+    const id = await enqueue(target.url);
+    await eventually(async () => ((await run(id)).status === "succeeded" ? true : undefined), 10_000, "the run to succeed");
+    expect(hasFreePass(target.host, Date.now())).toBe(true);
+
+    expect((await api(`/v1/hosts/${target.host}`, { method: "PUT", json: { failure_threshold: 5, cooldown: 30, max_concurrency: 1 } })).status).toBe(200);
+    expect(hasFreePass(target.host, Date.now())).toBe(false);
+    const capped = await enqueue(target.url);
+    await eventually(async () => ((await run(capped)).status === "succeeded" ? true : undefined), 10_000, "the capped run to succeed");
+    // The guard now has a cap to enforce, so it gives no pass.
+    expect(hasFreePass(target.host, Date.now())).toBe(false);
+  }, 20_000);
+
+  it("the pass ends when the circuit opens", async () => {
+    const target = receiverUrl("status=503&fail_times=10");
+    expect((await api(`/v1/hosts/${target.host}`, { method: "PUT", json: { failure_threshold: 2, cooldown: 30 } })).status).toBe(200);
+    const id = await enqueue(target.url, { max_attempts: 5, backoff: 0, max_delay: 0 });
+    await eventually(async () => ((await run(id)).deferred_reason ? true : undefined), 10_000, "the circuit to open");
+    expect(hasFreePass(target.host, Date.now())).toBe(false);
   }, 20_000);
 });
