@@ -33,7 +33,7 @@ export function batchedRunIo(env: Env): RunIo {
   });
   const claims = new Coalescer((items: { id: string; attempt: number; now: number }[]) => claimRuns(db, items));
   const finishes = new Coalescer((items: { run: RunRow; outcome: AttemptOutcome; now: number }[]) => finishAttempts(db, items));
-  const acquires = new Map<string, Coalescer<{ runId: string; now: number; holdMs: number }, GuardAnswer>>();
+  const acquires = new Map<string, Coalescer<{ runId: string; holdMs: number }, GuardAnswer>>();
   const releases = new Map<string, Coalescer<{ runId: string; outcome: CallOutcome; now: number }, number | null>>();
   const perHost = <T>(map: Map<string, T>, host: string, make: () => T): T => {
     let value = map.get(host);
@@ -47,7 +47,7 @@ export function batchedRunIo(env: Env): RunIo {
     finishAttempt: (run, outcome, now) => finishes.call({ run, outcome, now }),
     acquireHost: async (host, runId, now, holdMs) => {
       if (hasFreePass(host, now)) return FREE;
-      const answer = await perHost(acquires, host, () => new Coalescer((items: { runId: string; now: number; holdMs: number }[]) => hostGuard(env, host).acquireMany(host, items))).call({ runId, now, holdMs });
+      const answer = await perHost(acquires, host, () => new Coalescer((items: { runId: string; holdMs: number }[]) => hostGuard(env, host).acquireMany(host, items))).call({ runId, holdMs });
       noteFreePass(host, answer.freeUntil);
       return answer;
     },

@@ -45,8 +45,8 @@ export class HostGuard extends DurableObject<Env> {
   }
 
   /** Asks to call the host for a run; the answer says go, or until when to wait and why. */
-  async acquire(host: string, runId: string, now: number, holdMs: number): Promise<GuardAnswer> {
-    const [answer] = await this.acquireMany(host, [{ runId, now, holdMs }]);
+  async acquire(host: string, runId: string, holdMs: number): Promise<GuardAnswer> {
+    const [answer] = await this.acquireMany(host, [{ runId, holdMs }]);
     return answer as GuardAnswer;
   }
 
@@ -56,12 +56,15 @@ export class HostGuard extends DurableObject<Env> {
   }
 
   /** acquire for several runs at once (a queue batch's runs for this host): one round trip, answers in order. */
-  async acquireMany(host: string, requests: { runId: string; now: number; holdMs: number }[]): Promise<GuardAnswer[]> {
+  async acquireMany(host: string, requests: { runId: string; holdMs: number }[]): Promise<GuardAnswer[]> {
     this.host ||= host;
     const before = this.state.circuit;
     const answers: GuardAnswer[] = [];
     const deferred: DeferReason[] = [];
-    for (const { runId, now, holdMs } of requests) {
+    // The guard's own clock, not the callers': a caller's time was read before its
+    // claim's round trip, and a rate window built from such stale times lets too many through.
+    const now = Date.now();
+    for (const { runId, holdMs } of requests) {
       const decision = acquire(this.state, this.policy, runId, now, holdMs, host);
       this.state = decision.state;
       if (decision.allowed) answers.push({ allowed: true, until: null, reason: null, message: null, freeUntil: this.freeUntil(now) });
@@ -71,7 +74,7 @@ export class HostGuard extends DurableObject<Env> {
       }
     }
     await this.ctx.storage.put({ state: this.state, host: this.host });
-    if (this.state.circuit !== before) await this.mirror(requests[requests.length - 1]?.now ?? Date.now());
+    if (this.state.circuit !== before) await this.mirror(now);
     for (const reason of deferred) this.tallyDeferral(reason);
     if (deferred.length > 0) await this.flushCounts();
     return answers;
