@@ -1,18 +1,16 @@
 /**
- * Gathers the calls made within one turn of the event loop (or `windowMs`)
- * and performs them as one: the messages of a queue batch reach each step at
- * nearly the same moment, so their D1 reads and writes and their host-guard
- * calls share round trips. Each caller still gets its own result; if the
- * shared call fails, every caller in it sees the error.
+ * Gathers the calls made within one turn of the event loop and performs them
+ * as one: the messages of a queue batch reach each step at nearly the same
+ * moment, so their D1 reads and writes and their host-guard calls share round
+ * trips. Each caller still gets its own result. If the shared call fails, each
+ * call is tried again on its own, so one bad item cannot fail the others (the
+ * operations must be safe to repeat, as conditional updates are).
  */
 export class Coalescer<Item, Result> {
   private pending: { item: Item; resolve: (result: Result) => void; reject: (error: unknown) => void }[] = [];
   private timer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(
-    private readonly performAll: (items: Item[]) => Promise<Result[]>,
-    private readonly windowMs = 0,
-  ) {}
+  constructor(private readonly performAll: (items: Item[]) => Promise<Result[]>) {}
 
   private async performOne(item: Item): Promise<Result> {
     const [result] = await this.performAll([item]);
@@ -22,7 +20,7 @@ export class Coalescer<Item, Result> {
   call(item: Item): Promise<Result> {
     return new Promise<Result>((resolve, reject) => {
       this.pending.push({ item, resolve, reject });
-      this.timer ??= setTimeout(() => void this.flush(), this.windowMs);
+      this.timer ??= setTimeout(() => void this.flush(), 0);
     });
   }
 

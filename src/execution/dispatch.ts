@@ -27,26 +27,25 @@ export function deliveryDelaySeconds(availableAt: number, now: number): number {
 
 /** Sends the message that will start the run's next attempt. */
 export async function dispatchRun(env: Env, run: Pick<RunRow, "id" | "attempt" | "priority" | "availableAt">, now: number): Promise<void> {
-  const message: RunMessage = { run_id: run.id, attempt: run.attempt + 1 };
-  await queueFor(env, run.priority).send(message, { delaySeconds: deliveryDelaySeconds(run.availableAt, now), contentType: "json" });
+  await dispatchRuns(env, [run], now);
 }
 
-/** dispatchRun for many runs: one send per queue (a lone message goes by send). */
+/** A queue takes at most this many messages per sendBatch. */
+const MAX_SEND_BATCH = 100;
+
+/** dispatchRun for many runs: one sendBatch per queue. */
 export async function dispatchRuns(env: Env, runs: Pick<RunRow, "id" | "attempt" | "priority" | "availableAt">[], now: number): Promise<void> {
-  if (runs.length === 1 && runs[0]) return dispatchRun(env, runs[0], now);
   const byQueue = new Map<Queue<unknown>, MessageSendRequest<RunMessage>[]>();
   for (const run of runs) {
     const queue = queueFor(env, run.priority);
     const messages = byQueue.get(queue) ?? [];
-    messages.push({ body: { run_id: run.id, attempt: run.attempt + 1 }, delaySeconds: deliveryDelaySeconds(run.availableAt, now), contentType: "json" });
+    const body: RunMessage = { run_id: run.id, attempt: run.attempt + 1 };
+    messages.push({ body, delaySeconds: deliveryDelaySeconds(run.availableAt, now), contentType: "json" });
     byQueue.set(queue, messages);
   }
-  // A queue takes at most 100 messages per sendBatch.
   const sends: Promise<unknown>[] = [];
   for (const [queue, messages] of byQueue) {
     for (let i = 0; i < messages.length; i += MAX_SEND_BATCH) sends.push(queue.sendBatch(messages.slice(i, i + MAX_SEND_BATCH)));
   }
   await Promise.all(sends);
 }
-
-const MAX_SEND_BATCH = 100;

@@ -174,7 +174,7 @@ async function executeClaimed(env: Env, io: RunIo, run: RunRow, host: string | u
 async function reportToGuard(io: RunIo, host: string | undefined, run: RunRow, failure: unknown): Promise<void> {
   if (host === undefined) return;
   try {
-    await io.releaseHost(host, run.id, callOutcome(failure), Date.now());
+    await io.releaseHost(host, run.id, callOutcome(failure));
   } catch (error) {
     // The guard's hold on this run lapses by itself; the result must still be recorded.
     log("error", "host_guard_release_failed", { run_id: run.id, error: error instanceof Error ? error.message : String(error) });

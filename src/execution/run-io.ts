@@ -19,7 +19,7 @@ export interface RunIo {
   claimRun(id: string, attempt: number, now: number): Promise<RunRow | undefined>;
   finishAttempt(run: RunRow, outcome: AttemptOutcome, now: number): Promise<RunRow | undefined>;
   acquireHost(host: string, runId: string, now: number, holdMs: number): Promise<GuardAnswer>;
-  releaseHost(host: string, runId: string, outcome: CallOutcome, now: number): Promise<void>;
+  releaseHost(host: string, runId: string, outcome: CallOutcome): Promise<void>;
 }
 
 /** What a free pass answers without a round trip. */
@@ -34,7 +34,7 @@ export function batchedRunIo(env: Env): RunIo {
   const claims = new Coalescer((items: { id: string; attempt: number; now: number }[]) => claimRuns(db, items));
   const finishes = new Coalescer((items: { run: RunRow; outcome: AttemptOutcome; now: number }[]) => finishAttempts(db, items));
   const acquires = new Map<string, Coalescer<{ runId: string; holdMs: number }, GuardAnswer>>();
-  const releases = new Map<string, Coalescer<{ runId: string; outcome: CallOutcome; now: number }, number | null>>();
+  const releases = new Map<string, Coalescer<{ runId: string; outcome: CallOutcome }, number | null>>();
   const perHost = <T>(map: Map<string, T>, host: string, make: () => T): T => {
     let value = map.get(host);
     if (value === undefined) map.set(host, (value = make()));
@@ -51,11 +51,11 @@ export function batchedRunIo(env: Env): RunIo {
       noteFreePass(host, answer.freeUntil);
       return answer;
     },
-    releaseHost: async (host, runId, outcome, now) => {
-      const freeUntil = await perHost(releases, host, () => new Coalescer(async (items: { runId: string; outcome: CallOutcome; now: number }[]) => {
+    releaseHost: async (host, runId, outcome) => {
+      const freeUntil = await perHost(releases, host, () => new Coalescer(async (items: { runId: string; outcome: CallOutcome }[]) => {
         const until = await hostGuard(env, host).releaseMany(items);
         return items.map(() => until);
-      })).call({ runId, outcome, now });
+      })).call({ runId, outcome });
       noteFreePass(host, freeUntil);
     },
   };

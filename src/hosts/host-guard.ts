@@ -7,7 +7,8 @@ const COUNT_WRITE_INTERVAL_MS = 5_000;
 /**
  * How long a caller may skip asking about a host whose circuit is closed and
  * that has no rate limit or concurrency cap (acquire would only say yes).
- * Bounds how late other isolates notice a circuit opening or a new policy.
+ * Every call's report answers with the current pass, so an isolate learns of
+ * an opened circuit or a new cap from its next reported call.
  */
 export const FREE_PASS_MS = 5_000;
 
@@ -44,25 +45,17 @@ export class HostGuard extends DurableObject<Env> {
     });
   }
 
-  /** Asks to call the host for a run; the answer says go, or until when to wait and why. */
-  async acquire(host: string, runId: string, holdMs: number): Promise<GuardAnswer> {
-    const [answer] = await this.acquireMany(host, [{ runId, holdMs }]);
-    return answer as GuardAnswer;
-  }
-
-  /** Reports how the call went (or that it was not made); answers until when callers need not ask. */
-  async release(runId: string, outcome: CallOutcome, now: number): Promise<number | null> {
-    return this.releaseMany([{ runId, outcome, now }]);
-  }
-
-  /** acquire for several runs at once (a queue batch's runs for this host): one round trip, answers in order. */
+  /**
+   * Asks to call the host for some runs (a queue batch's runs for this host, in
+   * one round trip); each answer, in order, says go, or until when to wait and why.
+   */
   async acquireMany(host: string, requests: { runId: string; holdMs: number }[]): Promise<GuardAnswer[]> {
     this.host ||= host;
     const before = this.state.circuit;
     const answers: GuardAnswer[] = [];
     const deferred: DeferReason[] = [];
-    // The guard's own clock, not the callers': a caller's time was read before its
-    // claim's round trip, and a rate window built from such stale times lets too many through.
+    // The guard's own clock, not the callers' (read before their claim's round trip):
+    // a rate window built from such stale times lets too many through.
     const now = Date.now();
     for (const { runId, holdMs } of requests) {
       const decision = acquire(this.state, this.policy, runId, now, holdMs, host);
@@ -80,17 +73,18 @@ export class HostGuard extends DurableObject<Env> {
     return answers;
   }
 
-  /** release for several runs at once, in order. */
-  async releaseMany(releases: { runId: string; outcome: CallOutcome; now: number }[]): Promise<number | null> {
+  /** Reports how the calls went (or that they were not made); answers until when callers need not ask. */
+  async releaseMany(releases: { runId: string; outcome: CallOutcome }[]): Promise<number | null> {
     const before = this.state.circuit;
-    for (const { runId, outcome, now } of releases) this.state = release(this.state, this.policy, runId, outcome, now);
+    const now = Date.now();
+    for (const { runId, outcome } of releases) this.state = release(this.state, this.policy, runId, outcome, now);
     await this.ctx.storage.put("state", this.state);
     await this.flushCounts();
     if (this.state.circuit !== before) {
       log(this.state.circuit === "open" ? "warn" : "info", "host_circuit", { host: this.host, circuit: this.state.circuit, failures: this.state.failures });
-      await this.mirror(releases[releases.length - 1]?.now ?? Date.now());
+      await this.mirror(now);
     }
-    return this.freeUntil(releases[releases.length - 1]?.now ?? Date.now());
+    return this.freeUntil(now);
   }
 
   /** A closed circuit with no cap and no rate limit lets every call through: callers may skip asking for a while. */

@@ -21,7 +21,7 @@ const get = createRoute({ method: "get", path: "/hosts/{host}", tags: ["hosts"],
 export const hostRoutes = openApiApp()
   .openapi(put, async (c) => {
     const host = c.req.valid("param").host;
-    // A new policy applies to this isolate at once; others notice within the guard's free pass.
+    // A new policy applies to this isolate at once; others learn it from their next call's report.
     noteFreePass(host, null);
     return c.json(await hostGuard(c.env, host).configure(host, c.req.valid("json")), 200);
   })

@@ -42,10 +42,16 @@ export function definitionColumns(def: JobDefinition, id: string) {
   };
 }
 
-/** The first success deadline of a job with expect_success_within; an existing deadline is kept. */
-function deadlineColumn(def: JobDefinition, now: number) {
+/** A new job's first success deadline (expect_success_within from now); null without one. */
+function firstDeadline(def: JobDefinition, now: number): number | null {
   const window = def.alerts?.expect_success_within;
-  return { successDeadlineAt: window === undefined ? null : sql`coalesce(${jobs.successDeadlineAt}, ${now + window * 1000})` };
+  return window === undefined ? null : now + window * 1000;
+}
+
+/** The success deadline of a changed job: an existing deadline is kept. */
+function deadlineColumn(def: JobDefinition, now: number) {
+  const first = firstDeadline(def, now);
+  return { successDeadlineAt: first === null ? null : sql`coalesce(${jobs.successDeadlineAt}, ${first})` };
 }
 
 /** Reads a stored job back as the definition it was created from. */
@@ -76,7 +82,7 @@ export function definitionOf(row: JobRow): JobDefinition {
 export async function insertJob(db: Db, id: string, def: JobDefinition, now: number): Promise<JobView | undefined> {
   const [row] = await db
     .insert(jobs)
-    .values({ id, ...definitionColumns(def, id), successDeadlineAt: def.alerts?.expect_success_within === undefined ? null : now + def.alerts.expect_success_within * 1000, version: 1, createdAt: now, updatedAt: now })
+    .values({ id, ...definitionColumns(def, id), successDeadlineAt: firstDeadline(def, now), version: 1, createdAt: now, updatedAt: now })
     .onConflictDoNothing()
     .returning(jobView);
   return row;
@@ -87,7 +93,7 @@ export async function upsertJob(db: Db, id: string, def: JobDefinition, now: num
   const columns = definitionColumns(def, id);
   const [row] = await db
     .insert(jobs)
-    .values({ id, ...columns, successDeadlineAt: def.alerts?.expect_success_within === undefined ? null : now + def.alerts.expect_success_within * 1000, version: 1, createdAt: now, updatedAt: now })
+    .values({ id, ...columns, successDeadlineAt: firstDeadline(def, now), version: 1, createdAt: now, updatedAt: now })
     .onConflictDoUpdate({ target: jobs.id, set: { ...columns, ...deadlineColumn(def, now), nextRunAt: null, version: sql`${jobs.version} + 1`, updatedAt: now } })
     .returning(jobView);
   if (!row) throw new Error("upsert returned no row");

@@ -35,7 +35,7 @@ export async function getRuns(db: Db, ids: string[]): Promise<RunRow[]> {
   return db.select().from(runs).where(inArray(runs.id, ids)).all();
 }
 
-/** claimRun for many runs in one D1 round trip. */
+/** Claims attempts of many runs in one D1 round trip (claimQuery each); undefined where a claim missed. */
 export async function claimRuns(db: Db, claims: { id: string; attempt: number; now: number }[]): Promise<(RunRow | undefined)[]> {
   if (claims.length === 0) return [];
   const claimed = await batchFirstRows(db, claims.map((c) => claimQuery(db, c.id, c.attempt, c.now).toSQL()));

@@ -88,16 +88,10 @@ export async function getRun(db: Db, id: string): Promise<RunRow | undefined> {
 }
 
 /**
- * Starts attempt `attempt` of a waiting run and takes its lease. Returns the
- * claimed run, or undefined when another delivery got there first.
+ * The conditional UPDATE that starts attempt `attempt` of a waiting run that
+ * is due, and takes its lease; it matches nothing when another delivery got
+ * there first. store-batch.ts's claimRuns sends these.
  */
-export async function claimRun(db: Db, id: string, attempt: number, now: number): Promise<RunRow | undefined> {
-  const [claimed] = await claimQuery(db, id, attempt, now);
-  if (claimed) logChange(claimed, "waiting", "running");
-  return claimed;
-}
-
-/** The conditional UPDATE that claims one attempt (shared with store-batch.ts). */
 export function claimQuery(db: Db, id: string, attempt: number, now: number) {
   return db
     .update(runs)
