@@ -8,8 +8,6 @@ export interface Env {
   HIGH_QUEUE: Queue<unknown>;
   JOB_OBJECT: DurableObjectNamespace<JobObject>;
   HOST_GUARD: DurableObjectNamespace<HostGuard>;
-  /** The static files under public/ (the dashboard stylesheet, the API reference page's files). */
-  ASSETS: Fetcher;
   /** Bearer token for /v1, /metrics and /dashboard (a Worker secret). */
   API_TOKEN?: string;
   /** While rotating: the token being retired, still accepted until this secret is deleted. */

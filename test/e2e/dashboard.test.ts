@@ -1,12 +1,18 @@
 import { Validator } from "@seriousme/openapi-schema-validator";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SWAGGER_UI } from "../../src/observe/docs";
 import { launchChromium } from "./browser";
 import { startDevServer, type DevServer } from "./dev-server";
 import { startReceiver, type Receiver } from "./receiver";
 
 const screenshots = join(import.meta.dirname, "..", "..", "docs", "screenshots");
+/** Where /docs loads Swagger UI from, and the package it is served from here (the same version: asserted below). */
+const SWAGGER_UI_CDN = SWAGGER_UI.base;
+const swaggerUiDist = dirname(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"));
 
 interface Stats {
   overall: { runs: { total: number }; success_rate: number | null };
@@ -100,14 +106,53 @@ describe("the dashboard and docs in a browser", () => {
     expect(result.errors ?? []).toEqual([]);
     expect(result.valid).toBe(true);
 
+    const { version } = JSON.parse(readFileSync(join(swaggerUiDist, "package.json"), "utf8")) as { version: string };
+    expect(SWAGGER_UI_CDN).toBe(`https://cdn.jsdelivr.net/npm/swagger-ui-dist@${version}`);
     const page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
+    // This machine has no internet: the CDN's files come from the pinned
+    // swagger-ui-dist package, and the browser checks them against the page's
+    // integrity hashes, so a hash that does not match that version fails here.
+    const cdnFiles: string[] = [];
+    await page.route(`${SWAGGER_UI_CDN}/**`, async (route) => {
+      const file = new URL(route.request().url()).pathname.split("/").pop() ?? "";
+      cdnFiles.push(file);
+      await route.fulfill({
+        body: readFileSync(join(swaggerUiDist, file)),
+        contentType: file.endsWith(".css") ? "text/css" : "text/javascript",
+        headers: { "access-control-allow-origin": "*" },
+      });
+    });
     await page.goto(`${server.url}/docs`);
     await page.locator(".opblock").first().waitFor({ timeout: 20_000 });
+    expect(cdnFiles.sort()).toEqual(["swagger-ui-bundle.js", "swagger-ui.css"]);
     const paths = await page.locator(".opblock-summary-path").allTextContents();
     for (const path of ["/v1/tasks", "/v1/jobs", "/v1/runs", "/v1/scheduler", "/v1/triggers/preview", "/v1/stats"]) {
       expect(paths.map((p) => p.replace(/\u200b/g, ""))).toContain(path);
     }
     await page.screenshot({ path: join(screenshots, "docs.png") });
+    await page.close();
+  }, 60_000);
+
+  it("still lists the routes when the CDN cannot be reached, and refuses a file that fails its integrity hash", async () => {
+    const page = await browser.newPage();
+    const blocked: string[] = [];
+    page.on("console", (message) => {
+      if (message.type() === "error") blocked.push(message.text());
+    });
+    // A tampered copy: the browser must not run it.
+    await page.route(`${SWAGGER_UI_CDN}/**`, (route) =>
+      route.request().url().endsWith(".js")
+        ? route.fulfill({ body: "window.tampered = true;", contentType: "text/javascript", headers: { "access-control-allow-origin": "*" } })
+        : route.abort("internetdisconnected"),
+    );
+    await page.goto(`${server.url}/docs`);
+    await page.waitForLoadState("load");
+    expect(await page.evaluate(() => (window as unknown as { tampered?: boolean }).tampered)).toBeUndefined();
+    expect(blocked.join("\n")).toMatch(/integrity/i);
+    const listed = await page.locator("#operations li code").allTextContents();
+    expect(listed).toContain("POST /v1/tasks");
+    expect(listed).toContain("GET /v1/runs/{id}/attempts");
+    expect(await page.locator(".opblock").count()).toBe(0);
     await page.close();
   }, 60_000);
 });

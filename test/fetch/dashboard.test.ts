@@ -74,25 +74,38 @@ describe("dashboard actions", () => {
 });
 
 describe("GET /docs", () => {
-  it("serves the API reference page, loading its files from static assets and the spec from /openapi.json", async () => {
+  it("loads pinned Swagger UI with integrity hashes, and lists every operation itself for when the CDN is out of reach", async () => {
     const res = await call("/docs");
     expect(res.status).toBe(200);
     const page = await res.text();
-    expect(page).toContain("/static/swagger/swagger-ui-bundle.js");
-    expect(page).toContain("/static/docs.js");
-    expect(page).not.toMatch(/https?:\/\//);
+    const external = [...page.matchAll(/<(?:script|link)[^>]*(?:src|href)="(https:[^"]+)"[^>]*>/g)];
+    expect(external.map((m) => m[1])).toEqual([
+      "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.35.0/swagger-ui.css",
+      "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.35.0/swagger-ui-bundle.js",
+    ]);
+    for (const [tag] of external) expect(tag).toMatch(/integrity="sha384-[A-Za-z0-9+/]{64}" crossorigin="anonymous"/);
+    expect(page).toContain('<script src="/static/docs.js">');
+    const spec = await (await call("/openapi.json")).json<{ paths: Record<string, Record<string, unknown>> }>();
+    const listed = [...page.matchAll(/<li><code>([A-Z]+) ([^<]+)<\/code>/g)].map((m) => `${m[1]} ${m[2]}`);
+    const operations = Object.entries(spec.paths).flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`));
+    expect(listed.sort()).toEqual(operations.sort());
+    expect(listed).toContain("POST /v1/tasks");
   });
 });
 
 describe("GET /static/*", () => {
   it.each([
     ["the dashboard stylesheet", "/static/dashboard.css", "text/css"],
-    ["the API reference script", "/static/swagger/swagger-ui-bundle.js", "javascript"],
-  ])("serves %s from static assets without credentials", async (_name, path, type) => {
+    ["the API reference's start script", "/static/docs.js", "javascript"],
+  ])("serves %s without credentials", async (_name, path, type) => {
     const res = await call(path);
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toContain(type);
-    expect((await res.text()).length).toBeGreaterThan(0);
+    expect(res.headers.get("cache-control")).toContain("public");
+    expect((await res.text()).length).toBeGreaterThan(100);
+    const head = await call(path, { method: "HEAD" });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe("");
   });
 
   it("answers a missing file with the JSON 404", async () => {

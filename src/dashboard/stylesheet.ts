@@ -1,4 +1,5 @@
-:root { --bg: #0f172a; --panel: #111c33; --line: #22304f; --text: #e2e8f0; --muted: #94a3b8; --ok: #22c55e; --warn: #f59e0b; --bad: #ef4444; --accent: #38bdf8; --p95: #a78bfa; }
+/** The dashboard's stylesheet, served at /static/dashboard.css (a file, so the page's CSP can forbid inline styles). */
+export const dashboardStylesheet = `:root { --bg: #0f172a; --panel: #111c33; --line: #22304f; --text: #e2e8f0; --muted: #94a3b8; --ok: #22c55e; --warn: #f59e0b; --bad: #ef4444; --accent: #38bdf8; --p95: #a78bfa; }
 * { box-sizing: border-box; }
 body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; background: var(--bg); color: var(--text); padding: 20px 28px; }
 header { display: flex; align-items: center; gap: 12px; margin-bottom: 16px; }
@@ -43,3 +44,4 @@ td.actions form { display: inline; }
 button { background: #1e293b; color: var(--text); border: 1px solid var(--line); border-radius: 6px; padding: 4px 10px; cursor: pointer; margin-right: 4px; }
 button:hover { border-color: var(--accent); }
 footer { margin-top: 20px; }
+`;
