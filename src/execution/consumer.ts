@@ -17,6 +17,8 @@ export async function consumeBatch(batch: MessageBatch<unknown>, env: Env): Prom
   // Messages run concurrently: one slow target must not hold up the rest of the batch.
   // They share one RunIo, so the D1 and host-guard calls they make together are batched.
   const io = batchedRunIo(env);
+  const started = Date.now();
+  let retried = 0;
   await Promise.all(
     batch.messages.map(async (message) => {
       try {
@@ -29,9 +31,13 @@ export async function consumeBatch(batch: MessageBatch<unknown>, env: Env): Prom
           error: error instanceof Error ? error.message : String(error),
         });
         message.retry({ delaySeconds: REDELIVERY_DELAY_SECONDS });
+        retried++;
       }
     }),
   );
+  // One line per batch, not per run: at info a healthy flow costs a line per batch
+  // (Workers Logs bills per line), and each run's history is in D1.
+  log("info", "queue_batch", { queue: batch.queue, messages: batch.messages.length, redelivered: retried, ended: io.ended, duration_ms: Date.now() - started });
 }
 
 /** A message that exhausted the queue's own retries: its run cannot be delivered, so it is dead. */

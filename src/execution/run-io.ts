@@ -20,6 +20,8 @@ export interface RunIo {
   finishAttempt(run: RunRow, outcome: AttemptOutcome, now: number): Promise<RunRow | undefined>;
   acquireHost(host: string, runId: string, now: number, holdMs: number): Promise<GuardAnswer>;
   releaseHost(host: string, runId: string, outcome: CallOutcome): Promise<void>;
+  /** How many attempts this RunIo recorded, by the status each ended in. */
+  readonly ended: Partial<Record<AttemptOutcome["status"], number>>;
 }
 
 /** What a free pass answers without a round trip. */
@@ -40,11 +42,17 @@ export function batchedRunIo(env: Env): RunIo {
     if (value === undefined) map.set(host, (value = make()));
     return value;
   };
+  const ended: RunIo["ended"] = {};
   return {
     db,
+    ended,
     getRun: (id) => loads.call(id),
     claimRun: (id, attempt, now) => claims.call({ id, attempt, now }),
-    finishAttempt: (run, outcome, now) => finishes.call({ run, outcome, now }),
+    finishAttempt: async (run, outcome, now) => {
+      const finished = await finishes.call({ run, outcome, now });
+      if (finished) ended[outcome.status] = (ended[outcome.status] ?? 0) + 1;
+      return finished;
+    },
     acquireHost: async (host, runId, now, holdMs) => {
       if (hasFreePass(host, now)) return FREE;
       const answer = await perHost(acquires, host, () => new Coalescer((items: { runId: string; holdMs: number }[]) => hostGuard(env, host).acquireMany(host, items))).call({ runId, holdMs });

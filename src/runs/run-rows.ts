@@ -5,8 +5,13 @@ import { log } from "../log";
 import type { RunRow } from "./store";
 import type { RunStatus } from "./transitions";
 
-/** Creating and starting a run log at debug: at info a run's story is one line per attempt that ended. */
-const ROUTINE: ReadonlySet<string> = new Set<RunStatus>(["scheduled", "queued", "running"]);
+/**
+ * The changes a healthy run goes through log at debug: its history is in D1
+ * (GET /v1/runs/:id/attempts) and the consumer writes one line per batch with
+ * the counts. At info each line is something to look at: a failed attempt, a
+ * retry, a dead, cancelled, expired or skipped run.
+ */
+const ROUTINE: ReadonlySet<string> = new Set<RunStatus>(["scheduled", "queued", "running", "succeeded"]);
 
 /** The one log line of a run's status change. */
 export function logChange(run: Pick<RunRow, "id" | "jobId" | "requestId" | "attempt">, from: string, to: RunStatus, extra: Record<string, unknown> = {}) {

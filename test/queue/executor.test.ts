@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { received, receiverUrl } from "../helpers/receiver";
 import {
   expireLease,
@@ -207,5 +207,36 @@ describe("queue: stale and unknown messages", () => {
     ]);
     expect(result.retryMessages).toEqual([]);
     expect(result.explicitAcks).toHaveLength(2);
+  });
+});
+
+describe("queue: what a batch logs at the default LOG_LEVEL", () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it("one queue_batch line with the counts, and a run_state line only for the attempt that failed", async () => {
+    const h = harness();
+    const ok = receiverUrl();
+    const failing = receiverUrl("status=500");
+    const runs = [
+      await h.enqueue({ target: { type: "http", url: ok.url }, retry: MANUAL_RETRY }),
+      await h.enqueue({ target: { type: "http", url: ok.url }, retry: MANUAL_RETRY }),
+      await h.enqueue({ target: { type: "http", url: failing.url }, retry: MANUAL_RETRY }),
+    ];
+    const lines: Record<string, unknown>[] = [];
+    for (const method of ["log", "warn", "error"] as const) {
+      vi.spyOn(console, method).mockImplementation((line: unknown) => {
+        if (typeof line === "string" && line.startsWith("{")) lines.push(JSON.parse(line) as Record<string, unknown>);
+      });
+    }
+
+    await h.deliver(TASK_QUEUE, runs.map((run) => h.lastSent(run.id).body));
+    vi.restoreAllMocks();
+
+    expect(await received(ok.prefix)).toHaveLength(2);
+    const failed = runs[2]?.id;
+    expect(lines.filter((l) => l.event === "run_state")).toEqual([expect.objectContaining({ run_id: failed, from: "running", to: "retrying", attempt: 1 })]);
+    expect(lines.filter((l) => l.event === "queue_batch")).toEqual([
+      expect.objectContaining({ level: "info", queue: TASK_QUEUE, messages: 3, redelivered: 0, ended: { succeeded: 2, retrying: 1 } }),
+    ]);
   });
 });
