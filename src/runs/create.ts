@@ -4,7 +4,7 @@ import { dispatchRuns } from "../execution/dispatch";
 import { RetryPolicy, type HttpTarget, type Priority, type Target } from "../execution/target-schema";
 import { fireRunId, newId } from "../ids";
 import { log } from "../log";
-import { insertFinalRun, type NewRun, type RunRow } from "./store";
+import { insertFinalRun, insertFireRun, type NewRun, type RunRow } from "./store";
 import { insertRuns, type InsertResult } from "./store-batch";
 
 export interface RunSpec {
@@ -48,13 +48,28 @@ export async function createRuns(env: Env, specs: RunSpec[], now = Date.now()): 
   if (specs.length === 0) return [];
   const values = await Promise.all(specs.map((spec) => newRunValues(spec, now)));
   const results = await insertRuns(database(env.DB), values);
-  const fresh = results.flatMap((r) => ("run" in r && r.created ? [r.run] : []));
+  await sendFirstMessages(env, results.flatMap((r) => ("run" in r && r.created ? [r.run] : [])), now);
+  return results;
+}
+
+/**
+ * createRun for a job's fire, which happens only while the scheduler runs
+ * (checked in the insert's own round trip). Undefined when it is paused:
+ * nothing was written or sent.
+ */
+export async function createFireRun(env: Env, spec: RunSpec & { jobId: string; fireSlot: number }, now = Date.now()): Promise<{ run: RunRow; created: boolean } | undefined> {
+  const result = await insertFireRun(database(env.DB), await newRunValues(spec, now));
+  if (result?.created) await sendFirstMessages(env, [result.run], now);
+  return result;
+}
+
+/** A failed send leaves the runs waiting in D1, where the heartbeat finds and re-sends them. */
+async function sendFirstMessages(env: Env, fresh: RunRow[], now: number): Promise<void> {
   try {
     await dispatchRuns(env, fresh, now);
   } catch (error) {
     log("error", "dispatch_failed", { run_ids: fresh.map((r) => r.id), error: error instanceof Error ? error.message : String(error) });
   }
-  return results;
 }
 
 async function newRunValues(spec: RunSpec, now: number): Promise<NewRun> {

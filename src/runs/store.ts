@@ -1,10 +1,11 @@
-import { and, eq, gte, inArray, isNull, lt, lte, ne, or, sql } from "drizzle-orm";
+import { and, eq, getTableColumns, gte, inArray, isNull, lt, lte, ne, or, sql, type Column } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { runs } from "../db/schema";
 import { log } from "../log";
 import { attemptEntry } from "./attempt-history";
 import { bounded } from "./bounded";
-import { fromRaw, logChange } from "./run-rows";
+import { schedulerRunningCondition } from "../scheduling/scheduler-state";
+import { batchFirstRows, fromRaw, logChange } from "./run-rows";
 import { rollupStatement, type FinishedRun } from "./stats-rollup";
 import { sourcesOf, WAITING, type RunStatus } from "./transitions";
 
@@ -54,6 +55,29 @@ export async function insertRun(db: Db, values: NewRun): Promise<{ run: RunRow; 
     .onConflictDoNothing()
     .returning();
   return insertOutcome(db, values, inserted[0]);
+}
+
+const runColumns = Object.entries(getTableColumns(runs)) as [keyof NewRun, Column][];
+
+/**
+ * Inserts a fire's run only while the scheduler is not paused: the check
+ * rides in the insert's round trip, so an alarm makes one D1 call per fire.
+ * Returns the new run, the run this fire already has (a repeated alarm), or
+ * undefined when the scheduler is paused.
+ */
+export async function insertFireRun(db: Db, values: NewRun): Promise<{ run: RunRow; created: boolean } | undefined> {
+  const present = runColumns.filter(([key]) => values[key] !== undefined);
+  const running = schedulerRunningCondition();
+  // INSERT ... SELECT needs its WHERE before ON CONFLICT (SQLite's upsert parsing rule).
+  const statement = `insert into "runs" (${present.map(([, column]) => `"${column.name}"`).join(", ")}) select ${present.map(() => "?").join(", ")} where ${running.sql} on conflict do nothing returning *`;
+  const params = [...present.map(([key, column]) => column.mapToDriverValue(values[key])), ...running.params];
+  const [inserted] = await batchFirstRows(db, [{ sql: statement, params }]);
+  if (inserted) {
+    logChange(inserted, "none", inserted.status as RunStatus);
+    return { run: inserted, created: true };
+  }
+  const existing = await getRun(db, values.id);
+  return existing ? { run: existing, created: false } : undefined;
 }
 
 /** What an insert came to: the new run, or the run holding its key (looked up). */

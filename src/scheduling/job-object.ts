@@ -7,7 +7,8 @@ import { recordSchedule, recordSuccessDeadline, type JobRow } from "../jobs/stor
 import { sendJobAlerts } from "./alert-runs";
 import { applyJobEvent, NO_INCIDENTS, type AlertState, type JobEvent } from "./alerts";
 import { log, useLogLevel } from "../log";
-import { createRun, recordSkippedFire } from "../runs/create";
+import { createFireRun, createRun, recordSkippedFire } from "../runs/create";
+import { isFinal, type RunStatus } from "../runs/transitions";
 import type { RunRow } from "../runs/store";
 import { DEFAULT_TIMEOUT_SECONDS } from "../tasks/schema";
 import { LEASE_GRACE_MS } from "../runs/store";
@@ -189,18 +190,22 @@ export class JobObject extends DurableObject<Env> {
     this.purgeExpiredLeases(now);
     const trigger = resolvedTriggerOf(job);
     const due = this.nextFire <= now ? [this.nextFire, ...nextFireTimes(trigger, this.nextFire, MAX_FIRES_PER_ALARM).filter((f) => f <= now)] : [];
-    const db = database(this.env.DB);
-    const decisions = decideFires({
-      dueFires: due,
-      now,
-      paused: due.length > 0 && (await schedulerPaused(db)),
-      endDate: job.endDate ?? undefined,
-      misfireGraceTime: job.misfireGraceTime ?? undefined,
-      coalesce: job.coalesce,
-      maxInstances: job.maxInstances,
-      inFlight: this.leases.size,
-      maxRunsPerAlarm: MAX_RUNS_PER_ALARM,
-    });
+    const decide = (paused: boolean) =>
+      decideFires({
+        dueFires: due,
+        now,
+        paused,
+        endDate: job.endDate ?? undefined,
+        misfireGraceTime: job.misfireGraceTime ?? undefined,
+        coalesce: job.coalesce,
+        maxInstances: job.maxInstances,
+        inFlight: this.leases.size,
+        maxRunsPerAlarm: MAX_RUNS_PER_ALARM,
+      });
+    // A fire's insert checks the scheduler's pause itself (one D1 call per fire);
+    // only recording a missed or skipped fire, which is rare, reads the flag first.
+    let decisions = decide(false);
+    if (decisions.some((d) => d.outcome !== "run")) decisions = decide(await schedulerPaused(database(this.env.DB)));
     // Hold the slots before any await, so a concurrent run-now sees them taken.
     for (const decision of decisions) if (decision.outcome === "run") this.leases.set(`pending:${decision.slot}`, now + this.leaseMs(job));
     for (const decision of decisions) {
@@ -208,8 +213,9 @@ export class JobObject extends DurableObject<Env> {
         const dueAt = applyJitter(decision.slot, job.jitter);
         const placeholder = `pending:${decision.slot}`;
         try {
-          const { run } = await createRun(this.env, this.runSpec(job, decision.slot, dueAt, null, decision.slot), now);
-          if (run.status !== "succeeded" && run.status !== "failed" && run.status !== "dead") this.leases.set(run.id, dueAt + this.leaseMs(job));
+          const fire = await createFireRun(this.env, { ...this.runSpec(job, decision.slot, dueAt, null, decision.slot), jobId: job.id, fireSlot: decision.slot }, now);
+          if (!fire) log("debug", "fire_paused", { job_id: job.id, slot: new Date(decision.slot).toISOString() });
+          else if (!isFinal(fire.run.status as RunStatus)) this.leases.set(fire.run.id, dueAt + this.leaseMs(job));
         } finally {
           this.leases.delete(placeholder);
         }

@@ -10,6 +10,14 @@ export async function schedulerPaused(db: Db): Promise<boolean> {
   return row?.value === "true";
 }
 
+/**
+ * A WHERE condition that holds while the scheduler runs, for a write that
+ * must not happen while it is paused (a fire's insert checks in its own round trip).
+ */
+export function schedulerRunningCondition(): { sql: string; params: string[] } {
+  return { sql: `not exists (select 1 from "scheduler_state" where "key" = ? and "value" = 'true')`, params: [PAUSED_KEY] };
+}
+
 /** Pauses or resumes every job at once; alarms keep ticking but start nothing while paused. */
 export async function setSchedulerPaused(db: Db, paused: boolean, now: number): Promise<void> {
   await db

@@ -90,6 +90,38 @@ describe("JobObject alarm: the fire decision", () => {
     expect(await jobRuns(job.id)).toEqual([]);
   });
 
+  it("while the scheduler is paused, a late or blocked fire is not recorded as missed or skipped either", async () => {
+    const late = await quietJob({ trigger: { type: "cron", expression: "0 0 1 1 *" }, misfire_grace_time: 1 });
+    const blocked = await quietJob({ max_instances: 1, misfire_grace_time: 60 });
+    await holdLeases(blocked.id, 1);
+    expect((await api("/v1/scheduler/pause", { method: "POST" })).status).toBe(200);
+    try {
+      await backdateNextFire(late.id, Date.now() - 30_000);
+      await backdateNextFire(blocked.id, Date.now() - 100);
+      await runDurableObjectAlarm(jobStub(late.id));
+      await runDurableObjectAlarm(jobStub(blocked.id));
+      expect(await jobRuns(late.id)).toEqual([]);
+      expect(await jobRuns(blocked.id)).toEqual([]);
+    } finally {
+      await api("/v1/scheduler/resume", { method: "POST" });
+    }
+  });
+
+  it("a due fire costs its alarm one D1 call for the run: the insert checks the scheduler's pause itself", async () => {
+    const job = await quietJob({ misfire_grace_time: 60 });
+    const d1 = faultyD1();
+    await useBindingsInJobObject(job.id, { DB: d1.db });
+    const slot = Date.now() - 100;
+    await backdateNextFire(job.id, slot);
+    await runDurableObjectAlarm(jobStub(job.id));
+
+    expect(await jobRuns(job.id)).toEqual([expect.objectContaining({ fire_slot: slot })]);
+    // Besides it, only the jobs row's promise (this job's clock moved from 2099 to now).
+    const fireCalls = d1.calls.filter((call) => !call.every((sql) => sql.startsWith('update "jobs"')));
+    expect(fireCalls).toHaveLength(1);
+    expect(fireCalls[0]).toEqual([expect.stringMatching(/^insert into "runs" .* where not exists \(select 1 from "scheduler_state" /)]);
+  });
+
   it("a fire slot yields one run even when the alarm is delivered again after a crash", async () => {
     const job = await quietJob({ misfire_grace_time: 60 });
     const slot = Date.now() - 100;
