@@ -44,6 +44,7 @@ async function taskflareScenario(server, receiver, s) {
   const runs = new Map();
   for (const id of ids) for (const run of await listAll(call, `/v1/jobs/${id}/runs`)) runs.set(run.id, run);
   const lags = [];
+  const fires = [];
   const stages = { alarm_to_run_created: [], run_created_to_claimed: [], claimed_to_received: [] };
   let unmatched = 0;
   for (const a of receiver.arrivals(path)) {
@@ -54,6 +55,7 @@ async function taskflareScenario(server, receiver, s) {
     }
     const scheduled = Date.parse(run.scheduled_for);
     lags.push(a.at - scheduled);
+    fires.push({ scheduled, lag: a.at - scheduled });
     const t = runTimes(run);
     if (t?.created !== undefined && t.claimed !== undefined) {
       stages.alarm_to_run_created.push(t.created - scheduled);
@@ -63,7 +65,14 @@ async function taskflareScenario(server, receiver, s) {
   }
   const statuses = {};
   for (const run of runs.values()) statuses[run.status] = (statuses[run.status] ?? 0) + 1;
-  return { expected: s.jobs * s.rounds, arrivals: receiver.arrivals(path).length, unmatched, statuses, lateSetup, lag: summarize(lags), stages: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, summarize(v)])) };
+  return { expected: s.jobs * s.rounds, arrivals: receiver.arrivals(path).length, unmatched, statuses, lateSetup, lag: summarize(lags), worst: worstFire(fires), stages: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, summarize(v)])) };
+}
+
+/** The latest fire and which round it was (1 = the first): a p99 of few fires is nearly their maximum. */
+function worstFire(fires) {
+  const rounds = [...new Set(fires.map((f) => f.scheduled))].sort((a, b) => a - b);
+  const worst = fires.reduce((w, f) => (w === undefined || f.lag > w.lag ? f : w), undefined);
+  return worst && { lag_ms: worst.lag, round: rounds.indexOf(worst.scheduled) + 1, of_rounds: rounds.length };
 }
 
 async function floorScenario(server, receiver, s) {
@@ -77,7 +86,7 @@ async function floorScenario(server, receiver, s) {
   if (!res.ok) throw new Error(`alarm-floor /start -> ${res.status}: ${await res.text()}`);
   await sleep(Math.max(0, end - Date.now()) + 4000);
   const arrivals = receiver.arrivals(path);
-  return { expected: s.jobs * s.rounds, arrivals: arrivals.length, lag: summarize(arrivals.map((a) => a.at - a.scheduledFor)) };
+  return { expected: s.jobs * s.rounds, arrivals: arrivals.length, lag: summarize(arrivals.map((a) => a.at - a.scheduledFor)), worst: worstFire(arrivals.map((a) => ({ scheduled: a.scheduledFor, lag: a.at - a.scheduledFor }))) };
 }
 
 export async function runPrecision({ quick, workDir, receiver }) {

@@ -91,11 +91,13 @@ const report = {
   },
   benchmarks: sections,
 };
+// Only a full run replaces latest.json (the README's figures); a partial one must not clobber it.
+const resultsFile = onlyArg || quick ? "partial.json" : "latest.json";
 mkdirSync(join(ROOT, "bench", "results"), { recursive: true });
-writeFileSync(join(ROOT, "bench", "results", "latest.json"), `${JSON.stringify(report, null, 2)}\n`);
+writeFileSync(join(ROOT, "bench", "results", resultsFile), `${JSON.stringify(report, null, 2)}\n`);
 if (!keep) rmSync(workDir, { recursive: true, force: true });
 
 console.log(`\n${renderSummary(sections)}\n`);
 console.log(`${report.summary.passed}/${report.summary.with_target} targets met in ${report.runtime_seconds} s; failed: ${report.summary.failed.join(", ") || "none"}; invalid: ${report.summary.invalid.join(", ") || "none"}`);
-console.log(`results: bench/results/latest.json${keep ? `; logs and state kept in ${workDir}` : ""}`);
+console.log(`results: bench/results/${resultsFile}${keep ? `; logs and state kept in ${workDir}` : ""}`);
 process.exitCode = report.summary.errors.length ? 1 : 0;
