@@ -70,7 +70,8 @@ export async function insertFireRun(db: Db, values: NewRun): Promise<{ run: RunR
   const running = schedulerRunningCondition();
   // INSERT ... SELECT needs its WHERE before ON CONFLICT (SQLite's upsert parsing rule).
   const statement = `insert into "runs" (${present.map(([, column]) => `"${column.name}"`).join(", ")}) select ${present.map(() => "?").join(", ")} where ${running.sql} on conflict do nothing returning *`;
-  const params = [...present.map(([key, column]) => column.mapToDriverValue(values[key])), ...running.params];
+  // Null stays SQL NULL (a JSON column would map it to the text 'null'), as Drizzle's own insert does.
+  const params = [...present.map(([key, column]) => (values[key] === null ? null : column.mapToDriverValue(values[key]))), ...running.params];
   const [inserted] = await batchFirstRows(db, [{ sql: statement, params }]);
   if (inserted) {
     logChange(inserted, "none", inserted.status as RunStatus);

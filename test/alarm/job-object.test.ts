@@ -1,4 +1,4 @@
-import { runDurableObjectAlarm } from "cloudflare:test";
+import { env, runDurableObjectAlarm } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import { faultyD1, recordSchedule, storedJob, useBindingsInJobObject } from "../helpers/faults";
 import { api } from "../helpers/http";
@@ -120,6 +120,9 @@ describe("JobObject alarm: the fire decision", () => {
     const fireCalls = d1.calls.filter((call) => !call.every((sql) => sql.startsWith('update "jobs"')));
     expect(fireCalls).toHaveLength(1);
     expect(fireCalls[0]).toEqual([expect.stringMatching(/^insert into "runs" .* where not exists \(select 1 from "scheduler_state" /)]);
+    // Written as Drizzle's own insert would: absent values are SQL NULL, JSON is text.
+    const types = await env.DB.prepare("SELECT typeof(callback) AS callback, typeof(expires_at) AS expires_at, typeof(target) AS target, typeof(scheduled_for) AS scheduled_for FROM runs WHERE job_id = ?").bind(job.id).first();
+    expect(types).toEqual({ callback: "null", expires_at: "null", target: "text", scheduled_for: "integer" });
   });
 
   it("a fire slot yields one run even when the alarm is delivered again after a crash", async () => {
