@@ -1,4 +1,4 @@
-import { getTableColumns } from "drizzle-orm";
+import { getTableColumns, type Column } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { runs } from "../db/schema";
 import { log } from "../log";
@@ -18,12 +18,13 @@ export function logChange(run: Pick<RunRow, "id" | "jobId" | "requestId" | "atte
   log(ROUTINE.has(to) ? "debug" : "info", "run_state", { run_id: run.id, job_id: run.jobId, request_id: run.requestId, attempt: run.attempt, from, to, ...extra });
 }
 
-const columns = Object.entries(getTableColumns(runs));
+/** The runs table's columns by property name: the one map between Drizzle's row shape and raw SQL. */
+export const runColumns = Object.entries(getTableColumns(runs)) as [keyof RunRow, Column][];
 
 /** Maps a raw D1 row (snake_case, JSON as text) to the Drizzle row shape. */
 export function fromRaw(raw: Record<string, unknown>): RunRow {
   const row: Record<string, unknown> = {};
-  for (const [key, column] of columns) {
+  for (const [key, column] of runColumns) {
     const value = raw[column.name];
     row[key] = value === null || value === undefined ? null : column.mapFromDriverValue(value);
   }

@@ -1,11 +1,11 @@
-import { and, eq, getTableColumns, gte, inArray, isNull, lt, lte, ne, or, sql, type Column } from "drizzle-orm";
+import { and, eq, gte, inArray, isNull, lt, lte, ne, or, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { runs } from "../db/schema";
 import { log } from "../log";
 import { attemptEntry } from "./attempt-history";
 import { bounded } from "./bounded";
 import { schedulerRunningCondition } from "../scheduling/scheduler-state";
-import { batchFirstRows, fromRaw, logChange } from "./run-rows";
+import { batchFirstRows, fromRaw, logChange, runColumns } from "./run-rows";
 import { rollupStatement, type FinishedRun } from "./stats-rollup";
 import { sourcesOf, WAITING, type RunStatus } from "./transitions";
 
@@ -57,8 +57,6 @@ export async function insertRun(db: Db, values: NewRun): Promise<{ run: RunRow; 
   return insertOutcome(db, values, inserted[0]);
 }
 
-const runColumns = Object.entries(getTableColumns(runs)) as [keyof NewRun, Column][];
-
 /**
  * Inserts a fire's run only while the scheduler is not paused: the check
  * rides in the insert's round trip, so an alarm makes one D1 call per fire.
@@ -73,10 +71,7 @@ export async function insertFireRun(db: Db, values: NewRun): Promise<{ run: RunR
   // Null stays SQL NULL (a JSON column would map it to the text 'null'), as Drizzle's own insert does.
   const params = [...present.map(([key, column]) => (values[key] === null ? null : column.mapToDriverValue(values[key]))), ...running.params];
   const [inserted] = await batchFirstRows(db, [{ sql: statement, params }]);
-  if (inserted) {
-    logChange(inserted, "none", inserted.status as RunStatus);
-    return { run: inserted, created: true };
-  }
+  if (inserted) return insertOutcome(db, values, inserted);
   const existing = await getRun(db, values.id);
   return existing ? { run: existing, created: false } : undefined;
 }
