@@ -68,11 +68,18 @@ async function taskflareScenario(server, receiver, s) {
   return { expected: s.jobs * s.rounds, arrivals: receiver.arrivals(path).length, unmatched, statuses, lateSetup, lag: summarize(lags), worst: worstFire(fires), stages: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, summarize(v)])) };
 }
 
-/** The latest fire and which round it was (1 = the first): a p99 of few fires is nearly their maximum. */
+/**
+ * The latest fire and which round it was (1 = the first): a p99 of few fires
+ * is nearly their maximum. With few rounds, each round's [min, median, max] too.
+ */
 function worstFire(fires) {
   const rounds = [...new Set(fires.map((f) => f.scheduled))].sort((a, b) => a - b);
   const worst = fires.reduce((w, f) => (w === undefined || f.lag > w.lag ? f : w), undefined);
-  return worst && { lag_ms: worst.lag, round: rounds.indexOf(worst.scheduled) + 1, of_rounds: rounds.length };
+  const spread = (round) => {
+    const lags = fires.filter((f) => f.scheduled === round).map((f) => f.lag).sort((a, b) => a - b);
+    return [lags[0], lags[Math.floor(lags.length / 2)], lags[lags.length - 1]];
+  };
+  return worst && { lag_ms: worst.lag, round: rounds.indexOf(worst.scheduled) + 1, of_rounds: rounds.length, ...(rounds.length <= 10 ? { by_round: rounds.map(spread) } : {}) };
 }
 
 async function floorScenario(server, receiver, s) {
