@@ -162,11 +162,18 @@ export async function overdueJobs(db: Db, now: number, limit: number): Promise<J
  * Records what changed of the JobObject's schedule (its state, its promised report-in time),
  * unless a newer version of the job was written meanwhile. Returns whether the row took it.
  */
-export async function recordSchedule(db: Db, id: string, version: number, change: { nextRunAt?: number | null; state?: string }): Promise<boolean> {
-  const updated = await db
+export async function recordSchedule(db: Db, id: string, version: number, change: ScheduleChange): Promise<boolean> {
+  const updated = await recordScheduleQuery(db, id, version, change);
+  return updated.length > 0;
+}
+
+export type ScheduleChange = { nextRunAt?: number | null; state?: string };
+
+/** recordSchedule's statement, to ride in another round trip (a fire's insert): it returns a row if the row took it. */
+export function recordScheduleQuery(db: Db, id: string, version: number, change: ScheduleChange) {
+  return db
     .update(jobs)
     .set(change)
     .where(and(eq(jobs.id, id), eq(jobs.version, version)))
     .returning({ id: jobs.id });
-  return updated.length > 0;
 }

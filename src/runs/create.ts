@@ -4,7 +4,7 @@ import { dispatchRuns } from "../execution/dispatch";
 import { RetryPolicy, type HttpTarget, type Priority, type Target } from "../execution/target-schema";
 import { fireRunId, newId } from "../ids";
 import { log } from "../log";
-import { insertFinalRun, insertFireRun, type NewRun, type RunRow } from "./store";
+import { insertFinalRun, insertFireRun, type Companion, type NewRun, type RunRow } from "./store";
 import { insertRuns, type InsertResult } from "./store-batch";
 
 export interface RunSpec {
@@ -54,12 +54,17 @@ export async function createRuns(env: Env, specs: RunSpec[], now = Date.now()): 
 
 /**
  * createRun for a job's fire, which happens only while the scheduler runs
- * (checked in the insert's own round trip). Undefined when it is paused:
- * nothing was written or sent.
+ * (checked in the insert's own round trip). `fire` is undefined when it is
+ * paused: nothing was written or sent. `companion` rides in the insert's round trip.
  */
-export async function createFireRun(env: Env, spec: RunSpec & { jobId: string; fireSlot: number }, now = Date.now()): Promise<{ run: RunRow; created: boolean } | undefined> {
-  const result = await insertFireRun(database(env.DB), await newRunValues(spec, now));
-  if (result?.created) await sendFirstMessages(env, [result.run], now);
+export async function createFireRun(
+  env: Env,
+  spec: RunSpec & { jobId: string; fireSlot: number },
+  now = Date.now(),
+  companion?: Companion,
+): Promise<{ fire: { run: RunRow; created: boolean } | undefined; companionMatched: boolean }> {
+  const result = await insertFireRun(database(env.DB), await newRunValues(spec, now), companion);
+  if (result.fire?.created) await sendFirstMessages(env, [result.fire.run], now);
   return result;
 }
 

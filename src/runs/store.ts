@@ -5,7 +5,7 @@ import { log } from "../log";
 import { attemptEntry } from "./attempt-history";
 import { bounded } from "./bounded";
 import { schedulerRunningCondition } from "../scheduling/scheduler-state";
-import { batchFirstRows, fromRaw, logChange, runColumns } from "./run-rows";
+import { fromRaw, logChange, runColumns } from "./run-rows";
 import { rollupStatement, type FinishedRun } from "./stats-rollup";
 import { sourcesOf, WAITING, type RunStatus } from "./transitions";
 
@@ -57,23 +57,33 @@ export async function insertRun(db: Db, values: NewRun): Promise<{ run: RunRow; 
   return insertOutcome(db, values, inserted[0]);
 }
 
+/** A statement sent in another's D1 round trip (and transaction); `matched` says whether it returned a row. */
+export interface Companion {
+  sql: string;
+  params: unknown[];
+}
+
 /**
  * Inserts a fire's run only while the scheduler is not paused: the check
- * rides in the insert's round trip, so an alarm makes one D1 call per fire.
- * Returns the new run, the run this fire already has (a repeated alarm), or
- * undefined when the scheduler is paused.
+ * rides in the insert's round trip, so an alarm makes one D1 call per fire,
+ * and so may the JobObject's schedule record (`companion`), which runs
+ * whether or not the scheduler is paused. `fire` is the new run, the run this
+ * fire already has (a repeated alarm), or undefined when the scheduler is paused.
  */
-export async function insertFireRun(db: Db, values: NewRun): Promise<{ run: RunRow; created: boolean } | undefined> {
+export async function insertFireRun(db: Db, values: NewRun, companion?: Companion): Promise<{ fire: { run: RunRow; created: boolean } | undefined; companionMatched: boolean }> {
   const present = runColumns.filter(([key]) => values[key] !== undefined);
   const running = schedulerRunningCondition();
   // INSERT ... SELECT needs its WHERE before ON CONFLICT (SQLite's upsert parsing rule).
   const statement = `insert into "runs" (${present.map(([, column]) => `"${column.name}"`).join(", ")}) select ${present.map(() => "?").join(", ")} where ${running.sql} on conflict do nothing returning *`;
   // Null stays SQL NULL (a JSON column would map it to the text 'null'), as Drizzle's own insert does.
   const params = [...present.map(([key, column]) => (values[key] === null ? null : column.mapToDriverValue(values[key]))), ...running.params];
-  const [inserted] = await batchFirstRows(db, [{ sql: statement, params }]);
-  if (inserted) return insertOutcome(db, values, inserted);
+  const d1 = db.$client;
+  const [insert, alongside] = await d1.batch<Record<string, unknown>>([d1.prepare(statement).bind(...params), ...(companion ? [d1.prepare(companion.sql).bind(...companion.params)] : [])]);
+  const companionMatched = (alongside?.results.length ?? 0) > 0;
+  const inserted = insert?.results[0];
+  if (inserted) return { fire: await insertOutcome(db, values, fromRaw(inserted)), companionMatched };
   const existing = await getRun(db, values.id);
-  return existing ? { run: existing, created: false } : undefined;
+  return { fire: existing ? { run: existing, created: false } : undefined, companionMatched };
 }
 
 /** What an insert came to: the new run, or the run holding its key (looked up). */

@@ -3,7 +3,7 @@ import { database } from "../db/client";
 import type { Env } from "../env";
 import type { Priority, RetryPolicy, Target } from "../execution/target-schema";
 import type { JobAlerts } from "../jobs/schema";
-import { recordSchedule, recordSuccessDeadline, type JobRow } from "../jobs/store";
+import { recordSchedule, recordScheduleQuery, recordSuccessDeadline, type JobRow, type ScheduleChange } from "../jobs/store";
 import { sendJobAlerts } from "./alert-runs";
 import { applyJobEvent, NO_INCIDENTS, type AlertState, type JobEvent } from "./alerts";
 import { log, useLogLevel } from "../log";
@@ -208,12 +208,19 @@ export class JobObject extends DurableObject<Env> {
     if (decisions.some((d) => d.outcome !== "run")) decisions = decide(await schedulerPaused(database(this.env.DB)));
     // Hold the slots before any await, so a concurrent run-now sees them taken.
     for (const decision of decisions) if (decision.outcome === "run") this.leases.set(`pending:${decision.slot}`, now + this.leaseMs(job));
+    // Kept aside until the fires are written: a failed alarm is retried from the same state.
+    const nextFire = nextFireAfter(trigger, Math.max(now, due[due.length - 1] ?? now));
+    // What D1 should then hold of the schedule rides in the first fire's round trip.
+    let schedule = this.scheduleRecord(nextFire, now);
     for (const decision of decisions) {
       if (decision.outcome === "run") {
         const dueAt = applyJitter(decision.slot, job.jitter);
         const placeholder = `pending:${decision.slot}`;
         try {
-          const fire = await createFireRun(this.env, { ...this.runSpec(job, decision.slot, dueAt, null, decision.slot), jobId: job.id, fireSlot: decision.slot }, now);
+          const companion = schedule && recordScheduleQuery(database(this.env.DB), job.id, job.version, schedule.change).toSQL();
+          const { fire, companionMatched } = await createFireRun(this.env, { ...this.runSpec(job, decision.slot, dueAt, null, decision.slot), jobId: job.id, fireSlot: decision.slot }, now, companion);
+          if (schedule) await this.noteRecorded(job, schedule.next, companionMatched);
+          schedule = undefined;
           if (!fire) log("debug", "fire_paused", { job_id: job.id, slot: new Date(decision.slot).toISOString() });
           else if (!isFinal(fire.run.status as RunStatus)) this.leases.set(fire.run.id, dueAt + this.leaseMs(job));
         } finally {
@@ -225,8 +232,7 @@ export class JobObject extends DurableObject<Env> {
         log("info", "fire_not_run", { job_id: job.id, slot: new Date(decision.slot).toISOString(), outcome: decision.outcome });
       }
     }
-    const lastDue = due[due.length - 1] ?? now;
-    this.nextFire = nextFireAfter(trigger, Math.max(now, lastDue));
+    this.nextFire = nextFire;
     await this.persistAndArm(now);
   }
 
@@ -234,10 +240,10 @@ export class JobObject extends DurableObject<Env> {
     return { nextRunAt: this.nextFire ?? null, state: this.stateOf() };
   }
 
-  private stateOf(): string {
+  private stateOf(nextFire = this.nextFire): string {
     if (!this.job) return "finished";
     if (this.job.state === "paused") return "paused";
-    return this.nextFire === undefined ? "finished" : "active";
+    return nextFire === undefined ? "finished" : "active";
   }
 
   /**
@@ -260,13 +266,24 @@ export class JobObject extends DurableObject<Env> {
    */
   private async recordSchedule(now: number): Promise<void> {
     const job = this.job;
-    if (!job) return;
-    const next: RecordedSchedule = { state: this.stateOf(), nextRunAt: promisedReport(this.nextFire, this.recorded?.nextRunAt ?? null, now) };
+    const schedule = this.scheduleRecord(this.nextFire, now);
+    if (!job || !schedule) return;
+    await this.noteRecorded(job, schedule.next, await recordSchedule(database(this.env.DB), job.id, job.version, schedule.change));
+  }
+
+  /** What D1 should hold of the schedule given the next fire, and the columns that differ from what it holds; undefined if none do. */
+  private scheduleRecord(nextFire: number | undefined, now: number): { next: RecordedSchedule; change: ScheduleChange } | undefined {
+    if (!this.job) return undefined;
+    const next: RecordedSchedule = { state: this.stateOf(nextFire), nextRunAt: promisedReport(nextFire, this.recorded?.nextRunAt ?? null, now) };
     const change = scheduleChange(this.recorded, next);
-    if (Object.keys(change).length === 0) return;
-    const taken = await recordSchedule(database(this.env.DB), job.id, job.version, change);
-    // Not taken: a newer version is in D1 and its sync will record the schedule again.
-    // A sync that ran during the write did so already.
+    return Object.keys(change).length === 0 ? undefined : { next, change };
+  }
+
+  /**
+   * D1's row took `next` (`taken`), or a newer version is in D1, whose sync will record the
+   * schedule again. A sync that ran during the write did so already.
+   */
+  private async noteRecorded(job: JobRow, next: RecordedSchedule, taken: boolean): Promise<void> {
     if (!taken || this.job !== job) return;
     this.recorded = next;
     await this.ctx.storage.put("recorded", next);

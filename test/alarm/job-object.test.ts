@@ -107,7 +107,7 @@ describe("JobObject alarm: the fire decision", () => {
     }
   });
 
-  it("a due fire costs its alarm one D1 call for the run: the insert checks the scheduler's pause itself", async () => {
+  it("a due fire costs its alarm one D1 call: the insert checks the scheduler's pause itself, and the job's new promise rides along", async () => {
     const job = await quietJob({ misfire_grace_time: 60 });
     const d1 = faultyD1();
     await useBindingsInJobObject(job.id, { DB: d1.db });
@@ -116,10 +116,10 @@ describe("JobObject alarm: the fire decision", () => {
     await runDurableObjectAlarm(jobStub(job.id));
 
     expect(await jobRuns(job.id)).toEqual([expect.objectContaining({ fire_slot: slot })]);
-    // Besides it, only the jobs row's promise (this job's clock moved from 2099 to now).
-    const fireCalls = d1.calls.filter((call) => !call.every((sql) => sql.startsWith('update "jobs"')));
-    expect(fireCalls).toHaveLength(1);
-    expect(fireCalls[0]).toEqual([expect.stringMatching(/^insert into "runs" .* where not exists \(select 1 from "scheduler_state" /)]);
+    // This job's clock moved from 2099 to now, so its promise (jobs.next_run_at) changes too: in the same round trip.
+    expect(d1.calls).toEqual([[expect.stringMatching(/^insert into "runs" .* where not exists \(select 1 from "scheduler_state" /), expect.stringMatching(/^update "jobs" set "next_run_at" = \?/)]]);
+    const { nextFire } = await jobStub(job.id).inspect();
+    expect((await storedJob(job.id))?.next_run_at).toBe(nextFire);
     // Written as Drizzle's own insert would: absent values are SQL NULL, JSON is text.
     const types = await env.DB.prepare("SELECT typeof(callback) AS callback, typeof(expires_at) AS expires_at, typeof(target) AS target, typeof(scheduled_for) AS scheduled_for FROM runs WHERE job_id = ?").bind(job.id).first();
     expect(types).toEqual({ callback: "null", expires_at: "null", target: "text", scheduled_for: "integer" });

@@ -61,7 +61,7 @@ describe("faults: a D1 error in the jobs API and in a JobObject's alarm", () => 
     expect(await received(prefix)).toHaveLength(0);
   });
 
-  it("a D1 error recording the job's next fire fails the alarm; its retry records it and the slot keeps its one run (no fire slot executes twice)", async () => {
+  it("a D1 error in the round trip that writes the fire's run and the job's next fire fails the alarm; its retry records both and the slot keeps its one run (no fire slot executes twice)", async () => {
     const { url, prefix } = receiverUrl();
     const job = await jobs.yearly(url);
     const d1 = faultyD1();
@@ -71,7 +71,8 @@ describe("faults: a D1 error in the jobs API and in a JobObject's alarm", () => 
     await backdateNextFire(job.id, slot);
 
     await expect(runDurableObjectAlarm(jobStub(job.id))).rejects.toThrow();
-    expect(d1.broken).toEqual([[expect.objectContaining({ sql: expect.stringMatching(/^update "jobs"/) })]]);
+    expect(d1.broken).toEqual([[expect.objectContaining({ sql: expect.stringMatching(/^insert into "runs"/) }), expect.objectContaining({ sql: expect.stringMatching(/^update "jobs"/) })]]);
+    expect(await jobRuns(job.id)).toEqual([]);
     await retryAlarm(job.id);
 
     const runs = await jobRuns(job.id);
