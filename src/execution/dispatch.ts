@@ -5,6 +5,8 @@ import type { RunRow } from "../runs/store";
 export interface RunMessage {
   run_id: string;
   attempt: number;
+  /** When the attempt is due (epoch ms), on a message sent ahead of it: the consumer holds it if it arrives early. */
+  due_at?: number;
 }
 
 /**
@@ -19,9 +21,14 @@ export function queueFor(env: Env, priority: string): Queue<unknown> {
   return priority === "high" ? env.HIGH_QUEUE : env.TASK_QUEUE;
 }
 
-/** Seconds to delay a message so it arrives when the run is due, within the queue's limit. */
+/**
+ * Seconds to delay a message, within the queue's limit. Delays are whole
+ * seconds, so it is rounded down: the message arrives up to a second before
+ * the run is due, and the consumer holds it for the rest (its `due_at`),
+ * where rounding up would start the run up to a second late.
+ */
 export function deliveryDelaySeconds(availableAt: number, now: number): number {
-  const seconds = Math.ceil((availableAt - now) / 1000);
+  const seconds = Math.floor((availableAt - now) / 1000);
   return Math.min(MAX_QUEUE_DELAY_SECONDS, Math.max(0, seconds));
 }
 
@@ -39,7 +46,7 @@ export async function dispatchRuns(env: Env, runs: Pick<RunRow, "id" | "attempt"
   for (const run of runs) {
     const queue = queueFor(env, run.priority);
     const messages = byQueue.get(queue) ?? [];
-    const body: RunMessage = { run_id: run.id, attempt: run.attempt + 1 };
+    const body: RunMessage = { run_id: run.id, attempt: run.attempt + 1, ...(run.availableAt > now ? { due_at: run.availableAt } : {}) };
     messages.push({ body, delaySeconds: deliveryDelaySeconds(run.availableAt, now), contentType: "json" });
     byQueue.set(queue, messages);
   }

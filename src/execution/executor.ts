@@ -14,7 +14,14 @@ import { onRunFinished } from "./finished";
 import { batchedRunIo, type RunIo } from "./run-io";
 import { RetryPolicy, Target, type HttpTarget } from "./target-schema";
 
-const RunMessage = z.object({ run_id: z.string().min(1).max(100), attempt: z.number().int().min(1) });
+const RunMessage = z.object({ run_id: z.string().min(1).max(100), attempt: z.number().int().min(1), due_at: z.number().int().optional() });
+
+/**
+ * The longest a consumer holds a message that arrived before its run is due:
+ * delays are sent rounded down to whole seconds (dispatch.ts), plus a margin
+ * for clocks. A message earlier than that is re-sent instead (below).
+ */
+const MAX_HOLD_MS = 2_000;
 
 /** What the consumer should do with the message. */
 export type Disposition = "ack" | "retry";
@@ -68,11 +75,17 @@ function outcomeOf(run: RunRow, error: unknown, now: number): AttemptOutcome {
 }
 
 /** Runs the attempt a message names, if it is still due; safe to call twice for one message. */
-export async function processRunMessage(env: Env, body: unknown, io: RunIo = batchedRunIo(env), now = Date.now()): Promise<Disposition> {
+export async function processRunMessage(env: Env, body: unknown, io: RunIo = batchedRunIo(env), arrivedAt = Date.now()): Promise<Disposition> {
   const message = RunMessage.safeParse(body);
   if (!message.success) {
     log("warn", "queue_message_invalid", { body: JSON.stringify(body)?.slice(0, 200) });
     return "ack";
+  }
+  let now = arrivedAt;
+  const early = (message.data.due_at ?? now) - now;
+  if (early > 0 && early <= MAX_HOLD_MS) {
+    await scheduler.wait(early);
+    now = Date.now();
   }
   // The common case in one step: the message's attempt is due, so claim it (the claim
   // checks every condition below itself). Only a message it does not fit reads the run.

@@ -153,7 +153,7 @@ describe("faults: a D1 error recording a retry", () => {
 
     await h.redeliver(message);
     const next = h.lastSent(run.id);
-    expect(next.body).toEqual({ run_id: run.id, attempt: 2 });
+    expect(next.body).toEqual({ run_id: run.id, attempt: 2, due_at: (await mustStoredRun(run.id)).available_at });
     await makeDue(run.id);
     await h.redeliver(next);
     await h.redeliver(next);

@@ -32,7 +32,7 @@ describe("queue: recovering lost messages and consumers", () => {
     await h.redeliver(first);
 
     const next = h.lastSent(run.id);
-    expect(next.body).toEqual({ run_id: run.id, attempt: 2 });
+    expect(next.body).toEqual({ run_id: run.id, attempt: 2, due_at: (await mustStoredRun(run.id)).available_at });
     await makeDue(run.id);
     await h.redeliver(next);
     expect(await mustStoredRun(run.id)).toMatchObject({ status: "succeeded", attempt: 2 });
@@ -151,7 +151,8 @@ describe("queue: delays longer than the queue allows", () => {
     const h = harness();
     const { url } = receiverUrl();
     const run = await h.enqueue({ target: { type: "http", url }, delay: TWO_DAYS });
-    expect(h.sentFor(run.id)).toEqual([{ queue: TASK_QUEUE, body: { run_id: run.id, attempt: 1 }, delaySeconds: MAX_QUEUE_DELAY_SECONDS }]);
+    const dueAt = (await mustStoredRun(run.id)).available_at;
+    expect(h.sentFor(run.id)).toEqual([{ queue: TASK_QUEUE, body: { run_id: run.id, attempt: 1, due_at: dueAt }, delaySeconds: MAX_QUEUE_DELAY_SECONDS }]);
     expect(await mustStoredRun(run.id)).toMatchObject({ status: "scheduled", attempt: 0 });
   });
 
@@ -167,6 +168,27 @@ describe("queue: delays longer than the queue allows", () => {
     expect(await received(prefix)).toHaveLength(0);
     const resent = h.sentFor(run.id);
     expect(resent).toHaveLength(2);
-    expect(resent[1]).toEqual({ queue: TASK_QUEUE, body: { run_id: run.id, attempt: 1 }, delaySeconds: MAX_QUEUE_DELAY_SECONDS });
+    expect(resent[1]).toEqual({ queue: TASK_QUEUE, body: { run_id: run.id, attempt: 1, due_at: (await mustStoredRun(run.id)).available_at }, delaySeconds: MAX_QUEUE_DELAY_SECONDS });
+  });
+});
+
+describe("queue: delayed messages start on time", () => {
+  it("a message sent ahead of its run (delays are whole seconds, rounded down) is held until due: not early, and not a second late", async () => {
+    const h = harness();
+    const { url, prefix } = receiverUrl();
+    const runAt = Date.now() + 1_700;
+    const run = await h.enqueue({ target: { type: "http", url }, run_at: new Date(runAt).toISOString() });
+    const sent = h.lastSent(run.id);
+    expect(sent.body).toEqual({ run_id: run.id, attempt: 1, due_at: runAt });
+    expect(sent.delaySeconds).toBe(1);
+
+    // Delivered as soon as it is sent, earlier than any queue would: the consumer still waits.
+    await h.redeliver(sent);
+
+    const stored = await mustStoredRun(run.id);
+    expect(stored).toMatchObject({ status: "succeeded", attempt: 1 });
+    expect(stored.started_at).toBeGreaterThanOrEqual(runAt);
+    expect(stored.started_at).toBeLessThan(runAt + 500);
+    expect(await received(prefix)).toHaveLength(1);
   });
 });

@@ -38,9 +38,10 @@ describe("queue: retry timing", () => {
     expect(stored.available_at).toBeGreaterThanOrEqual(started + lo * 1000);
     expect(stored.available_at).toBeLessThanOrEqual(ended + hi * 1000);
     expect(api.next_attempt_at).toBe(new Date(stored.available_at).toISOString());
-    // The retry message is delayed so it arrives when the attempt is due.
-    expect(next.body).toEqual({ run_id: run.id, attempt: 2 });
-    expect(next.delaySeconds).toBeGreaterThanOrEqual(lo);
+    // The retry message is delayed to arrive by the time the attempt is due: in whole
+    // seconds rounded down, so up to a second ahead; the consumer holds it until due_at.
+    expect(next.body).toEqual({ run_id: run.id, attempt: 2, due_at: stored.available_at });
+    expect(next.delaySeconds).toBeGreaterThanOrEqual(lo - 1);
     expect(next.delaySeconds).toBeLessThanOrEqual(hi);
   });
 
@@ -83,7 +84,8 @@ describe("queue: retry timing", () => {
 
     expect(stored.status).toBe("retrying");
     expect(stored.available_at).toBeGreaterThanOrEqual(started + 120_000);
-    expect(next.delaySeconds).toBeGreaterThanOrEqual(120);
+    expect(next.delaySeconds).toBeGreaterThanOrEqual(119); // whole seconds, rounded down: held until due_at
+    expect(next.body.due_at).toBe(stored.available_at);
   });
 
   it("a Retry-After on a 429 is honoured too", async () => {
