@@ -16,10 +16,11 @@ export const TASK_QUEUE = "taskflare-tasks";
 export const HIGH_QUEUE = "taskflare-tasks-high";
 export const DEAD_LETTER_QUEUE = "taskflare-dead-letter";
 
-/** What the Worker puts on a queue: the run and the attempt to start. */
+/** What the Worker puts on a queue: the run and the attempt to start, and when it is due if sent ahead of it. */
 export interface RunMessage {
   run_id: string;
   attempt: number;
+  due_at?: number;
 }
 
 /** One message the Worker sent, as a recording queue saw it. */
