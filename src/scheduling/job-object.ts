@@ -77,7 +77,7 @@ export class JobObject extends DurableObject<Env> {
     this.recorded = null; // the API just wrote the row: record the whole schedule again
     const now = Date.now();
     this.nextFire = job.state === "active" ? nextFireAfter(resolvedTriggerOf(job), now - 1) : undefined;
-    await this.persistAndArm(now, true);
+    await this.persistAndArm(now, { jobChanged: true });
     return this.schedule();
   }
 
@@ -232,8 +232,13 @@ export class JobObject extends DurableObject<Env> {
         log("info", "fire_not_run", { job_id: job.id, slot: new Date(decision.slot).toISOString(), outcome: decision.outcome });
       }
     }
+    if (this.job !== job) {
+      // A new version arrived during the fires: its sync has armed the clock. Keep only the leases taken here.
+      await this.ctx.storage.put("leases", Object.fromEntries(this.leases));
+      return;
+    }
     this.nextFire = nextFire;
-    await this.persistAndArm(now);
+    await this.persistAndArm(now, { alarmRunning: true });
   }
 
   private schedule(): { nextRunAt: number | null; state: string } {
@@ -250,11 +255,12 @@ export class JobObject extends DurableObject<Env> {
    * The one place the alarm is set: alarm, storage and D1's promise move together. Storage gets
    * what an alarm changes; the job itself only when a new version arrived (`jobChanged`).
    */
-  private async persistAndArm(now: number, jobChanged = false): Promise<void> {
+  private async persistAndArm(now: number, { jobChanged = false, alarmRunning = false } = {}): Promise<void> {
     const job = this.job;
     if (!job) return;
-    if (this.nextFire === undefined) await this.ctx.storage.deleteAlarm();
-    else await this.ctx.storage.setAlarm(Math.max(this.nextFire, now));
+    if (this.nextFire !== undefined) await this.ctx.storage.setAlarm(Math.max(this.nextFire, now));
+    // An alarm handler that sets no new alarm leaves none: deleting it there is a redundant storage operation.
+    else if (!alarmRunning) await this.ctx.storage.deleteAlarm();
     const changed = { nextFire: this.nextFire, leases: Object.fromEntries(this.leases) } satisfies Stored;
     await this.ctx.storage.put(jobChanged ? ({ ...changed, job, recorded: null } satisfies Stored) : changed);
     await this.recordSchedule(now);

@@ -196,5 +196,7 @@ describe("the schedule the JobObject keeps in D1 (jobs.next_run_at: when it prom
 
     expect(await storedJob(job.id)).toEqual({ state: "finished", next_run_at: null });
     expect(await jobRuns(job.id)).toHaveLength(1);
+    // Its last alarm set no new one, which leaves it none.
+    expect(await jobStub(job.id).inspect()).toMatchObject({ nextFire: null, alarm: null });
   });
 });
