@@ -242,10 +242,11 @@ export class JobObject extends DurableObject<Env> {
   }
 
   private schedule(): { nextRunAt: number | null; state: string } {
-    return { nextRunAt: this.nextFire ?? null, state: this.stateOf() };
+    return { nextRunAt: this.nextFire ?? null, state: this.stateOf(this.nextFire) };
   }
 
-  private stateOf(nextFire = this.nextFire): string {
+  /** The job's state given its next fire (none: it has finished). */
+  private stateOf(nextFire: number | undefined): string {
     if (!this.job) return "finished";
     if (this.job.state === "paused") return "paused";
     return nextFire === undefined ? "finished" : "active";

@@ -188,13 +188,16 @@ describe("the schedule the JobObject keeps in D1 (jobs.next_run_at: when it prom
     expect((await storedJob(job.id))?.next_run_at).toBe(nextFire);
   });
 
-  it("a date job that has fired is recorded as finished, with no promise", async () => {
+  it("a date job that has fired is recorded as finished, with no promise, in the fire's own D1 round trip", async () => {
     const job = await quietJob({ trigger: { type: "date", run_at: new Date(Date.now() + 1_000).toISOString() } });
     expect(await storedJob(job.id)).toMatchObject({ state: "active" });
+    const d1 = faultyD1();
+    await useBindingsInJobObject(job.id, { DB: d1.db });
 
     await eventually(async () => (await storedJob(job.id))?.state === "finished", 5_000, "the fire to finish the job");
 
     expect(await storedJob(job.id)).toEqual({ state: "finished", next_run_at: null });
+    expect(d1.calls).toEqual([[expect.stringMatching(/^insert into "runs"/), expect.stringMatching(/^update "jobs" set "state" = \?, "next_run_at" = \?/)]]);
     expect(await jobRuns(job.id)).toHaveLength(1);
     // Its last alarm set no new one, which leaves it none.
     expect(await jobStub(job.id).inspect()).toMatchObject({ nextFire: null, alarm: null });
