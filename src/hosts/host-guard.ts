@@ -50,6 +50,7 @@ export class HostGuard extends DurableObject<Env> {
    * one round trip); each answer, in order, says go, or until when to wait and why.
    */
   async acquireMany(host: string, requests: { runId: string; holdMs: number }[]): Promise<GuardAnswer[]> {
+    const newHost = !this.host;
     this.host ||= host;
     const before = this.state.circuit;
     const answers: GuardAnswer[] = [];
@@ -66,7 +67,9 @@ export class HostGuard extends DurableObject<Env> {
         answers.push({ allowed: false, until: decision.until, reason: decision.reason, message: decision.message, freeUntil: null });
       }
     }
-    await this.ctx.storage.put({ state: this.state, host: this.host });
+    if (this.decidesOnState() || this.state.circuit !== before || deferred.length > 0) await this.ctx.storage.put({ state: this.state, host: this.host });
+    // The name only labels the host's status; it is learned again from the next call if lost.
+    else if (newHost) await this.ctx.storage.put("host", this.host, { allowUnconfirmed: true });
     if (this.state.circuit !== before) await this.mirror(now);
     for (const reason of deferred) this.tallyDeferral(reason);
     if (deferred.length > 0) await this.flushCounts();
@@ -75,10 +78,12 @@ export class HostGuard extends DurableObject<Env> {
 
   /** Reports how the calls went (or that they were not made); answers until when callers need not ask. */
   async releaseMany(releases: { runId: string; outcome: CallOutcome }[]): Promise<number | null> {
-    const before = this.state.circuit;
+    const prior = this.state;
+    const before = prior.circuit;
     const now = Date.now();
     for (const { runId, outcome } of releases) this.state = release(this.state, this.policy, runId, outcome, now);
-    await this.ctx.storage.put("state", this.state);
+    const counted = this.state.circuit !== before || this.state.failures !== prior.failures || this.state.probe !== prior.probe;
+    if (this.decidesOnState() || counted) await this.ctx.storage.put("state", this.state);
     await this.flushCounts();
     if (this.state.circuit !== before) {
       log(this.state.circuit === "open" ? "warn" : "info", "host_circuit", { host: this.host, circuit: this.state.circuit, failures: this.state.failures });
@@ -87,10 +92,27 @@ export class HostGuard extends DurableObject<Env> {
     return this.freeUntil(now);
   }
 
+  /**
+   * Whether the runs in flight and the calls granted decide anything: a cap, a rate limit, or a
+   * circuit that is not closed. Otherwise an acquire or a release that changes no failure count
+   * only notes a run in flight, which stays in memory and costs no storage write before the answer.
+   */
+  private decidesOnState(): boolean {
+    return this.policy.rate_limit !== undefined || this.policy.max_concurrency !== undefined || this.state.circuit !== "closed";
+  }
+
   /** A closed circuit with no cap and no rate limit lets every call through: callers may skip asking for a while. */
   private freeUntil(now: number): number | null {
     const unconstrained = this.state.circuit === "closed" && this.policy.rate_limit === undefined && this.policy.max_concurrency === undefined;
     return unconstrained ? now + FREE_PASS_MS : null;
+  }
+
+  /** Learns its host's name ahead of the first call (a job that will call the host was created). */
+  async introduce(host: string): Promise<void> {
+    if (this.host) return;
+    this.host = host;
+    // The name only labels the host's status; it is learned again from the next call if lost.
+    await this.ctx.storage.put("host", host, { allowUnconfirmed: true });
   }
 
   /** Sets the host's policy (PUT /v1/hosts/:host). */

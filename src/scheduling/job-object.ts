@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { database } from "../db/client";
+import { hostGuard, hostOf } from "../hosts/guard-client";
 import type { Env } from "../env";
 import type { Priority, RetryPolicy, Target } from "../execution/target-schema";
 import type { JobAlerts } from "../jobs/schema";
@@ -73,7 +74,9 @@ export class JobObject extends DurableObject<Env> {
   /** Takes a new version of the job and re-arms its clock from now. Older versions are ignored. */
   async sync(job: JobRow): Promise<{ nextRunAt: number | null; state: string }> {
     if (this.job && this.job.id === job.id && this.job.version > job.version) return this.schedule();
+    const previousHost = this.job && hostOf(this.job.target as Target);
     this.job = job;
+    this.introduceHost(previousHost);
     this.recorded = null; // the API just wrote the row: record the whole schedule again
     const now = Date.now();
     this.nextFire = job.state === "active" ? nextFireAfter(resolvedTriggerOf(job), now - 1) : undefined;
@@ -100,6 +103,19 @@ export class JobObject extends DurableObject<Env> {
     }
     this.recorded = null;
     await this.recordSchedule(Date.now());
+  }
+
+  /**
+   * Wakes the guard of the host a new or changed job calls, off the request's path. A host's
+   * first call creates its guard, a new Durable Object, the slowest call a fire can make; this
+   * way the job's first fire does not.
+   */
+  private introduceHost(previousHost: string | undefined): void {
+    const host = this.job && hostOf(this.job.target as Target);
+    if (host === undefined || host === previousHost) return;
+    hostGuard(this.env, host)
+      .introduce(host)
+      .catch((error: unknown) => log("warn", "host_guard_introduce_failed", { host, error: error instanceof Error ? error.message : String(error) }));
   }
 
   /** Forgets the job: no alarm, no state (DELETE /v1/jobs/:id). */

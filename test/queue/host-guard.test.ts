@@ -1,3 +1,4 @@
+import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { api } from "../helpers/http";
 import { hasFreePass } from "../../src/hosts/guard-client";
@@ -64,4 +65,53 @@ describe("per-host guard: free pass", () => {
     await eventually(async () => ((await run(id)).deferred_reason ? true : undefined), 10_000, "the circuit to open");
     expect(hasFreePass(target.host, Date.now())).toBe(false);
   }, 20_000);
+});
+
+describe("per-host guard: what it stores", () => {
+  it("for a host with no cap, no rate limit and a closed circuit, an acquire and a healthy release store nothing before answering; a failure is stored", async () => {
+    const host = `quiet-${Date.now()}.example.com`;
+    const guard = env.HOST_GUARD.get(env.HOST_GUARD.idFromName(host));
+    const stored = () => runInDurableObject(guard, async (_object, state) => state.storage.get<{ failures: number }>("state"));
+
+    const [answer] = await guard.acquireMany(host, [{ runId: "run-1", holdMs: 60_000 }]);
+    expect(answer?.allowed).toBe(true);
+    expect(await guard.status()).toMatchObject({ host, in_flight: 1 });
+    await guard.releaseMany([{ runId: "run-1", outcome: "healthy" }]);
+    expect(await stored()).toBeUndefined();
+
+    await guard.acquireMany(host, [{ runId: "run-2", holdMs: 60_000 }]);
+    await guard.releaseMany([{ runId: "run-2", outcome: "failure" }]);
+    expect(await stored()).toMatchObject({ failures: 1 });
+    expect(await guard.status()).toMatchObject({ consecutive_failures: 1, in_flight: 0 });
+  });
+
+  it("with a cap, every acquire is stored: the runs in flight decide the next answer", async () => {
+    const host = `capped-${Date.now()}.example.com`;
+    const guard = env.HOST_GUARD.get(env.HOST_GUARD.idFromName(host));
+    await guard.configure(host, { failure_threshold: 5, cooldown: 30, max_concurrency: 1 });
+
+    const [first] = await guard.acquireMany(host, [{ runId: "run-1", holdMs: 60_000 }]);
+    expect(first?.allowed).toBe(true);
+    const inFlight = await runInDurableObject(guard, async (_object, state) => (await state.storage.get<{ inFlight: Record<string, number> }>("state"))?.inFlight);
+    expect(Object.keys(inFlight ?? {})).toEqual(["run-1"]);
+    const [second] = await guard.acquireMany(host, [{ runId: "run-2", holdMs: 60_000 }]);
+    expect(second).toMatchObject({ allowed: false, reason: "max_concurrency" });
+  });
+});
+
+describe("per-host guard: a job introduces its host", () => {
+  it("creating a job wakes the guard of the host it calls, so its first fire does not create it", async () => {
+    const host = `introduced-${Date.now()}.example.com`;
+    const id = `introduce-${Date.now()}`;
+    const guard = env.HOST_GUARD.get(env.HOST_GUARD.idFromName(host));
+    const created = await api(`/v1/jobs/${id}`, {
+      method: "PUT",
+      json: { trigger: { type: "interval", seconds: 3600, start_date: "2099-01-01T00:00:00Z" }, target: { type: "http", url: `https://${host}/hook` } },
+    });
+    expect(created.status).toBe(201);
+
+    // status() alone does not learn the name: only an introduction (or a call) does.
+    await eventually(async () => ((await guard.status()).host === host ? true : undefined), 5_000, "the guard to know its host");
+    expect((await api(`/v1/jobs/${id}`, { method: "DELETE" })).status).toBe(204);
+  });
 });
