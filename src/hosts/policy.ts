@@ -39,9 +39,21 @@ const RESERVATION_GRACE_MS = 10_000;
 /** How long a deferred run waits before asking again when no better time is known. */
 const RETRY_SOON_MS = 1_000;
 
+/**
+ * The span a rate limit counts calls over: its period, plus a margin. Calls let through together
+ * reach the host a little apart (connections, a busy consumer), so windows exactly one period
+ * apart can land closer than a period at the host; the margin keeps `requests` per period true there.
+ */
+export function rateWindowMs(period: number): number {
+  const periodMs = period * 1000;
+  return periodMs + Math.min(Math.max(RATE_MARGIN_MIN_MS, periodMs / 10), RATE_MARGIN_MAX_MS);
+}
+const RATE_MARGIN_MIN_MS = 150;
+const RATE_MARGIN_MAX_MS = 1_000;
+
 function pruned(state: HostState, policy: HostPolicy, now: number): HostState {
   const inFlight = Object.fromEntries(Object.entries(state.inFlight).filter(([, expires]) => expires > now));
-  const periodMs = (policy.rate_limit?.period ?? 0) * 1000;
+  const periodMs = policy.rate_limit ? rateWindowMs(policy.rate_limit.period) : 0;
   const grants = state.grants.filter((g) => g.at > now - periodMs);
   // A reservation nobody came back for (a cancelled run) lapses; the grace covers queue delays,
   // which are whole seconds, so a run that returns a little late keeps its place in line.
@@ -70,7 +82,7 @@ export function acquire(current: HostState, policy: HostPolicy, runId: string, n
   }
   if (policy.rate_limit) {
     const { requests, period } = policy.rate_limit;
-    const periodMs = period * 1000;
+    const periodMs = rateWindowMs(period);
     const mine = state.reserved.find((r) => r.runId === runId);
     const others = state.reserved.filter((r) => r.runId !== runId);
     // Reservations only order the queue; the window of calls actually let through enforces the rate,
