@@ -11,10 +11,15 @@ import { runTimes } from "./lib/run-log.mjs";
 import { summarize } from "./lib/stats.mjs";
 import { mapLimit, sleep } from "./lib/wait.mjs";
 
-/** Both scenarios; each job fires `rounds` times. */
+/**
+ * Both scenarios; each job fires `rounds` times. A nearest-rank p99 of fewer
+ * than 101 fires is their maximum, so the single job fires 200 times (the
+ * brief asks for at least 60): its p99 is then the third slowest fire, the
+ * burst's (250 fires) too, for Taskflare and the floor alike.
+ */
 function scenarios(quick) {
   return [
-    { id: "single", label: "1 job, 1 s interval", jobs: 1, intervalS: 1, rounds: quick ? 12 : 62 },
+    { id: "single", label: "1 job, 1 s interval", jobs: 1, intervalS: 1, rounds: quick ? 12 : 200 },
     { id: "burst50", label: "50 jobs, same second", jobs: 50, intervalS: 5, rounds: quick ? 2 : 5 },
   ];
 }
