@@ -57,7 +57,7 @@ export async function insertRun(db: Db, values: NewRun): Promise<{ run: RunRow; 
   return insertOutcome(db, values, inserted[0]);
 }
 
-/** A statement sent in another's D1 round trip (and transaction); `matched` says whether it returned a row. */
+/** A statement sent in another's D1 round trip (and transaction); the caller learns whether it returned a row. */
 export interface Companion {
   sql: string;
   params: unknown[];

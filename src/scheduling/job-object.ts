@@ -248,6 +248,7 @@ export class JobObject extends DurableObject<Env> {
         log("info", "fire_not_run", { job_id: job.id, slot: new Date(decision.slot).toISOString(), outcome: decision.outcome });
       }
     }
+    if (!this.job) return; // removed during the fires: nothing of it is kept
     if (this.job !== job) {
       // A new version arrived during the fires: its sync has armed the clock. Keep only the leases taken here.
       await this.ctx.storage.put("leases", Object.fromEntries(this.leases));
