@@ -50,8 +50,6 @@ export class HostGuard extends DurableObject<Env> {
    * one round trip); each answer, in order, says go, or until when to wait and why.
    */
   async acquireMany(host: string, requests: { runId: string; holdMs: number }[]): Promise<GuardAnswer[]> {
-    const newHost = !this.host;
-    this.host ||= host;
     const before = this.state.circuit;
     const answers: GuardAnswer[] = [];
     const deferred: DeferReason[] = [];
@@ -67,9 +65,8 @@ export class HostGuard extends DurableObject<Env> {
         answers.push({ allowed: false, until: decision.until, reason: decision.reason, message: decision.message, freeUntil: null });
       }
     }
-    if (this.decidesOnState() || this.state.circuit !== before || deferred.length > 0) await this.ctx.storage.put({ state: this.state, host: this.host });
-    // The name only labels the host's status; it is learned again from the next call if lost.
-    else if (newHost) await this.ctx.storage.put("host", this.host, { allowUnconfirmed: true });
+    await this.learnHost(host);
+    if (this.decidesOnState() || this.state.circuit !== before || deferred.length > 0) await this.ctx.storage.put("state", this.state);
     if (this.state.circuit !== before) await this.mirror(now);
     for (const reason of deferred) this.tallyDeferral(reason);
     if (deferred.length > 0) await this.flushCounts();
@@ -103,12 +100,15 @@ export class HostGuard extends DurableObject<Env> {
 
   /** A closed circuit with no cap and no rate limit lets every call through: callers may skip asking for a while. */
   private freeUntil(now: number): number | null {
-    const unconstrained = this.state.circuit === "closed" && this.policy.rate_limit === undefined && this.policy.max_concurrency === undefined;
-    return unconstrained ? now + FREE_PASS_MS : null;
+    return this.decidesOnState() ? null : now + FREE_PASS_MS;
   }
 
   /** Learns its host's name ahead of the first call (a job that will call the host was created). */
   async introduce(host: string): Promise<void> {
+    await this.learnHost(host);
+  }
+
+  private async learnHost(host: string): Promise<void> {
     if (this.host) return;
     this.host = host;
     // The name only labels the host's status; it is learned again from the next call if lost.
