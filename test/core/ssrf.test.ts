@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 // Loaded as text: the corpus holds raw U+2028/U+2029 characters, and a plain
 // JSON import of it fails to evaluate in the workerd module runner.
-import corpusText from "../../../shared/corpora/abuse-corpus.json?raw";
+import corpusText from "../corpora/abuse-corpus.json?raw";
 import { checkTargetUrl, isPrivateAddress } from "../../src/execution/ssrf";
 
 interface CorpusCase {
@@ -15,9 +15,7 @@ interface CorpusCase {
 }
 
 const strict = { allowPrivate: false };
-const ssrfCases = (JSON.parse(corpusText) as CorpusCase[]).filter(
-  (c) => c.category === "ssrf" || c.category === "ssrf-dns",
-);
+const ssrfCases = (JSON.parse(corpusText) as CorpusCase[]).filter((c) => c.category === "ssrf" || c.category === "ssrf-dns");
 
 /** The target URL a corpus case sends: an HTTP target's `url`, or a handler's `args.url`. */
 function targetUrlOf(c: CorpusCase): string {
@@ -45,20 +43,14 @@ describe("abuse corpus", () => {
   // 4xx-json cases (raw control characters, a handler's url argument) are
   // refused here too: this guard is where such a target is stopped.
   const refused = ssrfCases.filter((c) => c.expect === "400" || c.expect === "4xx-json");
-  it.each(refused.map((c) => [c.id, targetUrlOf(c), c.note] as const))(
-    "case %s with target %j is refused",
-    (_id, url) => {
-      expect(checkTargetUrl(url, strict).ok).toBe(false);
-    },
-  );
+  it.each(refused.map((c) => [c.id, targetUrlOf(c), c.note] as const))("case %s with target %j is refused", (_id, url) => {
+    expect(checkTargetUrl(url, strict).ok).toBe(false);
+  });
 
   const dnsOnly = ssrfCases.filter((c) => c.expect === "not-500");
-  it.each(dnsOnly.map((c) => [c.id, targetUrlOf(c)] as const))(
-    "case %s with target %j is judged without throwing",
-    (_id, url) => {
-      expect(() => checkTargetUrl(url, strict)).not.toThrow();
-    },
-  );
+  it.each(dnsOnly.map((c) => [c.id, targetUrlOf(c)] as const))("case %s with target %j is judged without throwing", (_id, url) => {
+    expect(() => checkTargetUrl(url, strict)).not.toThrow();
+  });
 });
 
 describe("checkTargetUrl refuses private IPv4 ranges", () => {
@@ -168,7 +160,11 @@ describe("checkTargetUrl refuses unsafe URL shapes", () => {
     ["a relative URL", "/v1/jobs", "target URL is not a valid absolute URL"],
     ["an out-of-range IPv4 literal", "http://256.0.0.1/", "target URL is not a valid absolute URL"],
     ["a URL with credentials", "https://user:pass@example.com/", "target URL must not contain credentials; send them in a header instead"],
-    ["a userinfo host confusion", "http://example.com@127.0.0.1/", "target URL must not contain credentials; send them in a header instead"],
+    [
+      "a userinfo host confusion",
+      "http://example.com@127.0.0.1/",
+      "target URL must not contain credentials; send them in a header instead",
+    ],
     ["a URL with CRLF", "http://example.com/\r\nX-Injected: 1", "target URL contains control characters or surrounding whitespace"],
     ["a URL with a NUL", "https://example.com/\u0000", "target URL contains control characters or surrounding whitespace"],
     ["a URL with leading space", " https://example.com/", "target URL contains control characters or surrounding whitespace"],

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { abuseCases, describeFailure, mapBounded, runCase, type AbuseCase, type Outcome, type Placeholders } from "../helpers/abuse";
+import { type AbuseCase, abuseCases, describeFailure, mapBounded, type Outcome, type Placeholders, runCase } from "../helpers/abuse";
 import { api } from "../helpers/http";
 
-// Every hostile request of shared/corpora/abuse-corpus.json goes through the
+// Every hostile request of test/corpora/abuse-corpus.json goes through the
 // Worker's fetch entry point; each category's failures are one assertion.
 const CONCURRENCY = 20;
 const SHOWN = 20;

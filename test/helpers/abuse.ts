@@ -1,9 +1,10 @@
 /// <reference types="vite/client" />
 // Loaded as text: the corpus holds raw U+2028/U+2029 characters, and a plain
 // JSON import of it fails to evaluate in the workerd module runner.
-import corpusText from "../../../shared/corpora/abuse-corpus.json?raw";
+
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
+import corpusText from "../corpora/abuse-corpus.json?raw";
 import worker from "../../src/index";
 import { BASE, TOKEN } from "./http";
 
@@ -14,10 +15,10 @@ export type GeneratedBody =
   | { generate: "keys"; template: string; count: number; value: string }
   | { generate: "pad"; template: string; total: number };
 
-/** The expectation kinds of the corpus (see shared/corpora/README.md). */
+/** The expectation kinds of the corpus (see test/corpora/README.md). */
 export type Expectation = "4xx-json" | "400" | "401" | "413" | "not-500";
 
-/** One hostile request of shared/corpora/abuse-corpus.json. */
+/** One hostile request of test/corpora/abuse-corpus.json. */
 export interface AbuseCase {
   id: string;
   category: string;
@@ -69,6 +70,7 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
  * bytes are valid UTF-8 is handed over decoded, and workerd sends exactly those bytes.
  */
 export function headerValue(latin1: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the Latin-1 range is what is being tested.
   if (!/[\u0080-\u00ff]/.test(latin1) || /[^\u0000-\u00ff]/.test(latin1)) return latin1;
   try {
     return strictUtf8.decode(Uint8Array.from(latin1, (ch) => ch.charCodeAt(0)));
