@@ -13,9 +13,7 @@ export default defineConfig(async () => {
         miniflare: {
           // Every outbound fetch goes to a recording receiver instead of the network.
           outboundService: "receiver",
-          workers: [
-            { name: "receiver", modules: true, scriptPath: "./test/helpers/receiver-worker.mjs", compatibilityDate: "2026-11-01" },
-          ],
+          workers: [{ name: "receiver", modules: true, scriptPath: "./test/helpers/receiver-worker.mjs", compatibilityDate: "2026-11-01" }],
           // Explicit values, so a developer's own .dev.vars cannot change what tests see.
           bindings: {
             TEST_MIGRATIONS: migrations,

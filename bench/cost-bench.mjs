@@ -15,9 +15,9 @@ import { figure, valueAtMost } from "./lib/figures.mjs";
 import { perUnit, resetMeter, tableRows, topStatements, waitQuiet } from "./lib/meter-client.mjs";
 import { PRICE_SOURCES, PRICES_PER_MILLION, pricePerMillion, QSTASH_PER_MILLION } from "./lib/pricing.mjs";
 import { apiToken, benchPath, startWorker } from "./lib/servers.mjs";
-import { startMetered } from "./metered/start.mjs";
 import { round } from "./lib/stats.mjs";
 import { mapLimit, sleep, waitFor } from "./lib/wait.mjs";
+import { startMetered } from "./metered/start.mjs";
 
 /** Runs `work`, then measures until `done` holds and the Worker is quiet. */
 async function measured(server, work, done) {
@@ -40,7 +40,9 @@ async function tasksScenario(server, receiver, { count, batch }) {
     async () => {
       if (batch) {
         const requests = Array.from({ length: Math.ceil(count / 100) }, (_, i) => Math.min(100, count - i * 100));
-        const res = await mapLimit(requests, 2, (n) => call("POST", "/v1/tasks/batch", { tasks: Array.from({ length: n }, () => ({ target })) }));
+        const res = await mapLimit(requests, 2, (n) =>
+          call("POST", "/v1/tasks/batch", { tasks: Array.from({ length: n }, () => ({ target })) }),
+        );
         return { ids: res.flatMap((r) => r.items.map((i) => i.run?.id)) };
       }
       const res = await mapLimit(Array.from({ length: count }), 4, () => call("POST", "/v1/tasks", { target }));
@@ -88,12 +90,20 @@ async function heartbeatScenario(server) {
 }
 
 async function floorScheduled(workDir, receiver, fires) {
-  const floor = await startWorker({ name: "alarm-floor", config: benchPath("baselines", "alarm-floor", "wrangler.toml"), persistTo: join(workDir, "cost-alarm-floor"), logFile: join(workDir, "cost-alarm-floor.log") });
+  const floor = await startWorker({
+    name: "alarm-floor",
+    config: benchPath("baselines", "alarm-floor", "wrangler.toml"),
+    persistTo: join(workDir, "cost-alarm-floor"),
+    logFile: join(workDir, "cost-alarm-floor.log"),
+  });
   try {
     const path = "/cost/floor-scheduled";
     const start = Math.ceil((Date.now() + 3000) / 1000) * 1000;
     const end = start + (fires - 1) * 1000 + 500;
-    await fetch(`${floor.url}/start`, { method: "POST", body: JSON.stringify({ jobs: 1, interval_ms: 1000, start_at: start, end_at: end, receiver: `${receiver.url}${path}`, tag: "cost" }) });
+    await fetch(`${floor.url}/start`, {
+      method: "POST",
+      body: JSON.stringify({ jobs: 1, interval_ms: 1000, start_at: start, end_at: end, receiver: `${receiver.url}${path}`, tag: "cost" }),
+    });
     await fetch(`${floor.url}/meter/reset`, { method: "POST" });
     await waitFor(() => Date.now() > end && receiver.distinctCount(path) >= fires, { timeoutMs: 60_000, what: "floor fires" });
     await sleep(1000);
@@ -104,14 +114,25 @@ async function floorScheduled(workDir, receiver, fires) {
 }
 
 async function floorTasks(workDir, count) {
-  const floor = await startWorker({ name: "queue-floor", config: benchPath("baselines", "queue-floor", "wrangler.toml"), persistTo: join(workDir, "cost-queue-floor"), logFile: join(workDir, "cost-queue-floor.log") });
+  const floor = await startWorker({
+    name: "queue-floor",
+    config: benchPath("baselines", "queue-floor", "wrangler.toml"),
+    persistTo: join(workDir, "cost-queue-floor"),
+    logFile: join(workDir, "cost-queue-floor.log"),
+  });
   try {
     await fetch(`${floor.url}/setup`, { method: "POST" });
     await fetch(`${floor.url}/meter/reset`, { method: "POST" });
     for (let from = 0; from < count; from += 100) {
-      await fetch(`${floor.url}/enqueue`, { method: "POST", body: JSON.stringify({ tag: "cost", from, count: Math.min(100, count - from) }) });
+      await fetch(`${floor.url}/enqueue`, {
+        method: "POST",
+        body: JSON.stringify({ tag: "cost", from, count: Math.min(100, count - from) }),
+      });
     }
-    await waitFor(async () => (await (await fetch(`${floor.url}/progress?tag=cost`)).json()).done >= count, { timeoutMs: 60_000, what: "floor tasks" });
+    await waitFor(async () => (await (await fetch(`${floor.url}/progress?tag=cost`)).json()).done >= count, {
+      timeoutMs: 60_000,
+      what: "floor tasks",
+    });
     await sleep(500);
     const m = await (await fetch(`${floor.url}/meter`)).json();
     return floorPerUnit(m, count);
@@ -149,7 +170,15 @@ export async function runCost({ quick, workDir, receiver }) {
 
   const summarizeScenario = (s) => {
     const per = perUnit(s.meter, s.units);
-    return { units: s.units, requested: s.requested, per_unit: per, price_per_million: pricePerMillion(per), net_rows: s.netRows, top_statements: topStatements(s.meter, s.units), meter: s.meter };
+    return {
+      units: s.units,
+      requested: s.requested,
+      per_unit: per,
+      price_per_million: pricePerMillion(per),
+      net_rows: s.netRows,
+      top_statements: topStatements(s.meter, s.units),
+      meter: s.meter,
+    };
   };
   const results = { scheduled: summarizeScenario(scheduled), task_single: summarizeScenario(single), task_batch: summarizeScenario(batch) };
   const tick = perUnit(heartbeat.meter, heartbeat.units);
@@ -158,17 +187,74 @@ export async function runCost({ quick, workDir, receiver }) {
   const figures = [];
   const s = results.scheduled;
   figures.push(
-    figure({ id: "cost.scheduled.d1_rows_written", label: "D1 rows written / scheduled run", unit: "rows", value: s.per_unit.d1_rows_written, baseline: floorFire.d1_rows_written, baselineLabel: "alarm floor / fire", target: valueAtMost(8), valid: complete(scheduled), note: `${s.units}/${s.requested} runs succeeded` }),
-    figure({ id: "cost.scheduled.d1_rows_read", label: "D1 rows read / scheduled run", unit: "rows", value: s.per_unit.d1_rows_read, baseline: floorFire.d1_rows_read, baselineLabel: "alarm floor / fire" }),
-    figure({ id: "cost.scheduled.queue_ops", label: "Queue operations / scheduled run", unit: "ops", value: s.per_unit.queue_operations, baseline: floorFire.queue_operations, baselineLabel: "alarm floor / fire" }),
-    figure({ id: "cost.scheduled.do_requests", label: "DO requests / scheduled run", unit: "req", value: s.per_unit.durable_object_requests, baseline: floorFire.durable_object_requests, baselineLabel: "alarm floor / fire" }),
-    figure({ id: "cost.scheduled.usd_per_million", label: "$ per million scheduled runs", unit: "USD", value: s.price_per_million.total, baseline: QSTASH_PER_MILLION, baselineLabel: "QStash pay-as-you-go" }),
+    figure({
+      id: "cost.scheduled.d1_rows_written",
+      label: "D1 rows written / scheduled run",
+      unit: "rows",
+      value: s.per_unit.d1_rows_written,
+      baseline: floorFire.d1_rows_written,
+      baselineLabel: "alarm floor / fire",
+      target: valueAtMost(8),
+      valid: complete(scheduled),
+      note: `${s.units}/${s.requested} runs succeeded`,
+    }),
+    figure({
+      id: "cost.scheduled.d1_rows_read",
+      label: "D1 rows read / scheduled run",
+      unit: "rows",
+      value: s.per_unit.d1_rows_read,
+      baseline: floorFire.d1_rows_read,
+      baselineLabel: "alarm floor / fire",
+    }),
+    figure({
+      id: "cost.scheduled.queue_ops",
+      label: "Queue operations / scheduled run",
+      unit: "ops",
+      value: s.per_unit.queue_operations,
+      baseline: floorFire.queue_operations,
+      baselineLabel: "alarm floor / fire",
+    }),
+    figure({
+      id: "cost.scheduled.do_requests",
+      label: "DO requests / scheduled run",
+      unit: "req",
+      value: s.per_unit.durable_object_requests,
+      baseline: floorFire.durable_object_requests,
+      baselineLabel: "alarm floor / fire",
+    }),
+    figure({
+      id: "cost.scheduled.usd_per_million",
+      label: "$ per million scheduled runs",
+      unit: "USD",
+      value: s.price_per_million.total,
+      baseline: QSTASH_PER_MILLION,
+      baselineLabel: "QStash pay-as-you-go",
+    }),
   );
-  for (const [key, label] of [["task_single", "task (POST /v1/tasks)"], ["task_batch", "task (POST /v1/tasks/batch)"]]) {
+  for (const [key, label] of [
+    ["task_single", "task (POST /v1/tasks)"],
+    ["task_batch", "task (POST /v1/tasks/batch)"],
+  ]) {
     const t = results[key];
     figures.push(
-      figure({ id: `cost.${key}.d1_rows_written`, label: `D1 rows written / ${label}`, unit: "rows", value: t.per_unit.d1_rows_written, baseline: floorTask.d1_rows_written, baselineLabel: "queue floor / message", valid: t.units === t.requested, note: `${t.units}/${t.requested} tasks succeeded` }),
-      figure({ id: `cost.${key}.usd_per_million`, label: `$ per million ${label}`, unit: "USD", value: t.price_per_million.total, baseline: QSTASH_PER_MILLION, baselineLabel: "QStash pay-as-you-go" }),
+      figure({
+        id: `cost.${key}.d1_rows_written`,
+        label: `D1 rows written / ${label}`,
+        unit: "rows",
+        value: t.per_unit.d1_rows_written,
+        baseline: floorTask.d1_rows_written,
+        baselineLabel: "queue floor / message",
+        valid: t.units === t.requested,
+        note: `${t.units}/${t.requested} tasks succeeded`,
+      }),
+      figure({
+        id: `cost.${key}.usd_per_million`,
+        label: `$ per million ${label}`,
+        unit: "USD",
+        value: t.price_per_million.total,
+        baseline: QSTASH_PER_MILLION,
+        baselineLabel: "QStash pay-as-you-go",
+      }),
     );
   }
   return {
@@ -180,7 +266,18 @@ export async function runCost({ quick, workDir, receiver }) {
       qstash_per_million: QSTASH_PER_MILLION,
       price_sources: PRICE_SOURCES,
       ...results,
-      heartbeat_tick: { per_tick: tick, ticks_per_month: 43_200, usd_per_month: round((tick.d1_rows_read * PRICES_PER_MILLION.d1_rows_read + tick.d1_rows_written * PRICES_PER_MILLION.d1_rows_written + tick.worker_requests * PRICES_PER_MILLION.worker_requests) * 43_200 / 1e6, 6) },
+      heartbeat_tick: {
+        per_tick: tick,
+        ticks_per_month: 43_200,
+        usd_per_month: round(
+          ((tick.d1_rows_read * PRICES_PER_MILLION.d1_rows_read +
+            tick.d1_rows_written * PRICES_PER_MILLION.d1_rows_written +
+            tick.worker_requests * PRICES_PER_MILLION.worker_requests) *
+            43_200) /
+            1e6,
+          6,
+        ),
+      },
       floor_per_fire: floorFire,
       floor_per_task: floorTask,
     },

@@ -54,7 +54,14 @@ export async function runHttp({ quick, workDir }) {
     const cases = [
       { id: "healthz", label: "GET /healthz", url: `${taskflare.url}/healthz`, target: ratioAtLeast(0.9) },
       { id: "readyz", label: "GET /readyz", url: `${taskflare.url}/readyz` },
-      { id: "post_task", label: "POST /v1/tasks", url: `${taskflare.url}/v1/tasks`, headers: auth, body: TASK_BODY, target: ratioAtLeast(0.3) },
+      {
+        id: "post_task",
+        label: "POST /v1/tasks",
+        url: `${taskflare.url}/v1/tasks`,
+        headers: auth,
+        body: TASK_BODY,
+        target: ratioAtLeast(0.3),
+      },
       { id: "get_job", label: "GET /v1/jobs/:id", url: `${taskflare.url}/v1/jobs/bench-http-job`, headers: auth },
     ];
     const hello = { url: `${hono.url}/` };
@@ -82,11 +89,31 @@ export async function runHttp({ quick, workDir }) {
       const { route: r, baseline } = results[c.id];
       const errors = r.non2xx + r.socketErrors;
       let note = errors > 0 ? `${r.non2xx} non-2xx and ${r.socketErrors} socket errors` : null;
-      if (c.id === "post_task" && quotaHit) note = `${note ? `${note}; ` : ""}local queue refused some sends (QuotaExceededError): see ${taskflare.logFile}`;
+      if (c.id === "post_task" && quotaHit)
+        note = `${note ? `${note}; ` : ""}local queue refused some sends (QuotaExceededError): see ${taskflare.logFile}`;
       const valid = errors === 0 && !(c.id === "post_task" && quotaHit);
       figures.push(
-        figure({ id: `http.${c.id}.rps`, label: `${c.label} req/s`, unit: "req/s", value: r.rps, baseline: baseline.rps, baselineLabel: "Hono hello GET /", target: c.target ?? null, note, valid }),
-        figure({ id: `http.${c.id}.p99`, label: `${c.label} p99`, unit: "ms", value: r.p99, baseline: baseline.p99, baselineLabel: "Hono hello GET /", note, valid }),
+        figure({
+          id: `http.${c.id}.rps`,
+          label: `${c.label} req/s`,
+          unit: "req/s",
+          value: r.rps,
+          baseline: baseline.rps,
+          baselineLabel: "Hono hello GET /",
+          target: c.target ?? null,
+          note,
+          valid,
+        }),
+        figure({
+          id: `http.${c.id}.p99`,
+          label: `${c.label} p99`,
+          unit: "ms",
+          value: r.p99,
+          baseline: baseline.p99,
+          baselineLabel: "Hono hello GET /",
+          note,
+          valid,
+        }),
       );
     }
     return {

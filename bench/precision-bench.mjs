@@ -6,8 +6,8 @@
 import { join } from "node:path";
 import { apiClient, listAll } from "./lib/api.mjs";
 import { figure, ratioAtMost } from "./lib/figures.mjs";
-import { apiToken, benchPath, startTaskflare, startWorker } from "./lib/servers.mjs";
 import { runTimes } from "./lib/run-log.mjs";
+import { apiToken, benchPath, startTaskflare, startWorker } from "./lib/servers.mjs";
 import { summarize } from "./lib/stats.mjs";
 import { mapLimit, sleep } from "./lib/wait.mjs";
 
@@ -70,7 +70,16 @@ async function taskflareScenario(server, receiver, s) {
   }
   const statuses = {};
   for (const run of runs.values()) statuses[run.status] = (statuses[run.status] ?? 0) + 1;
-  return { expected: s.jobs * s.rounds, arrivals: receiver.arrivals(path).length, unmatched, statuses, lateSetup, lag: summarize(lags), worst: worstFire(fires), stages: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, summarize(v)])) };
+  return {
+    expected: s.jobs * s.rounds,
+    arrivals: receiver.arrivals(path).length,
+    unmatched,
+    statuses,
+    lateSetup,
+    lag: summarize(lags),
+    worst: worstFire(fires),
+    stages: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, summarize(v)])),
+  };
 }
 
 /**
@@ -81,10 +90,20 @@ function worstFire(fires) {
   const rounds = [...new Set(fires.map((f) => f.scheduled))].sort((a, b) => a - b);
   const worst = fires.reduce((w, f) => (w === undefined || f.lag > w.lag ? f : w), undefined);
   const spread = (round) => {
-    const lags = fires.filter((f) => f.scheduled === round).map((f) => f.lag).sort((a, b) => a - b);
+    const lags = fires
+      .filter((f) => f.scheduled === round)
+      .map((f) => f.lag)
+      .sort((a, b) => a - b);
     return [lags[0], lags[Math.floor(lags.length / 2)], lags[lags.length - 1]];
   };
-  return worst && { lag_ms: worst.lag, round: rounds.indexOf(worst.scheduled) + 1, of_rounds: rounds.length, ...(rounds.length <= 10 ? { by_round: rounds.map(spread) } : {}) };
+  return (
+    worst && {
+      lag_ms: worst.lag,
+      round: rounds.indexOf(worst.scheduled) + 1,
+      of_rounds: rounds.length,
+      ...(rounds.length <= 10 ? { by_round: rounds.map(spread) } : {}),
+    }
+  );
 }
 
 async function floorScenario(server, receiver, s) {
@@ -93,19 +112,34 @@ async function floorScenario(server, receiver, s) {
   const end = endOf(s, start);
   const res = await fetch(`${server.url}/start`, {
     method: "POST",
-    body: JSON.stringify({ jobs: s.jobs, interval_ms: s.intervalS * 1000, start_at: start, end_at: end, receiver: `${receiver.url}${path}`, tag: s.id }),
+    body: JSON.stringify({
+      jobs: s.jobs,
+      interval_ms: s.intervalS * 1000,
+      start_at: start,
+      end_at: end,
+      receiver: `${receiver.url}${path}`,
+      tag: s.id,
+    }),
   });
   if (!res.ok) throw new Error(`alarm-floor /start -> ${res.status}: ${await res.text()}`);
   await sleep(Math.max(0, end - Date.now()) + 4000);
   const arrivals = receiver.arrivals(path);
-  return { expected: s.jobs * s.rounds, arrivals: arrivals.length, lag: summarize(arrivals.map((a) => a.at - a.scheduledFor)), worst: worstFire(arrivals.map((a) => ({ scheduled: a.scheduledFor, lag: a.at - a.scheduledFor }))) };
+  return {
+    expected: s.jobs * s.rounds,
+    arrivals: arrivals.length,
+    lag: summarize(arrivals.map((a) => a.at - a.scheduledFor)),
+    worst: worstFire(arrivals.map((a) => ({ scheduled: a.scheduledFor, lag: a.at - a.scheduledFor }))),
+  };
 }
 
 export async function runPrecision({ quick, workDir, receiver }) {
   const list = scenarios(quick);
   // Both servers stay up and each scenario runs on one right after (or, for
   // the single job, alongside) the other, so the machine's load hits each pair alike.
-  const taskflare = await startTaskflare({ persistTo: join(workDir, "precision-taskflare"), logFile: join(workDir, "precision-taskflare.log") });
+  const taskflare = await startTaskflare({
+    persistTo: join(workDir, "precision-taskflare"),
+    logFile: join(workDir, "precision-taskflare.log"),
+  });
   const floor = await startWorker({
     name: "alarm-floor",
     config: benchPath("baselines", "alarm-floor", "wrangler.toml"),
@@ -118,7 +152,10 @@ export async function runPrecision({ quick, workDir, receiver }) {
     for (const s of list) {
       if (s.jobs === 1) {
         // One fire a second barely loads the machine: both run in the same window, under the same load.
-        [taskflareResults[s.id], floorResults[s.id]] = await Promise.all([taskflareScenario(taskflare, receiver, s), floorScenario(floor, receiver, s)]);
+        [taskflareResults[s.id], floorResults[s.id]] = await Promise.all([
+          taskflareScenario(taskflare, receiver, s),
+          floorScenario(floor, receiver, s),
+        ]);
       } else {
         taskflareResults[s.id] = await taskflareScenario(taskflare, receiver, s);
         floorResults[s.id] = await floorScenario(floor, receiver, s);
@@ -134,7 +171,10 @@ export async function runPrecision({ quick, workDir, receiver }) {
     const t = taskflareResults[s.id];
     const f = floorResults[s.id];
     const complete = t.arrivals >= t.expected && t.unmatched === 0;
-    const note = complete && !t.lateSetup ? `${t.lag.count} fires (floor ${f.lag.count})` : `expected ${t.expected} fires, got ${t.arrivals} (${t.unmatched} unmatched; runs: ${JSON.stringify(t.statuses)})${t.lateSetup ? "; jobs were created late" : ""}`;
+    const note =
+      complete && !t.lateSetup
+        ? `${t.lag.count} fires (floor ${f.lag.count})`
+        : `expected ${t.expected} fires, got ${t.arrivals} (${t.unmatched} unmatched; runs: ${JSON.stringify(t.statuses)})${t.lateSetup ? "; jobs were created late" : ""}`;
     for (const p of ["p50", "p90", "p99"]) {
       figures.push(
         figure({

@@ -26,7 +26,8 @@ const keep = args.includes("--keep");
 const onlyArg = args.find((a) => a.startsWith("--only="));
 const ref = args.find((a) => a.startsWith("--ref="))?.slice("--ref=".length);
 const selected = onlyArg ? onlyArg.slice("--only=".length).split(",") : Object.keys(BENCHMARKS);
-for (const name of selected) if (!BENCHMARKS[name]) throw new Error(`unknown benchmark ${name}; choose from ${Object.keys(BENCHMARKS).join(", ")}`);
+for (const name of selected)
+  if (!BENCHMARKS[name]) throw new Error(`unknown benchmark ${name}; choose from ${Object.keys(BENCHMARKS).join(", ")}`);
 
 const workDir = mkdtempSync(join(tmpdir(), "taskflare-bench-"));
 // Read-only git queries: which code the numbers belong to.
@@ -39,7 +40,11 @@ const git = (...a) => {
 };
 const revision = ref
   ? { measured: ref, commit: git("rev-parse", ref) }
-  : { measured: "working tree", commit: git("rev-parse", "HEAD"), uncommitted_files: (git("status", "--porcelain", "--", ".", ":!bench") ?? "").split("\n").filter(Boolean).length };
+  : {
+      measured: "working tree",
+      commit: git("rev-parse", "HEAD"),
+      uncommitted_files: (git("status", "--porcelain", "--", ".", ":!bench") ?? "").split("\n").filter(Boolean).length,
+    };
 snapshotRepo(join(workDir, "repo"), ref);
 const interrupted = async () => {
   await stopAll();
@@ -62,7 +67,10 @@ try {
       console.log(`done in ${sections[name].seconds} s`);
     } catch (error) {
       // One benchmark failing must not lose the others' results.
-      sections[name] = { error: error instanceof Error ? error.stack ?? error.message : String(error), seconds: Math.round((Date.now() - t) / 1000) };
+      sections[name] = {
+        error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+        seconds: Math.round((Date.now() - t) / 1000),
+      };
       console.log(`FAILED: ${error instanceof Error ? error.message : error}`);
       await stopAll();
     }
@@ -87,7 +95,9 @@ const report = {
     passed: withTarget.filter((f) => f.pass === true).length,
     failed: withTarget.filter((f) => f.pass === false).map((f) => f.id),
     invalid: figures.filter((f) => !f.valid).map((f) => f.id),
-    errors: Object.entries(sections).filter(([, s]) => s.error).map(([n]) => n),
+    errors: Object.entries(sections)
+      .filter(([, s]) => s.error)
+      .map(([n]) => n),
   },
   benchmarks: sections,
 };
@@ -98,6 +108,8 @@ writeFileSync(join(ROOT, "bench", "results", resultsFile), `${JSON.stringify(rep
 if (!keep) rmSync(workDir, { recursive: true, force: true });
 
 console.log(`\n${renderSummary(sections)}\n`);
-console.log(`${report.summary.passed}/${report.summary.with_target} targets met in ${report.runtime_seconds} s; failed: ${report.summary.failed.join(", ") || "none"}; invalid: ${report.summary.invalid.join(", ") || "none"}`);
+console.log(
+  `${report.summary.passed}/${report.summary.with_target} targets met in ${report.runtime_seconds} s; failed: ${report.summary.failed.join(", ") || "none"}; invalid: ${report.summary.invalid.join(", ") || "none"}`,
+);
 console.log(`results: bench/results/${resultsFile}${keep ? `; logs and state kept in ${workDir}` : ""}`);
 process.exitCode = report.summary.errors.length ? 1 : 0;

@@ -11,12 +11,12 @@
 // the heartbeat, whose scan is over active jobs.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { startMetered } from "./metered/start.mjs";
 import { figure, ratioAtMost } from "./lib/figures.mjs";
 import { load } from "./lib/load.mjs";
 import { perUnit, resetMeter, topStatements, waitQuiet } from "./lib/meter-client.mjs";
-import { apiToken, applyMigrations, bin, benchPath, runSync, startTaskflare, startWorker } from "./lib/servers.mjs";
+import { apiToken, applyMigrations, benchPath, bin, runSync, startTaskflare, startWorker } from "./lib/servers.mjs";
 import { round } from "./lib/stats.mjs";
+import { startMetered } from "./metered/start.mjs";
 
 const FAR_FUTURE = Date.parse("2099-01-01T00:00:00Z");
 const ROWS_PER_INSERT = 250;
@@ -32,7 +32,9 @@ function seedSql(count, now) {
     const rows = [];
     for (let i = from; i < Math.min(count, from + ROWS_PER_INSERT); i++) {
       const id = `bench-scale-${String(i).padStart(5, "0")}`;
-      rows.push(`(${sqlString(id)}, ${sqlString(id)}, ${trigger}, ${target}, 'UTC', ${FAR_FUTURE}, NULL, 0, 1, 1, 60, NULL, NULL, 'default', 'active', 1, NULL, NULL, ${FAR_FUTURE}, ${now}, ${now})`);
+      rows.push(
+        `(${sqlString(id)}, ${sqlString(id)}, ${trigger}, ${target}, 'UTC', ${FAR_FUTURE}, NULL, 0, 1, 1, 60, NULL, NULL, 'default', 'active', 1, NULL, NULL, ${FAR_FUTURE}, ${now}, ${now})`,
+      );
     }
     statements.push(
       `INSERT INTO jobs (id, name, "trigger", target, timezone, start_date, end_date, jitter, max_instances, "coalesce", misfire_grace_time, retry, timeout, priority, state, version, tags, metadata, next_run_at, created_at, updated_at) VALUES\n${rows.join(",\n")};`,
@@ -70,14 +72,23 @@ export async function runScale({ quick, workDir }) {
   const pages = [
     { id: "limit50", label: "GET /v1/jobs?limit=50", query: "limit=50" },
     { id: "limit200", label: "GET /v1/jobs?limit=200", query: "limit=200" },
-    { id: "limit50_mid", label: "GET /v1/jobs?limit=50 (mid cursor)", query: `limit=50&cursor=bench-scale-${String(Math.floor(jobs / 2)).padStart(5, "0")}` },
+    {
+      id: "limit50_mid",
+      label: "GET /v1/jobs?limit=50 (mid cursor)",
+      query: `limit=50&cursor=bench-scale-${String(Math.floor(jobs / 2)).padStart(5, "0")}`,
+    },
   ];
   const measure = async (url, headers = {}) => {
     await load({ url, seconds: 1, connections: 1, threads: 1, headers });
     return load({ url, seconds, connections: 1, threads: 1, headers });
   };
 
-  const floor = await startWorker({ name: "d1-list", config: benchPath("baselines", "d1-list", "wrangler.toml"), persistTo: dir, logFile: join(workDir, "scale-d1-list.log") });
+  const floor = await startWorker({
+    name: "d1-list",
+    config: benchPath("baselines", "d1-list", "wrangler.toml"),
+    persistTo: dir,
+    logFile: join(workDir, "scale-d1-list.log"),
+  });
   const floorLatency = {};
   let seeded;
   try {
@@ -129,7 +140,16 @@ export async function runScale({ quick, workDir }) {
     const errors = latency[p.id].non2xx + latency[p.id].socketErrors;
     for (const q of ["p50", "p99"]) {
       figures.push(
-        figure({ id: `scale.${p.id}.${q}`, label: `${p.label} ${q}`, unit: "ms", value: latency[p.id].latencyMs[q], baseline: floorLatency[p.id].latencyMs[q], baselineLabel: "bare D1 SELECT Worker", valid: errors === 0, note: errors ? `${errors} errors` : `${listRows[p.id]} D1 rows read per request` }),
+        figure({
+          id: `scale.${p.id}.${q}`,
+          label: `${p.label} ${q}`,
+          unit: "ms",
+          value: latency[p.id].latencyMs[q],
+          baseline: floorLatency[p.id].latencyMs[q],
+          baselineLabel: "bare D1 SELECT Worker",
+          valid: errors === 0,
+          note: errors ? `${errors} errors` : `${listRows[p.id]} D1 rows read per request`,
+        }),
       );
     }
   }
@@ -138,12 +158,28 @@ export async function runScale({ quick, workDir }) {
     details: {
       jobs,
       seeded,
-      seed: { method: "INSERT ... VALUES via wrangler d1 execute --local --file, before any server starts", state: "active", first_fire: "2099-01-01T00:00:00Z", job_objects: "none (no alarms armed)", seconds: seedSeconds },
+      seed: {
+        method: "INSERT ... VALUES via wrangler d1 execute --local --file, before any server starts",
+        state: "active",
+        first_fire: "2099-01-01T00:00:00Z",
+        job_objects: "none (no alarms armed)",
+        seconds: seedSeconds,
+      },
       latency_settings: { connections: 1, seconds },
       heartbeat,
       empty_heartbeat: emptyHeartbeat,
       list_rows_read: listRows,
-      latency_ms: Object.fromEntries(pages.map((p) => [p.id, { taskflare: latency[p.id].latencyMs, floor: floorLatency[p.id].latencyMs, taskflare_rps: round(latency[p.id].rps, 1), floor_rps: round(floorLatency[p.id].rps, 1) }])),
+      latency_ms: Object.fromEntries(
+        pages.map((p) => [
+          p.id,
+          {
+            taskflare: latency[p.id].latencyMs,
+            floor: floorLatency[p.id].latencyMs,
+            taskflare_rps: round(latency[p.id].rps, 1),
+            floor_rps: round(floorLatency[p.id].rps, 1),
+          },
+        ]),
+      ),
     },
   };
 }

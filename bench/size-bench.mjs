@@ -56,17 +56,40 @@ function staticAssets(config) {
     return { file: relative(dir, f), raw_bytes: bytes.length, gzip_bytes: gzipSync(bytes, { level: 9 }).length };
   });
   const sum = (k) => files.reduce((s, f) => s + f[k], 0);
-  return { directory: m[1], files: files.length, raw_kb: round(sum("raw_bytes") / 1000, 1), gzip_kb: round(sum("gzip_bytes") / 1000, 1), largest: files.sort((a, b) => b.raw_bytes - a.raw_bytes).slice(0, 5) };
+  return {
+    directory: m[1],
+    files: files.length,
+    raw_kb: round(sum("raw_bytes") / 1000, 1),
+    gzip_kb: round(sum("gzip_bytes") / 1000, 1),
+    largest: files.sort((a, b) => b.raw_bytes - a.raw_bytes).slice(0, 5),
+  };
 }
 
-const assetsNote = (a) => (a ? `plus static assets (not in the bundle): ${a.files} files, ${a.raw_kb} kB raw / ${a.gzip_kb} kB gzip` : "no static assets");
+const assetsNote = (a) =>
+  a ? `plus static assets (not in the bundle): ${a.files} files, ${a.raw_kb} kB raw / ${a.gzip_kb} kB gzip` : "no static assets";
 
 export async function runSize({ workDir }) {
   const taskflare = measureBundle(join(workDir, "size-taskflare"));
   const hono = measureBundle(join(workDir, "size-hono"), benchPath("baselines", "hono-hello", "wrangler.toml"));
   const figures = [
-    figure({ id: "size.gzip", label: "Worker bundle, gzip", unit: "kB", value: taskflare.gzip_kb, baseline: hono.gzip_kb, baselineLabel: "Hono hello bundle", target: valueAtMost(250), note: assetsNote(taskflare.static_assets) }),
-    figure({ id: "size.raw", label: "Worker bundle, raw", unit: "kB", value: taskflare.raw_kb, baseline: hono.raw_kb, baselineLabel: "Hono hello bundle" }),
+    figure({
+      id: "size.gzip",
+      label: "Worker bundle, gzip",
+      unit: "kB",
+      value: taskflare.gzip_kb,
+      baseline: hono.gzip_kb,
+      baselineLabel: "Hono hello bundle",
+      target: valueAtMost(250),
+      note: assetsNote(taskflare.static_assets),
+    }),
+    figure({
+      id: "size.raw",
+      label: "Worker bundle, raw",
+      unit: "kB",
+      value: taskflare.raw_kb,
+      baseline: hono.raw_kb,
+      baselineLabel: "Hono hello bundle",
+    }),
   ];
   return { figures, details: { taskflare, hono_hello: hono } };
 }

@@ -7,15 +7,19 @@
 import { join } from "node:path";
 import { apiClient, listAll } from "./lib/api.mjs";
 import { figure, ratioAtLeast } from "./lib/figures.mjs";
-import { apiToken, benchPath, startTaskflare, startWorker } from "./lib/servers.mjs";
 import { runTimes } from "./lib/run-log.mjs";
+import { apiToken, benchPath, startTaskflare, startWorker } from "./lib/servers.mjs";
 import { round, summarize } from "./lib/stats.mjs";
 import { mapLimit, waitFor } from "./lib/wait.mjs";
 
 const PER_REQUEST = 100;
 const IN_FLIGHT = 4;
 
-const chunks = (n) => Array.from({ length: Math.ceil(n / PER_REQUEST) }, (_, i) => ({ from: i * PER_REQUEST, count: Math.min(PER_REQUEST, n - i * PER_REQUEST) }));
+const chunks = (n) =>
+  Array.from({ length: Math.ceil(n / PER_REQUEST) }, (_, i) => ({
+    from: i * PER_REQUEST,
+    count: Math.min(PER_REQUEST, n - i * PER_REQUEST),
+  }));
 /** Generous: a local consumer that stalls completely should fail the run, not hang it. */
 const deadlineMs = (n) => 60_000 + n * 40;
 
@@ -25,10 +29,16 @@ async function taskflareRound(server, receiver, n) {
   const path = `/throughput/${n}-${Date.now()}`;
   const target = { type: "http", method: "POST", url: `${receiver.url}${path}` };
   const t0 = Date.now();
-  const responses = await mapLimit(chunks(n), IN_FLIGHT, ({ count }) => call("POST", "/v1/tasks/batch", { tasks: Array.from({ length: count }, () => ({ target })) }));
+  const responses = await mapLimit(chunks(n), IN_FLIGHT, ({ count }) =>
+    call("POST", "/v1/tasks/batch", { tasks: Array.from({ length: count }, () => ({ target })) }),
+  );
   const enqueuedMs = Date.now() - t0;
   const refused = responses.flatMap((r) => r.items).filter((i) => i.status !== 202).length;
-  await waitFor(() => receiver.distinctCount(path) >= n - refused, { timeoutMs: deadlineMs(n), intervalMs: 200, what: `${n} Taskflare deliveries` });
+  await waitFor(() => receiver.distinctCount(path) >= n - refused, {
+    timeoutMs: deadlineMs(n),
+    intervalMs: 200,
+    what: `${n} Taskflare deliveries`,
+  });
   // The receiver saw every request; each run turns succeeded just after its response.
   const since = new Date(t0 - 1000).toISOString();
   const succeeded = await waitFor(
@@ -52,14 +62,22 @@ async function taskflareRound(server, receiver, n) {
   return {
     stages: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, summarize(v)])),
     tasks: n,
-    refused, duplicates: receiver.arrivals(path).length - receiver.distinctCount(path), enqueue_seconds: round(enqueuedMs / 1000, 2), seconds: round(seconds, 2), tasks_per_second: round(n / seconds, 1) };
+    refused,
+    duplicates: receiver.arrivals(path).length - receiver.distinctCount(path),
+    enqueue_seconds: round(enqueuedMs / 1000, 2),
+    seconds: round(seconds, 2),
+    tasks_per_second: round(n / seconds, 1),
+  };
 }
 
 async function floorRound(server, n, receiver) {
   const tag = `tp${n}${receiver ? "-fetch" : ""}-${Date.now()}`;
   const t0 = Date.now();
   await mapLimit(chunks(n), IN_FLIGHT, async ({ from, count }) => {
-    const res = await fetch(`${server.url}/enqueue`, { method: "POST", body: JSON.stringify({ tag, from, count, receiver: receiver ? `${receiver.url}/throughput-floor/${n}` : undefined }) });
+    const res = await fetch(`${server.url}/enqueue`, {
+      method: "POST",
+      body: JSON.stringify({ tag, from, count, receiver: receiver ? `${receiver.url}/throughput-floor/${n}` : undefined }),
+    });
     if (!res.ok) throw new Error(`queue-floor /enqueue -> ${res.status}: ${await res.text()}`);
   });
   const enqueuedMs = Date.now() - t0;
@@ -78,7 +96,10 @@ export async function runThroughput({ quick, workDir, receiver }) {
   const sizes = quick ? [200, 1000] : [1000, 5000, 10000];
   // Both servers stay up and their rounds alternate, so a change in the
   // machine's load (other work shares the cores) hits each pair alike.
-  const taskflare = await startTaskflare({ persistTo: join(workDir, "throughput-taskflare"), logFile: join(workDir, "throughput-taskflare.log") });
+  const taskflare = await startTaskflare({
+    persistTo: join(workDir, "throughput-taskflare"),
+    logFile: join(workDir, "throughput-taskflare.log"),
+  });
   const floor = await startWorker({
     name: "queue-floor",
     config: benchPath("baselines", "queue-floor", "wrangler.toml"),
@@ -104,7 +125,11 @@ export async function runThroughput({ quick, workDir, receiver }) {
   // at LOG_LEVEL=warn shows what that costs (informational).
   const largest = sizes[sizes.length - 1];
   let quiet;
-  const quietServer = await startTaskflare({ persistTo: join(workDir, "throughput-taskflare-warn"), logFile: join(workDir, "throughput-taskflare-warn.log"), logLevel: "warn" });
+  const quietServer = await startTaskflare({
+    persistTo: join(workDir, "throughput-taskflare-warn"),
+    logFile: join(workDir, "throughput-taskflare-warn.log"),
+    logLevel: "warn",
+  });
   try {
     quiet = { floor: await floorRound(floor, largest), taskflare: await taskflareRound(quietServer, receiver, largest) };
   } finally {
@@ -115,36 +140,51 @@ export async function runThroughput({ quick, workDir, receiver }) {
     const t = taskflareResults[i];
     const valid = t.refused === 0;
     const withFetch = fetchFloorResults[i];
-    return [figure({
-      id: `throughput.${n}`,
-      label: `${n.toLocaleString("en")} tasks end to end`,
-      unit: "tasks/s",
-      value: t.tasks_per_second,
-      baseline: floorResults[i].tasks_per_second,
-      baselineLabel: "queue floor (1 D1 write/msg)",
-      target: ratioAtLeast(0.5),
-      note: valid ? `${t.seconds} s (enqueue ${t.enqueue_seconds} s); floor ${floorResults[i].seconds} s` : `${t.refused} tasks refused`,
-      valid,
-    }),
-    withFetch && figure({
-      id: `throughput.${n}.vs_fetch_floor`,
-      label: `${n.toLocaleString("en")} tasks, vs floor + HTTP call`,
-      unit: "tasks/s",
-      value: t.tasks_per_second,
-      baseline: withFetch.tasks_per_second,
-      baselineLabel: "queue floor + POST to receiver",
-      valid,
-    })].filter(Boolean);
+    return [
+      figure({
+        id: `throughput.${n}`,
+        label: `${n.toLocaleString("en")} tasks end to end`,
+        unit: "tasks/s",
+        value: t.tasks_per_second,
+        baseline: floorResults[i].tasks_per_second,
+        baselineLabel: "queue floor (1 D1 write/msg)",
+        target: ratioAtLeast(0.5),
+        note: valid ? `${t.seconds} s (enqueue ${t.enqueue_seconds} s); floor ${floorResults[i].seconds} s` : `${t.refused} tasks refused`,
+        valid,
+      }),
+      withFetch &&
+        figure({
+          id: `throughput.${n}.vs_fetch_floor`,
+          label: `${n.toLocaleString("en")} tasks, vs floor + HTTP call`,
+          unit: "tasks/s",
+          value: t.tasks_per_second,
+          baseline: withFetch.tasks_per_second,
+          baselineLabel: "queue floor + POST to receiver",
+          valid,
+        }),
+    ].filter(Boolean);
   });
-  figures.push(figure({
-    id: `throughput.${largest}.log_level_warn`,
-    label: `${largest.toLocaleString("en")} tasks, LOG_LEVEL=warn`,
-    unit: "tasks/s",
-    value: quiet.taskflare.tasks_per_second,
-    baseline: quiet.floor.tasks_per_second,
-    baselineLabel: "queue floor (1 D1 write/msg)",
-    note: `${quiet.taskflare.seconds} s; floor ${quiet.floor.seconds} s`,
-    valid: quiet.taskflare.refused === 0,
-  }));
-  return { figures, details: { per_request: PER_REQUEST, in_flight: IN_FLIGHT, taskflare: taskflareResults, floor: floorResults, floor_with_fetch: fetchFloorResults, log_level_warn: quiet } };
+  figures.push(
+    figure({
+      id: `throughput.${largest}.log_level_warn`,
+      label: `${largest.toLocaleString("en")} tasks, LOG_LEVEL=warn`,
+      unit: "tasks/s",
+      value: quiet.taskflare.tasks_per_second,
+      baseline: quiet.floor.tasks_per_second,
+      baselineLabel: "queue floor (1 D1 write/msg)",
+      note: `${quiet.taskflare.seconds} s; floor ${quiet.floor.seconds} s`,
+      valid: quiet.taskflare.refused === 0,
+    }),
+  );
+  return {
+    figures,
+    details: {
+      per_request: PER_REQUEST,
+      in_flight: IN_FLIGHT,
+      taskflare: taskflareResults,
+      floor: floorResults,
+      floor_with_fetch: fetchFloorResults,
+      log_level_warn: quiet,
+    },
+  };
 }

@@ -29,7 +29,7 @@ if (!existsSync(join(root, ".dev.vars"))) {
   copyFileSync(join(root, ".dev.vars.example"), join(root, ".dev.vars"));
   console.log("created .dev.vars from .dev.vars.example");
 }
-const persistAt = args.findIndex((a) => a === "--persist-to");
+const persistAt = args.indexOf("--persist-to");
 const persist = persistAt === -1 ? [] : ["--persist-to", args[persistAt + 1]];
 run(bin("wrangler"), ["d1", "migrations", "apply", "DB", "--local", ...persist]);
 
@@ -48,10 +48,13 @@ async function tick() {
 // First tick soon after start, then on each minute boundary like the Cron Trigger.
 const first = setTimeout(tick, 5_000);
 let minutely;
-const align = setTimeout(() => {
-  tick();
-  minutely = setInterval(tick, 60_000);
-}, 60_000 - (Date.now() % 60_000));
+const align = setTimeout(
+  () => {
+    tick();
+    minutely = setInterval(tick, 60_000);
+  },
+  60_000 - (Date.now() % 60_000),
+);
 
 function stop(signal) {
   clearTimeout(first);

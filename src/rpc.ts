@@ -1,15 +1,15 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
 import type { z } from "@hono/zod-openapi";
 import type { Env } from "./env";
-import { useLogLevel } from "./log";
-import { toApiError, zodDetails, ApiError } from "./errors";
+import { ApiError, toApiError, zodDetails } from "./errors";
 import { toJob } from "./jobs/present";
-import { JobCreate, JobDefinition, JobPatch, type Job } from "./jobs/schema";
+import { type Job, JobCreate, JobDefinition, JobPatch } from "./jobs/schema";
 import { createJob, patchJob, putJob, removeJob, requireJob, runJobNow, setJobPaused } from "./jobs/service";
-import { toRun, type Run } from "./runs/schema";
+import { useLogLevel } from "./log";
+import { type Run, toRun } from "./runs/schema";
 import { cancelRunById, requireRun, retryRunById } from "./runs/service";
 import { TaskRequest } from "./tasks/schema";
-import { enqueueTask, enqueueTaskBatch, type BatchItemResult } from "./tasks/service";
+import { type BatchItemResult, enqueueTask, enqueueTaskBatch } from "./tasks/service";
 
 function parse<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
   const parsed = schema.safeParse(input);
@@ -52,7 +52,8 @@ export class TaskflareRPC extends WorkerEntrypoint<Env> {
   /** Enqueues up to 100 tasks, each validated on its own (POST /v1/tasks/batch). */
   async enqueueBatch(tasks: unknown[]): Promise<BatchItemResult[]> {
     return rpc(async () => {
-      if (!Array.isArray(tasks) || tasks.length === 0 || tasks.length > 100) throw new ApiError("validation_failed", "tasks must be an array of 1 to 100 items");
+      if (!Array.isArray(tasks) || tasks.length === 0 || tasks.length > 100)
+        throw new ApiError("validation_failed", "tasks must be an array of 1 to 100 items");
       return enqueueTaskBatch(this.env, tasks, this.requestId());
     });
   }

@@ -13,7 +13,19 @@ export function figure({ id, label, unit, value, baseline = null, baselineLabel 
     const subject = target.of === "ratio" ? ratio : value;
     pass = valid && typeof subject === "number" ? (target.op === ">=" ? subject >= target.value : subject <= target.value) : false;
   }
-  return { id, label, unit, value: round(value, 3), baseline: round(baseline, 3), baseline_label: baselineLabel, ratio, target, pass, valid, note };
+  return {
+    id,
+    label,
+    unit,
+    value: round(value, 3),
+    baseline: round(baseline, 3),
+    baseline_label: baselineLabel,
+    ratio,
+    target,
+    pass,
+    valid,
+    note,
+  };
 }
 
 /** Target helpers, so call sites read like the brief. */

@@ -62,7 +62,10 @@ async function nodeLoad({ url, seconds, connections, headers, body }) {
   const latencies = [];
   let non2xx = 0;
   let errors = 0;
-  const init = body === undefined ? { headers } : { method: "POST", headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify(body) };
+  const init =
+    body === undefined
+      ? { headers }
+      : { method: "POST", headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify(body) };
   const started = performance.now();
   const end = started + seconds * 1000;
   await Promise.all(

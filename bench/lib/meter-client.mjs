@@ -39,7 +39,12 @@ export function perUnit(m, units) {
 /** The statements that wrote the most rows, per unit: where the cost comes from. */
 export function topStatements(m, units, limit = 12) {
   return Object.entries(m.d1.by_statement)
-    .map(([statement, s]) => ({ statement, per_unit: round(s.statements / units, 3), rows_written_per_unit: round(s.rows_written / units, 3), rows_read_per_unit: round(s.rows_read / units, 3) }))
+    .map(([statement, s]) => ({
+      statement,
+      per_unit: round(s.statements / units, 3),
+      rows_written_per_unit: round(s.rows_written / units, 3),
+      rows_read_per_unit: round(s.rows_read / units, 3),
+    }))
     .sort((a, b) => b.rows_written_per_unit - a.rows_written_per_unit || b.rows_read_per_unit - a.rows_read_per_unit)
     .slice(0, limit);
 }

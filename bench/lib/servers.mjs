@@ -34,7 +34,11 @@ export function snapshotRepo(dir, ref) {
     // writes only into the copy); bench/ itself stays the working tree's.
     // Tracked code is replaced wholesale, so no uncommitted file lingers.
     for (const name of ["src", "migrations", "scripts"]) rmSync(join(dir, name), { recursive: true, force: true });
-    const tar = spawnSync("sh", ["-c", `git archive --format=tar ${JSON.stringify(ref)} | tar -x -C ${JSON.stringify(dir)} --exclude=bench`], { cwd: ROOT, encoding: "utf8" });
+    const tar = spawnSync(
+      "sh",
+      ["-c", `git archive --format=tar ${JSON.stringify(ref)} | tar -x -C ${JSON.stringify(dir)} --exclude=bench`],
+      { cwd: ROOT, encoding: "utf8" },
+    );
     if (tar.status !== 0) throw new Error(`git archive ${ref} failed: ${tar.stderr}`);
   }
   symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
@@ -72,7 +76,9 @@ export function devVarsFile() {
 
 /** The API token Taskflare expects locally. */
 export function apiToken() {
-  const line = readFileSync(devVarsFile(), "utf8").split("\n").find((l) => l.startsWith("API_TOKEN="));
+  const line = readFileSync(devVarsFile(), "utf8")
+    .split("\n")
+    .find((l) => l.startsWith("API_TOKEN="));
   return line ? line.slice("API_TOKEN=".length).trim() : "";
 }
 
@@ -101,14 +107,17 @@ async function startServer({ name, command, args, port, logFile, readyPath }) {
   server.stop = () => stopServer(server);
   running.add(server);
   try {
-    await waitFor(async () => {
-      if (child.exitCode !== null) throw new Error(`${name} exited early (code ${child.exitCode}); see ${logFile}`);
-      try {
-        return (await fetch(`${server.url}${readyPath}`)).ok;
-      } catch {
-        return false; // not listening yet
-      }
-    }, { timeoutMs: 120_000, intervalMs: 250, what: `${name} to answer ${readyPath}` });
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`${name} exited early (code ${child.exitCode}); see ${logFile}`);
+        try {
+          return (await fetch(`${server.url}${readyPath}`)).ok;
+        } catch {
+          return false; // not listening yet
+        }
+      },
+      { timeoutMs: 120_000, intervalMs: 250, what: `${name} to answer ${readyPath}` },
+    );
   } catch (error) {
     await server.stop();
     throw error;

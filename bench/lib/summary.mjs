@@ -1,6 +1,15 @@
 // The human-readable table printed at the end of `npm run bench`.
 
-const fmt = (v) => (v === null || v === undefined ? "—" : typeof v === "number" ? (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2)) : String(v));
+const fmt = (v) =>
+  v === null || v === undefined
+    ? "—"
+    : typeof v === "number"
+      ? Math.abs(v) >= 100
+        ? v.toFixed(0)
+        : Math.abs(v) >= 10
+          ? v.toFixed(1)
+          : v.toFixed(2)
+      : String(v);
 
 function targetText(t) {
   if (!t) return "—";
@@ -24,10 +33,27 @@ export function renderSummary(sections) {
     }
     rows.push([`[${name}]`, "", "", "", "", ""]);
     for (const f of section.figures) {
-      rows.push([`  ${f.label}`, `${fmt(f.value)} ${f.unit}`, f.baseline === null ? "—" : `${fmt(f.baseline)} (${f.baseline_label})`, fmt(f.ratio), targetText(f.target), verdict(f)]);
+      rows.push([
+        `  ${f.label}`,
+        `${fmt(f.value)} ${f.unit}`,
+        f.baseline === null ? "—" : `${fmt(f.baseline)} (${f.baseline_label})`,
+        fmt(f.ratio),
+        targetText(f.target),
+        verdict(f),
+      ]);
     }
   }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
-  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line), "", "* target derived from the design, not given in the brief; — = none (informational)"].join("\n");
+  const line = (r) =>
+    r
+      .map((c, i) => c.padEnd(widths[i]))
+      .join("  ")
+      .trimEnd();
+  return [
+    line(header),
+    widths.map((w) => "-".repeat(w)).join("  "),
+    ...rows.map(line),
+    "",
+    "* target derived from the design, not given in the brief; — = none (informational)",
+  ].join("\n");
 }

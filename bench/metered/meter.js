@@ -44,12 +44,14 @@ function recordD1(entry, sql, meta) {
   state.d1.statements++;
   state.d1.rows_read += read;
   state.d1.rows_written += written;
-  const byEntry = (state.d1.by_entry[entry] ??= { statements: 0, rows_read: 0, rows_written: 0 });
+  state.d1.by_entry[entry] ??= { statements: 0, rows_read: 0, rows_written: 0 };
+  const byEntry = state.d1.by_entry[entry];
   byEntry.statements++;
   byEntry.rows_read += read;
   byEntry.rows_written += written;
   const key = `${entry} | ${sql.replace(/\s+/g, " ").trim().slice(0, 140)}`;
-  const byStatement = (state.d1.by_statement[key] ??= { statements: 0, rows_read: 0, rows_written: 0 });
+  state.d1.by_statement[key] ??= { statements: 0, rows_read: 0, rows_written: 0 };
+  const byStatement = state.d1.by_statement[key];
   byStatement.statements++;
   byStatement.rows_read += read;
   byStatement.rows_written += written;
@@ -99,7 +101,7 @@ function meteredD1(db, entry) {
     prepare: (sql) => new MeteredStatement(entry, sql, db.prepare(sql)),
     async batch(statements) {
       const results = await db.batch(statements.map((s) => (s instanceof MeteredStatement ? s.inner : s)));
-      results.forEach((result, i) => recordD1(entry, statements[i]?.sql ?? "?", result.meta));
+      for (const [i, result] of results.entries()) recordD1(entry, statements[i]?.sql ?? "?", result.meta);
       return results;
     },
     async exec(sql) {
@@ -161,7 +163,10 @@ const envCache = new WeakMap();
 /** The same env with metered DB, queues and Durable Object namespace; `entry` labels D1 use. */
 export function meterEnv(env, entry) {
   let byEntry = envCache.get(env);
-  if (!byEntry) envCache.set(env, (byEntry = new Map()));
+  if (!byEntry) {
+    byEntry = new Map();
+    envCache.set(env, byEntry);
+  }
   if (!byEntry.has(entry)) {
     byEntry.set(entry, {
       ...env,
@@ -184,7 +189,8 @@ export function meterStorage(storage) {
       return original(...args);
     };
   };
-  const keyCount = (first) => (Array.isArray(first) ? first.length : typeof first === "object" && first !== null ? Object.keys(first).length : 1);
+  const keyCount = (first) =>
+    Array.isArray(first) ? first.length : typeof first === "object" && first !== null ? Object.keys(first).length : 1;
   wrap("get", (keys) => (state.do_storage.keys_read += keyCount(keys)));
   wrap("put", (keys) => (state.do_storage.keys_written += keyCount(keys)));
   wrap("delete", (keys) => (state.do_storage.keys_deleted += keyCount(keys)));

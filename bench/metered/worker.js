@@ -6,6 +6,7 @@ import taskflare, { JobObject as TaskflareJobObject } from "../../src/index.ts";
 
 // Every other entry point (e.g. RPC entrypoints named in wrangler.toml), unchanged.
 export * from "../../src/index.ts";
+
 import { meter, meterBatch, meterEnv, meterStorage, tableRows } from "./meter.js";
 
 export class JobObject extends TaskflareJobObject {

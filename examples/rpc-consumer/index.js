@@ -5,7 +5,10 @@ export default {
     if (url.pathname === "/signup" && request.method === "POST") {
       const { email } = await request.json();
       const run = await env.TASKFLARE.enqueue(
-        { target: { type: "http", url: url.searchParams.get("hook") ?? "https://example.com/welcome", body: { email } }, retry: { max_attempts: 5 } },
+        {
+          target: { type: "http", url: url.searchParams.get("hook") ?? "https://example.com/welcome", body: { email } },
+          retry: { max_attempts: 5 },
+        },
         { idempotency_key: `welcome:${email}` },
       );
       return Response.json({ queued: run.id });

@@ -41,9 +41,16 @@ function niceMax(value: number): number {
 
 function axes(frame: ChartFrame, max: number): string {
   const s = scale(frame, max);
-  const ticks = [0, max / 2, max].map((v) => `<text class="tick" x="${PAD.left - 6}" y="${s.y(v) + 4}" text-anchor="end">${esc(formatTick(v))}</text><line class="grid" x1="${PAD.left}" x2="${frame.width - PAD.right}" y1="${s.y(v)}" y2="${s.y(v)}"/>`);
+  const ticks = [0, max / 2, max].map(
+    (v) =>
+      `<text class="tick" x="${PAD.left - 6}" y="${s.y(v) + 4}" text-anchor="end">${esc(formatTick(v))}</text><line class="grid" x1="${PAD.left}" x2="${frame.width - PAD.right}" y1="${s.y(v)}" y2="${s.y(v)}"/>`,
+  );
   const every = Math.max(1, Math.ceil(frame.labels.length / 6));
-  const xLabels = frame.labels.map((label, i) => (i % every === 0 ? `<text class="tick" x="${s.x(i)}" y="${frame.height - 6}" text-anchor="middle">${esc(label)}</text>` : "")).join("");
+  const xLabels = frame.labels
+    .map((label, i) =>
+      i % every === 0 ? `<text class="tick" x="${s.x(i)}" y="${frame.height - 6}" text-anchor="middle">${esc(label)}</text>` : "",
+    )
+    .join("");
   return ticks.join("") + xLabels;
 }
 
@@ -70,7 +77,13 @@ export function lineChart(frame: ChartFrame, series: Series[]): string {
       d += `${pen ? "L" : "M"}${s.x(i).toFixed(1)},${s.y(v).toFixed(1)}`;
       pen = true;
     });
-    const dots = serie.values.map((v, i) => (v === null ? "" : `<circle class="${serie.className}" cx="${s.x(i).toFixed(1)}" cy="${s.y(v).toFixed(1)}" r="2.5"><title>${esc(`${serie.name} ${frame.labels[i] ?? ""}: ${Math.round(v)} ${frame.unit}`)}</title></circle>`)).join("");
+    const dots = serie.values
+      .map((v, i) =>
+        v === null
+          ? ""
+          : `<circle class="${serie.className}" cx="${s.x(i).toFixed(1)}" cy="${s.y(v).toFixed(1)}" r="2.5"><title>${esc(`${serie.name} ${frame.labels[i] ?? ""}: ${Math.round(v)} ${frame.unit}`)}</title></circle>`,
+      )
+      .join("");
     return `<path class="line ${serie.className}" d="${d}" data-series="${esc(serie.name)}"/>${dots}`;
   });
   return `${frameOpen(frame)}${axes(frame, max)}${paths.join("")}</svg>`;

@@ -2,9 +2,9 @@ import { database } from "../db/client";
 import { DURATION_BUCKETS_MS } from "../db/schema";
 import type { Env } from "../env";
 import { lastHeartbeat } from "../heartbeat/state";
-import { listJobs, type JobRow } from "../jobs/store";
+import { type JobRow, listJobs } from "../jobs/store";
 import { quantileFromBuckets } from "../observe/histogram";
-import { combine, statsSince, type StatsRow } from "../observe/stats";
+import { combine, type StatsRow, statsSince } from "../observe/stats";
 import { resolvedTriggerOf } from "../scheduling/job-schedule";
 import { schedulerPaused } from "../scheduling/scheduler-state";
 import type { FireTime } from "../scheduling/trigger-schema";
@@ -105,5 +105,15 @@ export async function loadDashboard(env: Env, now = Date.now()): Promise<Dashboa
     row,
     nextFires: row.state === "active" ? previewFires(resolvedTriggerOf(row), now, 3).items : [],
   }));
-  return { now, paused, heartbeatAt, overall: combine(stats), perJob: new Map(stats.map((s) => [s.job_id, s])), hours, jobs, moreJobs: page.nextCursor !== null, failures };
+  return {
+    now,
+    paused,
+    heartbeatAt,
+    overall: combine(stats),
+    perJob: new Map(stats.map((s) => [s.job_id, s])),
+    hours,
+    jobs,
+    moreJobs: page.nextCursor !== null,
+    failures,
+  };
 }

@@ -1,8 +1,8 @@
 import { html, raw } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
 import type { JobRow } from "../jobs/store";
-import type { StatsRow } from "../observe/stats";
 import { quantileFromBuckets } from "../observe/histogram";
+import type { StatsRow } from "../observe/stats";
 import type { Trigger } from "../scheduling/trigger-schema";
 import { lineChart, rateBars, stackedBars } from "./charts";
 import type { DashboardData } from "./data";
@@ -15,7 +15,8 @@ const successRate = (s: StatsRow | undefined) => {
 };
 const pct = (rate: number | null) => (rate === null ? "–" : `${(rate * 100).toFixed(1)}%`);
 const ms = (value: number | null) => (value === null ? "–" : value >= 1000 ? `${(value / 1000).toFixed(2)} s` : `${Math.round(value)} ms`);
-const when = (at: number | null | undefined) => (at === null || at === undefined ? "–" : new Date(at).toISOString().replace("T", " ").slice(0, 19) + " UTC");
+const when = (at: number | null | undefined) =>
+  at === null || at === undefined ? "–" : `${new Date(at).toISOString().replace("T", " ").slice(0, 19)} UTC`;
 const hourLabel = (hour: number) => `${new Date(hour).toISOString().slice(11, 13)}h`;
 
 function describeTrigger(trigger: Trigger): string {

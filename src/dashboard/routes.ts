@@ -25,7 +25,10 @@ export const dashboardRoutes = new Hono<AppEnv>()
   .get("/dashboard", async (c) => {
     const flash = c.req.query("done");
     c.header("cache-control", "no-store");
-    c.header("content-security-policy", "default-src 'self'; style-src 'self'; img-src 'self' data:; script-src 'none'; form-action 'self'; frame-ancestors 'none'");
+    c.header(
+      "content-security-policy",
+      "default-src 'self'; style-src 'self'; img-src 'self' data:; script-src 'none'; form-action 'self'; frame-ancestors 'none'",
+    );
     return c.html(dashboardPage(await loadDashboard(c.env), flash));
   })
   .post("/dashboard/jobs/:id/:action{pause|resume|run}", async (c) => {

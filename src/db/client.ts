@@ -1,4 +1,4 @@
-import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
+import { type DrizzleD1Database, drizzle } from "drizzle-orm/d1";
 
 /** The Drizzle client over D1, with the raw binding for batches Drizzle cannot express. */
 export type Db = DrizzleD1Database & { $client: D1Database };

@@ -110,9 +110,7 @@ export const runs = sqliteTable(
 );
 
 /** Duration histogram bucket upper bounds in milliseconds (the last bucket is +Inf). */
-export const DURATION_BUCKETS_MS = [
-  10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000,
-] as const;
+export const DURATION_BUCKETS_MS = [10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000] as const;
 
 const bucketColumns = () => ({
   b0: integer("b0").notNull().default(0),

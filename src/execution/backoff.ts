@@ -85,14 +85,7 @@ function fullYear(twoDigits: number, nowMs: number): number {
   return year > nowYear + 50 ? year - 100 : year;
 }
 
-function utc(
-  year: number,
-  month: string | undefined,
-  day: number,
-  hour: number,
-  minute: number,
-  second: number,
-): number | undefined {
+function utc(year: number, month: string | undefined, day: number, hour: number, minute: number, second: number): number | undefined {
   const monthIndex = MONTHS.indexOf((month ?? "").toLowerCase());
   // 60 is a leap second, which Date cannot represent; count it as :59.
   if (monthIndex < 0 || hour > 23 || minute > 59 || second > 60) return undefined;

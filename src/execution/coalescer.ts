@@ -30,7 +30,7 @@ export class Coalescer<Item, Result> {
     this.timer = undefined;
     try {
       const results = await this.performAll(calls.map((c) => c.item));
-      calls.forEach((c, i) => c.resolve(results[i] as Result));
+      for (const [i, c] of calls.entries()) c.resolve(results[i] as Result);
     } catch (error) {
       if (calls.length === 1) {
         calls[0]?.reject(error);

@@ -3,8 +3,8 @@ import type { Env } from "../env";
 import { log } from "../log";
 import { markUndeliverable } from "../runs/store";
 import { processRunMessage } from "./executor";
-import { batchedRunIo } from "./run-io";
 import { onRunFinished } from "./finished";
+import { batchedRunIo } from "./run-io";
 
 export const DEAD_LETTER_QUEUE = "taskflare-dead-letter";
 
@@ -37,7 +37,13 @@ export async function consumeBatch(batch: MessageBatch<unknown>, env: Env): Prom
   );
   // One line per batch, not per run: at info a healthy flow costs a line per batch
   // (Workers Logs bills per line), and each run's history is in D1.
-  log("info", "queue_batch", { queue: batch.queue, messages: batch.messages.length, redelivered: retried, ended: io.ended, duration_ms: Date.now() - started });
+  log("info", "queue_batch", {
+    queue: batch.queue,
+    messages: batch.messages.length,
+    redelivered: retried,
+    ended: io.ended,
+    duration_ms: Date.now() - started,
+  });
 }
 
 /** A message that exhausted the queue's own retries: its run cannot be delivered, so it is dead. */

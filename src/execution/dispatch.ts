@@ -41,7 +41,11 @@ export async function dispatchRun(env: Env, run: Pick<RunRow, "id" | "attempt" |
 const MAX_SEND_BATCH = 100;
 
 /** dispatchRun for many runs: one sendBatch per queue. */
-export async function dispatchRuns(env: Env, runs: Pick<RunRow, "id" | "attempt" | "priority" | "availableAt">[], now: number): Promise<void> {
+export async function dispatchRuns(
+  env: Env,
+  runs: Pick<RunRow, "id" | "attempt" | "priority" | "availableAt">[],
+  now: number,
+): Promise<void> {
   const byQueue = new Map<Queue<unknown>, MessageSendRequest<RunMessage>[]>();
   for (const run of runs) {
     const queue = queueFor(env, run.priority);

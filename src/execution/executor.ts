@@ -1,18 +1,26 @@
 import { z } from "@hono/zod-openapi";
 import type { Env } from "../env";
 import { findHandler } from "../handlers";
-import { PermanentError, RetryableError, type HandlerContext } from "../handlers/registry";
-import { log } from "../log";
+import { type HandlerContext, PermanentError, RetryableError } from "../handlers/registry";
 import { hostOf } from "../hosts/guard-client";
 import type { GuardAnswer } from "../hosts/host-guard";
 import type { CallOutcome } from "../hosts/policy";
-import { EARLY_START_MS, expireRun, LEASE_GRACE_MS, reclaimExpiredLease, unclaimRun, type AttemptOutcome, type RunRow } from "../runs/store";
+import { log } from "../log";
+import {
+  type AttemptOutcome,
+  EARLY_START_MS,
+  expireRun,
+  LEASE_GRACE_MS,
+  type RunRow,
+  reclaimExpiredLease,
+  unclaimRun,
+} from "../runs/store";
 import { isFinal, type RunStatus } from "../runs/transitions";
 import { retryDelaySeconds } from "./backoff";
 import { dispatchRun } from "./dispatch";
 import { onRunFinished } from "./finished";
 import { batchedRunIo, type RunIo } from "./run-io";
-import { RetryPolicy, Target, type HttpTarget } from "./target-schema";
+import { type HttpTarget, RetryPolicy, Target } from "./target-schema";
 
 const RunMessage = z.object({ run_id: z.string().min(1).max(100), attempt: z.number().int().min(1), due_at: z.number().int().optional() });
 
@@ -75,7 +83,12 @@ function outcomeOf(run: RunRow, error: unknown, now: number): AttemptOutcome {
 }
 
 /** Runs the attempt a message names, if it is still due; safe to call twice for one message. */
-export async function processRunMessage(env: Env, body: unknown, io: RunIo = batchedRunIo(env), arrivedAt = Date.now()): Promise<Disposition> {
+export async function processRunMessage(
+  env: Env,
+  body: unknown,
+  io: RunIo = batchedRunIo(env),
+  arrivedAt = Date.now(),
+): Promise<Disposition> {
   const message = RunMessage.safeParse(body);
   if (!message.success) {
     log("warn", "queue_message_invalid", { body: JSON.stringify(body)?.slice(0, 200) });

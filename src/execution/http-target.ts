@@ -1,9 +1,9 @@
-import type { HttpTarget } from "./target-schema";
 import { PermanentError, RetryableError } from "../handlers/registry";
 import { excerpt } from "../runs/bounded";
 import { isRetryableStatus, parseRetryAfter } from "./backoff";
 import { signatureHeaders } from "./signing";
 import { checkTargetUrl } from "./ssrf";
+import type { HttpTarget } from "./target-schema";
 
 const MAX_REDIRECTS = 5;
 const RESPONSE_EXCERPT_BYTES = 4096;
@@ -107,7 +107,11 @@ export async function sendHttpTarget(target: HttpTarget, ctx: OutboundContext): 
     if (response.ok) return result;
     const detail = { status: response.status, body: text };
     if (isRetryableStatus(response.status)) {
-      throw new RetryableError(`target answered ${response.status}`, parseRetryAfter(response.headers.get("retry-after"), ctx.now()), detail);
+      throw new RetryableError(
+        `target answered ${response.status}`,
+        parseRetryAfter(response.headers.get("retry-after"), ctx.now()),
+        detail,
+      );
     }
     throw new PermanentError(`target answered ${response.status}`, { cause: detail });
   }

@@ -1,7 +1,7 @@
-import { database, type Db } from "../db/client";
+import { type Db, database } from "../db/client";
 import type { Env } from "../env";
-import type { GuardAnswer } from "../hosts/host-guard";
 import { hasFreePass, hostGuard, noteFreePass } from "../hosts/guard-client";
+import type { GuardAnswer } from "../hosts/host-guard";
 import type { CallOutcome } from "../hosts/policy";
 import type { AttemptOutcome, RunRow } from "../runs/store";
 import { claimRuns, finishAttempts, getRuns } from "../runs/store-batch";
@@ -39,7 +39,10 @@ export function batchedRunIo(env: Env): RunIo {
   const releases = new Map<string, Coalescer<{ runId: string; outcome: CallOutcome }, number | null>>();
   const perHost = <T>(map: Map<string, T>, host: string, make: () => T): T => {
     let value = map.get(host);
-    if (value === undefined) map.set(host, (value = make()));
+    if (value === undefined) {
+      value = make();
+      map.set(host, value);
+    }
     return value;
   };
   const ended: RunIo["ended"] = {};
@@ -55,15 +58,24 @@ export function batchedRunIo(env: Env): RunIo {
     },
     acquireHost: async (host, runId, now, holdMs) => {
       if (hasFreePass(host, now)) return FREE;
-      const answer = await perHost(acquires, host, () => new Coalescer((items: { runId: string; holdMs: number }[]) => hostGuard(env, host).acquireMany(host, items))).call({ runId, holdMs });
+      const answer = await perHost(
+        acquires,
+        host,
+        () => new Coalescer((items: { runId: string; holdMs: number }[]) => hostGuard(env, host).acquireMany(host, items)),
+      ).call({ runId, holdMs });
       noteFreePass(host, answer.freeUntil);
       return answer;
     },
     releaseHost: async (host, runId, outcome) => {
-      const freeUntil = await perHost(releases, host, () => new Coalescer(async (items: { runId: string; outcome: CallOutcome }[]) => {
-        const until = await hostGuard(env, host).releaseMany(items);
-        return items.map(() => until);
-      })).call({ runId, outcome });
+      const freeUntil = await perHost(
+        releases,
+        host,
+        () =>
+          new Coalescer(async (items: { runId: string; outcome: CallOutcome }[]) => {
+            const until = await hostGuard(env, host).releaseMany(items);
+            return items.map(() => until);
+          }),
+      ).call({ runId, outcome });
       noteFreePass(host, freeUntil);
     },
   };

@@ -23,13 +23,7 @@ export async function signatureHeaders(
   if (!Number.isSafeInteger(timestampSeconds) || timestampSeconds < 0) {
     throw new RangeError(`webhook timestamp must be whole unix seconds, got ${timestampSeconds}`);
   }
-  const key = await crypto.subtle.importKey(
-    "raw",
-    signingKeyBytes(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
+  const key = await crypto.subtle.importKey("raw", signingKeyBytes(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
   const timestamp = String(timestampSeconds);
   const signed = new TextEncoder().encode(`${messageId}.${timestamp}.${body}`);
   const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, signed));
@@ -42,9 +36,7 @@ export async function signatureHeaders(
 
 /** The HMAC key a configured secret stands for (see the module comment). */
 function signingKeyBytes(secret: string): Uint8Array {
-  const bytes = secret.startsWith(SECRET_PREFIX)
-    ? fromBase64(secret.slice(SECRET_PREFIX.length))
-    : new TextEncoder().encode(secret);
+  const bytes = secret.startsWith(SECRET_PREFIX) ? fromBase64(secret.slice(SECRET_PREFIX.length)) : new TextEncoder().encode(secret);
   // An empty key would sign with a value anyone can reproduce.
   if (bytes.length === 0) throw new TypeError("webhook signing secret is empty");
   return bytes;

@@ -85,6 +85,7 @@ const SIX_TO_FOUR = v6("2002::", 16, "a 6to4 address");
 
 /** Checks an outbound target URL; the refusal reason is written for a 400 message. */
 export function checkTargetUrl(raw: string, options: TargetCheckOptions): TargetCheck {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point.
   if (/[\u0000-\u001f\u007f]/.test(raw) || raw !== raw.trim()) {
     return refuse("target URL contains control characters or surrounding whitespace");
   }
@@ -108,7 +109,10 @@ export function checkTargetUrl(raw: string, options: TargetCheckOptions): Target
 /** True when an IP literal (resolved address or redirect hop) is not publicly routable; false for non-IPs. */
 export function isPrivateAddress(ip: string): boolean {
   // Drop brackets and a zone id (fe80::1%eth0): a zone only exists on-link.
-  const bare = ip.trim().replace(/^\[(.*)\]$/, "$1").replace(/%.*$/, "");
+  const bare = ip
+    .trim()
+    .replace(/^\[(.*)\]$/, "$1")
+    .replace(/%.*$/, "");
   // Only IP literal characters, so "evil@127.0.0.1" or "host:port" are not parsed as URLs.
   if (!/^[0-9a-fx.:]+$/i.test(bare)) return false;
   let hostname: string;

@@ -1,5 +1,5 @@
 import { database } from "../db/client";
-import { readConfig, type Env } from "../env";
+import { type Env, readConfig } from "../env";
 import { lastHeartbeat } from "../heartbeat/state";
 import { jobObject } from "../jobs/present";
 import { overdueJobs } from "../jobs/store";
@@ -69,7 +69,9 @@ export function readinessChecks(env: Env, now: () => number = Date.now, verbose 
         return {
           status: "warn",
           observedValue: overdue.length,
-          output: verbose ? `no success within expect_success_within: ${ids.join(", ")}` : `${overdue.length} job(s) past their success deadline (?verbose=1 names them)`,
+          output: verbose
+            ? `no success within expect_success_within: ${ids.join(", ")}`
+            : `${overdue.length} job(s) past their success deadline (?verbose=1 names them)`,
         };
       },
     },

@@ -57,7 +57,9 @@ export async function runHealthChecks(checks: HealthCheck[], now: () => Date = (
     const outcome = outcomes[i] ?? { status: "fail", output: "no outcome" };
     const effective: HealthStatus = outcome.status === "fail" && !check.critical ? "warn" : outcome.status;
     if (rank[effective] > rank[status]) status = effective;
-    report[check.name] = [{ componentName: check.name.split(":")[0] ?? check.name, ...outcome, status: effective, time: now().toISOString() }];
+    report[check.name] = [
+      { componentName: check.name.split(":")[0] ?? check.name, ...outcome, status: effective, time: now().toISOString() },
+    ];
   });
   return { status, checks: report };
 }

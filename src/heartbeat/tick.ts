@@ -10,8 +10,8 @@ import { log } from "../log";
 import { createRun } from "../runs/create";
 import { overdueRuns, reclaimExpiredLease, requeueStaleRun } from "../runs/store";
 import { isFinal, type RunStatus } from "../runs/transitions";
-import { HEARTBEAT_CRON, staticSchedules } from "./static-schedules";
 import { recordHeartbeat } from "./state";
+import { HEARTBEAT_CRON, staticSchedules } from "./static-schedules";
 
 /** A job this late past the time its JobObject promised to report in (jobs.next_run_at) has lost its alarm. */
 const LATE_JOB_MS = 60_000;
@@ -26,7 +26,8 @@ const BATCH = 100;
  * the number of late jobs and runs (indexed scans), not with all jobs.
  */
 export async function runHeartbeat(env: Env, scheduledTime: number, cron = HEARTBEAT_CRON, now = Date.now()): Promise<void> {
-  for (const schedule of staticSchedules.filter((s) => s.cron === cron)) await fireStaticSchedule(env, schedule.cron, schedule.target, scheduledTime);
+  for (const schedule of staticSchedules.filter((s) => s.cron === cron))
+    await fireStaticSchedule(env, schedule.cron, schedule.target, scheduledTime);
   if (cron !== HEARTBEAT_CRON) return;
   const db = database(env.DB);
   await recordHeartbeat(db, scheduledTime, now);
@@ -64,7 +65,16 @@ async function eachIsolated<T extends { id: string }>(items: T[], what: string, 
 
 async function fireStaticSchedule(env: Env, cron: string, target: StaticTarget, scheduledTime: number): Promise<void> {
   // The fire slot gives the run its id, so a duplicated Cron Trigger invocation creates no second run.
-  await createRun(env, { target, dueAt: scheduledTime, priority: "default", retry: undefined, timeoutSeconds: 600, requestId: null, jobId: `static:${cron}`, fireSlot: scheduledTime });
+  await createRun(env, {
+    target,
+    dueAt: scheduledTime,
+    priority: "default",
+    retry: undefined,
+    timeoutSeconds: 600,
+    requestId: null,
+    jobId: `static:${cron}`,
+    fireSlot: scheduledTime,
+  });
 }
 type StaticTarget = (typeof staticSchedules)[number]["target"];
 
@@ -73,8 +83,18 @@ async function rearmLateJobs(env: Env, now: number): Promise<number> {
   const db = database(env.DB);
   // Two range scans on (state, next_run_at): an OR of both conditions would scan every active job.
   const [unknown, overdue] = await Promise.all([
-    db.select().from(jobs).where(and(eq(jobs.state, "active"), isNull(jobs.nextRunAt))).limit(BATCH).all(),
-    db.select().from(jobs).where(and(eq(jobs.state, "active"), lt(jobs.nextRunAt, now - LATE_JOB_MS))).limit(BATCH).all(),
+    db
+      .select()
+      .from(jobs)
+      .where(and(eq(jobs.state, "active"), isNull(jobs.nextRunAt)))
+      .limit(BATCH)
+      .all(),
+    db
+      .select()
+      .from(jobs)
+      .where(and(eq(jobs.state, "active"), lt(jobs.nextRunAt, now - LATE_JOB_MS)))
+      .limit(BATCH)
+      .all(),
   ]);
   const late = [...unknown, ...overdue];
   return eachIsolated(late, "job", (job) => jobObject(env, job.id).ensureArmed(job));

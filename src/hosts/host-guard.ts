@@ -1,7 +1,16 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
 import { log, useLogLevel } from "../log";
-import { acquire, DEFAULT_POLICY, INITIAL_STATE, release, type CallOutcome, type DeferReason, type HostPolicy, type HostState } from "./policy";
+import {
+  acquire,
+  type CallOutcome,
+  DEFAULT_POLICY,
+  type DeferReason,
+  type HostPolicy,
+  type HostState,
+  INITIAL_STATE,
+  release,
+} from "./policy";
 
 const COUNT_WRITE_INTERVAL_MS = 5_000;
 /**
@@ -20,6 +29,7 @@ export interface GuardAnswer {
   message: string | null;
   freeUntil: number | null;
 }
+
 import type { HostStatus } from "./schema";
 
 /**
@@ -83,7 +93,11 @@ export class HostGuard extends DurableObject<Env> {
     if (this.decidesOnState() || counted) await this.ctx.storage.put("state", this.state);
     await this.flushCounts();
     if (this.state.circuit !== before) {
-      log(this.state.circuit === "open" ? "warn" : "info", "host_circuit", { host: this.host, circuit: this.state.circuit, failures: this.state.failures });
+      log(this.state.circuit === "open" ? "warn" : "info", "host_circuit", {
+        host: this.host,
+        circuit: this.state.circuit,
+        failures: this.state.failures,
+      });
       await this.mirror(now);
     }
     return this.freeUntil(now);

@@ -27,11 +27,21 @@ export interface HostState {
   reserved: { at: number; runId: string }[];
 }
 
-export const INITIAL_STATE: HostState = { circuit: "closed", failures: 0, openedAt: null, probe: null, inFlight: {}, grants: [], reserved: [] };
+export const INITIAL_STATE: HostState = {
+  circuit: "closed",
+  failures: 0,
+  openedAt: null,
+  probe: null,
+  inFlight: {},
+  grants: [],
+  reserved: [],
+};
 
 export type DeferReason = "circuit_open" | "probe_in_flight" | "max_concurrency" | "rate_limit";
 
-export type Acquire = { allowed: true; state: HostState } | { allowed: false; until: number; reason: DeferReason; message: string; state: HostState };
+export type Acquire =
+  | { allowed: true; state: HostState }
+  | { allowed: false; until: number; reason: DeferReason; message: string; state: HostState };
 
 /** A run that is due within this much of its reserved slot may start. */
 const SLOT_TOLERANCE_MS = 1_000;
@@ -70,11 +80,17 @@ export function acquire(current: HostState, policy: HostPolicy, runId: string, n
 
   if (state.circuit === "open") {
     const reopensAt = (state.openedAt ?? now) + policy.cooldown * 1000;
-    if (now < reopensAt) return defer(reopensAt, "circuit_open", `circuit open for ${host} after ${state.failures} consecutive failures; next probe at ${new Date(reopensAt).toISOString()}`);
+    if (now < reopensAt)
+      return defer(
+        reopensAt,
+        "circuit_open",
+        `circuit open for ${host} after ${state.failures} consecutive failures; next probe at ${new Date(reopensAt).toISOString()}`,
+      );
     state = { ...state, circuit: "half_open", probe: null };
   }
   if (state.circuit === "half_open") {
-    if (state.probe && state.probe.runId !== runId) return defer(now + RETRY_SOON_MS * 2, "probe_in_flight", `circuit half-open for ${host}: waiting for the probe run to succeed`);
+    if (state.probe && state.probe.runId !== runId)
+      return defer(now + RETRY_SOON_MS * 2, "probe_in_flight", `circuit half-open for ${host}: waiting for the probe run to succeed`);
     state = { ...state, probe: { runId, expires: now + holdMs } };
   }
   if (policy.max_concurrency !== undefined && Object.keys(state.inFlight).length >= policy.max_concurrency) {

@@ -5,7 +5,10 @@ import { hostGuard, noteFreePass } from "./guard-client";
 import { HostName, HostPolicyInput, HostStatus } from "./schema";
 
 const Params = z.object({ host: HostName });
-const status = { 200: { description: "The host's policy and circuit state", content: { "application/json": { schema: HostStatus } } }, ...errorResponses };
+const status = {
+  200: { description: "The host's policy and circuit state", content: { "application/json": { schema: HostStatus } } },
+  ...errorResponses,
+};
 
 const put = createRoute({
   method: "put",
@@ -15,7 +18,14 @@ const put = createRoute({
   request: { params: Params, body: { required: true, content: { "application/json": { schema: HostPolicyInput } } } },
   responses: status,
 });
-const get = createRoute({ method: "get", path: "/hosts/{host}", tags: ["hosts"], summary: "A host's guard: policy, circuit, in-flight runs", request: { params: Params }, responses: status });
+const get = createRoute({
+  method: "get",
+  path: "/hosts/{host}",
+  tags: ["hosts"],
+  summary: "A host's guard: policy, circuit, in-flight runs",
+  request: { params: Params },
+  responses: status,
+});
 
 /** Per-host guards for outbound HTTP runs. */
 export const hostRoutes = openApiApp()

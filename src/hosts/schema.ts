@@ -12,7 +12,13 @@ export const HostName = z
 export const HostPolicyInput = z
   .strictObject({
     failure_threshold: z.number().int().min(1).max(1000).default(5).openapi({ description: "Consecutive failures that open the circuit" }),
-    cooldown: z.number().int().min(1).max(86_400).default(30).openapi({ description: "Seconds the circuit stays open before one probe is let through" }),
+    cooldown: z
+      .number()
+      .int()
+      .min(1)
+      .max(86_400)
+      .default(30)
+      .openapi({ description: "Seconds the circuit stays open before one probe is let through" }),
     rate_limit: z.strictObject({ requests: z.number().int().min(1).max(100_000), period: z.number().int().min(1).max(86_400) }).optional(),
     max_concurrency: z.number().int().min(1).max(1000).optional(),
   })

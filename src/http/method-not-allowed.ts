@@ -21,9 +21,7 @@ function compile(path: string): RegExp {
 export function allowedMethods(app: Hono<AppEnv>): (path: string) => string[] {
   let patterns: RoutePattern[] | undefined;
   return (path) => {
-    patterns ??= app.routes
-      .filter((r) => r.method !== "ALL")
-      .map((r) => ({ pattern: compile(r.path), method: r.method.toUpperCase() }));
+    patterns ??= app.routes.filter((r) => r.method !== "ALL").map((r) => ({ pattern: compile(r.path), method: r.method.toUpperCase() }));
     const methods = new Set(patterns.filter((p) => p.pattern.test(path)).map((p) => p.method));
     if (methods.has("GET")) methods.add("HEAD");
     return [...methods].sort();

@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { HttpTarget, Priority, RetryPolicy, Target, Timeout } from "../execution/target-schema";
-import { FreeJson } from "../schemas/json";
 import { FireTime, schedulingFields, Trigger } from "../scheduling/trigger-schema";
+import { FreeJson } from "../schemas/json";
 
 /** A job id: a slug the user chooses (or one is generated). */
 export const JobId = z
@@ -19,8 +19,20 @@ export const JobAlerts = z
   .strictObject({
     target: HttpTarget,
     on_dead: z.boolean().default(true).openapi({ description: "Alert when a run ends dead" }),
-    after_consecutive_failures: z.number().int().min(1).max(1000).optional().openapi({ description: "Alert after N failed, dead or missed runs in a row" }),
-    expect_success_within: z.number().int().min(60).max(31_536_000).optional().openapi({ description: "Dead-man's switch: alert when no run succeeded for this many seconds" }),
+    after_consecutive_failures: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .optional()
+      .openapi({ description: "Alert after N failed, dead or missed runs in a row" }),
+    expect_success_within: z
+      .number()
+      .int()
+      .min(60)
+      .max(31_536_000)
+      .optional()
+      .openapi({ description: "Dead-man's switch: alert when no run succeeded for this many seconds" }),
   })
   .openapi("JobAlerts");
 export type JobAlerts = z.infer<typeof JobAlerts>;
@@ -32,7 +44,13 @@ const jobFields = {
   ...schedulingFields,
   max_instances: z.number().int().min(1).max(100).default(1),
   coalesce: z.boolean().default(true),
-  misfire_grace_time: z.number().int().min(1).max(31_536_000).nullable().default(DEFAULT_MISFIRE_GRACE_SECONDS)
+  misfire_grace_time: z
+    .number()
+    .int()
+    .min(1)
+    .max(31_536_000)
+    .nullable()
+    .default(DEFAULT_MISFIRE_GRACE_SECONDS)
     .openapi({ description: "Seconds a fire may be late and still run; null for no limit" }),
   retry: RetryPolicy.optional(),
   timeout: Timeout.optional(),
@@ -40,7 +58,9 @@ const jobFields = {
   paused: z.boolean().default(false),
   alerts: JobAlerts.optional(),
   tags: z.array(z.string().min(1).max(64)).max(20).optional(),
-  metadata: z.record(z.string().max(64), FreeJson).optional()
+  metadata: z
+    .record(z.string().max(64), FreeJson)
+    .optional()
     .refine((m) => m === undefined || JSON.stringify(m).length <= 16_384, "metadata is larger than 16 KiB"),
 };
 
@@ -57,7 +77,11 @@ function checkWindow(job: { trigger: Trigger; start_date?: string; end_date?: st
 /** Body of `PUT /v1/jobs/:id` (the id is in the path). */
 export const JobDefinition = z.object(jobFields).strict().superRefine(checkWindow).openapi("JobDefinition");
 /** Body of `POST /v1/jobs`. */
-export const JobCreate = z.object({ id: JobId.optional(), ...jobFields }).strict().superRefine(checkWindow).openapi("JobCreate");
+export const JobCreate = z
+  .object({ id: JobId.optional(), ...jobFields })
+  .strict()
+  .superRefine(checkWindow)
+  .openapi("JobCreate");
 /** Body of `PATCH /v1/jobs/:id`: any subset; a new trigger reschedules. */
 export const JobPatch = z
   .object({

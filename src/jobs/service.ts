@@ -1,5 +1,5 @@
 import { database } from "../db/client";
-import { readConfig, type Env } from "../env";
+import { type Env, readConfig } from "../env";
 import { ApiError } from "../errors";
 import { validateTarget } from "../execution/validate-target";
 import { newId } from "../ids";
@@ -7,7 +7,7 @@ import { cancelPendingRunsOfJob, type RunRow } from "../runs/store";
 import type { RunNowResult } from "../scheduling/job-object";
 import { jobObject } from "./present";
 import { JobDefinition, type JobPatch } from "./schema";
-import { definitionOf, deleteJob, getJob, insertJob, updateJob, upsertJob, type JobRow, type JobView } from "./store";
+import { definitionOf, deleteJob, getJob, insertJob, type JobRow, type JobView, updateJob, upsertJob } from "./store";
 
 /**
  * What the jobs API does, callable from HTTP routes, the dashboard and the

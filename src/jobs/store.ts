@@ -1,4 +1,4 @@
-import { and, asc, eq, getTableColumns, gt, like, lt, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, getTableColumns, gt, like, lt, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { jobs } from "../db/schema";
 import type { JobDefinition } from "./schema";
@@ -14,7 +14,9 @@ export type JobView = JobRow & { lastRunAt: number | null };
 const jobView = {
   ...getTableColumns(jobs),
   // "jobs"."id" spelled out: Drizzle writes a column in a selection unqualified, which here would mean r.id.
-  lastRunAt: sql<number | null>`(SELECT r.scheduled_for FROM runs r WHERE r.job_id = "jobs"."id" AND r.status NOT IN ('missed', 'skipped') ORDER BY r.scheduled_for DESC LIMIT 1)`,
+  lastRunAt: sql<
+    number | null
+  >`(SELECT r.scheduled_for FROM runs r WHERE r.job_id = "jobs"."id" AND r.status NOT IN ('missed', 'skipped') ORDER BY r.scheduled_for DESC LIMIT 1)`,
 };
 
 const toMs = (iso: string | undefined) => (iso === undefined ? null : Date.parse(iso));
@@ -94,7 +96,10 @@ export async function upsertJob(db: Db, id: string, def: JobDefinition, now: num
   const [row] = await db
     .insert(jobs)
     .values({ id, ...columns, successDeadlineAt: firstDeadline(def, now), version: 1, createdAt: now, updatedAt: now })
-    .onConflictDoUpdate({ target: jobs.id, set: { ...columns, ...deadlineColumn(def, now), nextRunAt: null, version: sql`${jobs.version} + 1`, updatedAt: now } })
+    .onConflictDoUpdate({
+      target: jobs.id,
+      set: { ...columns, ...deadlineColumn(def, now), nextRunAt: null, version: sql`${jobs.version} + 1`, updatedAt: now },
+    })
     .returning(jobView);
   if (!row) throw new Error("upsert returned no row");
   return { row, created: row.version === 1 };
@@ -149,13 +154,15 @@ export async function recordSuccessDeadline(db: Db, id: string, deadline: number
 
 /** Active jobs whose success deadline has passed (the heartbeat's dead-man's switch); uses a partial index. */
 export async function overdueJobs(db: Db, now: number, limit: number): Promise<JobRow[]> {
-  return db
-    .select()
-    .from(jobs)
-    // The unary + keeps SQLite from scanning every active job on the (state, next_run_at) index.
-    .where(and(lt(jobs.successDeadlineAt, now), sql`+${jobs.state} = 'active'`))
-    .limit(limit)
-    .all();
+  return (
+    db
+      .select()
+      .from(jobs)
+      // The unary + keeps SQLite from scanning every active job on the (state, next_run_at) index.
+      .where(and(lt(jobs.successDeadlineAt, now), sql`+${jobs.state} = 'active'`))
+      .limit(limit)
+      .all()
+  );
 }
 
 /**

@@ -19,29 +19,48 @@ export async function renderMetrics(env: Env, now = Date.now()): Promise<string>
     statsSince(db, 0),
     d1.prepare("SELECT state, count(*) AS n FROM jobs GROUP BY state").all<{ state: string; n: number }>(),
     // finished_at IS NULL lets runs_pending_idx (unfinished runs only) serve the count.
-    d1.prepare("SELECT status, count(*) AS n FROM runs WHERE finished_at IS NULL AND status IN ('scheduled','queued','running','retrying') GROUP BY status").all<{ status: string; n: number }>(),
-    d1.prepare("SELECT count(*) AS n FROM jobs WHERE state = 'active' AND next_run_at < ?").bind(now - LATE_JOB_MS).first<{ n: number }>(),
+    d1
+      .prepare(
+        "SELECT status, count(*) AS n FROM runs WHERE finished_at IS NULL AND status IN ('scheduled','queued','running','retrying') GROUP BY status",
+      )
+      .all<{ status: string; n: number }>(),
+    d1
+      .prepare("SELECT count(*) AS n FROM jobs WHERE state = 'active' AND next_run_at < ?")
+      .bind(now - LATE_JOB_MS)
+      .first<{ n: number }>(),
     lastHeartbeat(db),
-    d1.prepare("SELECT host, circuit, consecutive_failures, deferred_circuit, deferred_concurrency, deferred_rate_limit FROM host_guards ORDER BY host LIMIT 1000").all<{
-      host: string;
-      circuit: string;
-      consecutive_failures: number;
-      deferred_circuit: number;
-      deferred_concurrency: number;
-      deferred_rate_limit: number;
-    }>(),
+    d1
+      .prepare(
+        "SELECT host, circuit, consecutive_failures, deferred_circuit, deferred_concurrency, deferred_rate_limit FROM host_guards ORDER BY host LIMIT 1000",
+      )
+      .all<{
+        host: string;
+        circuit: string;
+        consecutive_failures: number;
+        deferred_circuit: number;
+        deferred_concurrency: number;
+        deferred_rate_limit: number;
+      }>(),
   ]);
   const out = new MetricsWriter();
   out.family("taskflare_runs_total", "counter", "Finished runs by job and outcome.");
-  for (const row of stats) for (const outcome of OUTCOMES) out.sample("taskflare_runs_total", { job: jobLabel(row.job_id), outcome }, row[outcome]);
+  for (const row of stats)
+    for (const outcome of OUTCOMES) out.sample("taskflare_runs_total", { job: jobLabel(row.job_id), outcome }, row[outcome]);
   out.family("taskflare_run_duration_seconds", "histogram", "Duration of finished runs' last attempt.");
   const bounds = DURATION_BUCKETS_MS.map((ms) => ms / 1000);
-  for (const row of stats) out.histogram("taskflare_run_duration_seconds", { job: jobLabel(row.job_id) }, bounds, row.buckets, row.duration_sum_ms / 1000);
+  for (const row of stats)
+    out.histogram("taskflare_run_duration_seconds", { job: jobLabel(row.job_id) }, bounds, row.buckets, row.duration_sum_ms / 1000);
   out.family("taskflare_jobs", "gauge", "Jobs by state.");
-  for (const state of ["active", "paused", "finished"]) out.sample("taskflare_jobs", { state }, jobStates.results.find((r) => r.state === state)?.n ?? 0);
+  for (const state of ["active", "paused", "finished"])
+    out.sample("taskflare_jobs", { state }, jobStates.results.find((r) => r.state === state)?.n ?? 0);
   out.family("taskflare_runs_in_flight", "gauge", "Runs not yet finished, by status.");
-  for (const status of ["scheduled", "queued", "running", "retrying"]) out.sample("taskflare_runs_in_flight", { status }, runStates.results.find((r) => r.status === status)?.n ?? 0);
-  out.family("taskflare_jobs_late", "gauge", "Active jobs more than a minute past the time their JobObject promised to report in (a lost alarm).");
+  for (const status of ["scheduled", "queued", "running", "retrying"])
+    out.sample("taskflare_runs_in_flight", { status }, runStates.results.find((r) => r.status === status)?.n ?? 0);
+  out.family(
+    "taskflare_jobs_late",
+    "gauge",
+    "Active jobs more than a minute past the time their JobObject promised to report in (a lost alarm).",
+  );
   out.sample("taskflare_jobs_late", {}, late?.n ?? 0);
   out.family("taskflare_heartbeat_age_seconds", "gauge", "Seconds since the last heartbeat tick (NaN before the first).");
   out.sample("taskflare_heartbeat_age_seconds", {}, heartbeat === undefined ? NaN : Math.max(0, (now - heartbeat) / 1000));

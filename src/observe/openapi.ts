@@ -1,6 +1,6 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
-import { TaskBatchItem } from "../tasks/schema";
 import type { AppEnv } from "../http/types";
+import { TaskBatchItem } from "../tasks/schema";
 import { docsPage } from "./docs";
 
 const DOCUMENT_CONFIG = {

@@ -4,13 +4,15 @@ import { ApiError } from "../errors";
 import { openApiApp } from "../http/openapi-app";
 import { JobId } from "../jobs/schema";
 import { getJob } from "../jobs/store";
-import { ErrorEnvelope, errorResponses } from "../schemas/common";
 import { upcomingFire } from "../scheduling/job-schedule";
 import { IsoDateTime } from "../scheduling/trigger-schema";
+import { ErrorEnvelope, errorResponses } from "../schemas/common";
 import { combine, JobStats, presentStats, statsSince } from "./stats";
 
 const DAY_MS = 86_400_000;
-const Window = z.object({ since: IsoDateTime.optional().openapi({ description: "Start of the window (default: 24 hours ago); counted in whole hours" }) });
+const Window = z.object({
+  since: IsoDateTime.optional().openapi({ description: "Start of the window (default: 24 hours ago); counted in whole hours" }),
+});
 const StatsReport = z.object({ since: z.string(), overall: JobStats, jobs: z.array(JobStats) }).openapi("StatsReport");
 
 const all = createRoute({

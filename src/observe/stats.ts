@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
-import { DURATION_BUCKETS_MS } from "../db/schema";
 import type { Db } from "../db/client";
+import { DURATION_BUCKETS_MS } from "../db/schema";
 import type { JobSchedule } from "../scheduling/job-schedule";
 import { quantileFromBuckets } from "./histogram";
 
@@ -37,7 +37,9 @@ export async function statsSince(db: Db, sinceMs: number, jobId?: string): Promi
       FROM job_stats WHERE hour >= ?${jobId === undefined ? "" : " AND job_id = ?"} GROUP BY job_id
     ) s LEFT JOIN jobs j ON j.id = s.job_id ORDER BY s.job_id`;
   const statement = db.$client.prepare(sql);
-  const { results } = await (jobId === undefined ? statement.bind(hour) : statement.bind(hour, jobId)).all<Record<string, number | string | null>>();
+  const { results } = await (jobId === undefined ? statement.bind(hour) : statement.bind(hour, jobId)).all<
+    Record<string, number | string | null>
+  >();
   return results.map((r) => ({
     job_id: String(r.job_id),
     ...(Object.fromEntries(OUTCOMES.map((o) => [o, Number(r[o] ?? 0)])) as Record<(typeof OUTCOMES)[number], number>),
@@ -90,18 +92,36 @@ const round = (n: number | null) => (n === null ? null : Math.round(n * 10) / 10
 
 /** Sums several rows into one (the overall figure). */
 export function combine(rows: StatsRow[]): StatsRow {
-  const zero: StatsRow = { job_id: "", succeeded: 0, failed: 0, dead: 0, cancelled: 0, missed: 0, skipped: 0, expired: 0, duration_count: 0, duration_sum_ms: 0, buckets: new Array<number>(BUCKETS).fill(0), last_run_id: null, last_status: null, last_finished_at: null, schedule: null };
-  return rows.reduce((acc, r) => {
-    const later = (r.last_finished_at ?? 0) > (acc.last_finished_at ?? 0);
-    return {
-      ...acc,
-      ...Object.fromEntries(OUTCOMES.map((o) => [o, acc[o] + r[o]])),
-      duration_count: acc.duration_count + r.duration_count,
-      duration_sum_ms: acc.duration_sum_ms + r.duration_sum_ms,
-      buckets: acc.buckets.map((b, i) => b + (r.buckets[i] ?? 0)),
-      ...(later ? { last_run_id: r.last_run_id, last_status: r.last_status, last_finished_at: r.last_finished_at } : {}),
-    };
-  }, zero);
+  const zero: StatsRow = {
+    job_id: "",
+    succeeded: 0,
+    failed: 0,
+    dead: 0,
+    cancelled: 0,
+    missed: 0,
+    skipped: 0,
+    expired: 0,
+    duration_count: 0,
+    duration_sum_ms: 0,
+    buckets: new Array<number>(BUCKETS).fill(0),
+    last_run_id: null,
+    last_status: null,
+    last_finished_at: null,
+    schedule: null,
+  };
+  const total = { ...zero, buckets: [...zero.buckets] };
+  for (const r of rows) {
+    for (const o of OUTCOMES) total[o] += r[o];
+    total.duration_count += r.duration_count;
+    total.duration_sum_ms += r.duration_sum_ms;
+    total.buckets = total.buckets.map((b, i) => b + (r.buckets[i] ?? 0));
+    if ((r.last_finished_at ?? 0) > (total.last_finished_at ?? 0)) {
+      total.last_run_id = r.last_run_id;
+      total.last_status = r.last_status;
+      total.last_finished_at = r.last_finished_at;
+    }
+  }
+  return total;
 }
 
 /** The wire shape of one job's (or the overall) statistics. */
@@ -110,7 +130,16 @@ export function presentStats(row: StatsRow, jobId: string | null, nextRunAt: num
   const judged = row.succeeded + row.failed + row.dead;
   return {
     job_id: jobId,
-    runs: { total, succeeded: row.succeeded, failed: row.failed, dead: row.dead, cancelled: row.cancelled, missed: row.missed, skipped: row.skipped, expired: row.expired },
+    runs: {
+      total,
+      succeeded: row.succeeded,
+      failed: row.failed,
+      dead: row.dead,
+      cancelled: row.cancelled,
+      missed: row.missed,
+      skipped: row.skipped,
+      expired: row.expired,
+    },
     success_rate: judged === 0 ? null : Math.round((row.succeeded / judged) * 10_000) / 10_000,
     duration_ms: {
       mean: row.duration_count === 0 ? null : round(row.duration_sum_ms / row.duration_count),

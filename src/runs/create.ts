@@ -1,11 +1,11 @@
 import { database } from "../db/client";
 import type { Env } from "../env";
 import { dispatchRuns } from "../execution/dispatch";
-import { RetryPolicy, type HttpTarget, type Priority, type Target } from "../execution/target-schema";
+import { type HttpTarget, type Priority, RetryPolicy, type Target } from "../execution/target-schema";
 import { fireRunId, newId } from "../ids";
 import { log } from "../log";
-import { insertFinalRun, insertFireRun, type Companion, type NewRun, type RunRow } from "./store";
-import { insertRuns, type InsertResult } from "./store-batch";
+import { type Companion, insertFinalRun, insertFireRun, type NewRun, type RunRow } from "./store";
+import { type InsertResult, insertRuns } from "./store-batch";
 
 export interface RunSpec {
   target: Target;
@@ -48,7 +48,11 @@ export async function createRuns(env: Env, specs: RunSpec[], now = Date.now()): 
   if (specs.length === 0) return [];
   const values = await Promise.all(specs.map((spec) => newRunValues(spec, now)));
   const results = await insertRuns(database(env.DB), values);
-  await sendFirstMessages(env, results.flatMap((r) => ("run" in r && r.created ? [r.run] : [])), now);
+  await sendFirstMessages(
+    env,
+    results.flatMap((r) => ("run" in r && r.created ? [r.run] : [])),
+    now,
+  );
   return results;
 }
 

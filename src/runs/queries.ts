@@ -1,4 +1,4 @@
-import { and, desc, eq, gte, isNull, lt, sql, type SQL } from "drizzle-orm";
+import { and, desc, eq, gte, isNull, lt, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { runs } from "../db/schema";
 import { newId } from "../ids";
@@ -24,7 +24,8 @@ const idAt = (ms: number) => newId("run", ms).slice(0, "run_".length + 10);
  * rather than every run in id order. Other final statuses are common: id order serves them best.
  */
 function statusFilter(status: string): SQL[] {
-  if (status === "failed" || status === "dead") return [sql`unlikely(${runs.status} = ${status})`, sql`${runs.status} IN ('failed', 'dead')`];
+  if (status === "failed" || status === "dead")
+    return [sql`unlikely(${runs.status} = ${status})`, sql`${runs.status} IN ('failed', 'dead')`];
   if (!isFinal(status as RunStatus)) return [sql`unlikely(${runs.status} = ${status})`, isNull(runs.finishedAt)];
   return [eq(runs.status, status)];
 }

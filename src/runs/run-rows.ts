@@ -1,4 +1,4 @@
-import { getTableColumns, type Column } from "drizzle-orm";
+import { type Column, getTableColumns } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { runs } from "../db/schema";
 import { log } from "../log";
@@ -14,8 +14,21 @@ import type { RunStatus } from "./transitions";
 const ROUTINE: ReadonlySet<string> = new Set<RunStatus>(["scheduled", "queued", "running", "succeeded"]);
 
 /** The one log line of a run's status change. */
-export function logChange(run: Pick<RunRow, "id" | "jobId" | "requestId" | "attempt">, from: string, to: RunStatus, extra: Record<string, unknown> = {}) {
-  log(ROUTINE.has(to) ? "debug" : "info", "run_state", { run_id: run.id, job_id: run.jobId, request_id: run.requestId, attempt: run.attempt, from, to, ...extra });
+export function logChange(
+  run: Pick<RunRow, "id" | "jobId" | "requestId" | "attempt">,
+  from: string,
+  to: RunStatus,
+  extra: Record<string, unknown> = {},
+) {
+  log(ROUTINE.has(to) ? "debug" : "info", "run_state", {
+    run_id: run.id,
+    job_id: run.jobId,
+    request_id: run.requestId,
+    attempt: run.attempt,
+    from,
+    to,
+    ...extra,
+  });
 }
 
 /** The runs table's columns by property name: the one map between Drizzle's row shape and raw SQL. */

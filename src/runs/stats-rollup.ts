@@ -39,7 +39,16 @@ export function rollupStatement(run: FinishedRun): { sql: string; params: (strin
   const hasDuration = run.durationMs !== null;
   const bucket = hasDuration ? `b${bucketIndex(run.durationMs ?? 0)}` : undefined;
   const columns = ["job_id", "hour", outcome, "duration_count", "duration_sum_ms", "last_run_id", "last_status", "last_finished_at"];
-  const params: (string | number)[] = [run.jobId ?? "", hour, 1, hasDuration ? 1 : 0, run.durationMs ?? 0, run.runId, run.status, run.finishedAt];
+  const params: (string | number)[] = [
+    run.jobId ?? "",
+    hour,
+    1,
+    hasDuration ? 1 : 0,
+    run.durationMs ?? 0,
+    run.runId,
+    run.status,
+    run.finishedAt,
+  ];
   if (bucket) {
     columns.push(bucket);
     params.push(1);

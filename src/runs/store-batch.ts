@@ -3,7 +3,7 @@ import type { Db } from "../db/client";
 import { runs } from "../db/schema";
 import { batchFirstRows, logChange } from "./run-rows";
 import { rollupStatement } from "./stats-rollup";
-import { claimQuery, finishQuery, insertOutcome, insertRun, type AttemptOutcome, type NewRun, type RunRow } from "./store";
+import { type AttemptOutcome, claimQuery, finishQuery, insertOutcome, insertRun, type NewRun, type RunRow } from "./store";
 
 /**
  * store.ts's state changes for many runs at once (a queue batch, a bulk
@@ -21,7 +21,10 @@ export type InsertResult = { run: RunRow; created: boolean } | { error: unknown 
 export async function insertRuns(db: Db, values: NewRun[]): Promise<InsertResult[]> {
   let inserted: (RunRow | undefined)[];
   try {
-    inserted = await batchFirstRows(db, values.map((v) => db.insert(runs).values(v).onConflictDoNothing().returning().toSQL()));
+    inserted = await batchFirstRows(
+      db,
+      values.map((v) => db.insert(runs).values(v).onConflictDoNothing().returning().toSQL()),
+    );
   } catch (error) {
     if (values.length === 1) throw error;
     return Promise.all(values.map((v) => insertRun(db, v).catch((failure: unknown) => ({ error: failure }))));
@@ -38,7 +41,10 @@ export async function getRuns(db: Db, ids: string[]): Promise<RunRow[]> {
 /** Claims attempts of many runs in one D1 round trip (claimQuery each); undefined where a claim missed. */
 export async function claimRuns(db: Db, claims: { id: string; attempt: number; now: number }[]): Promise<(RunRow | undefined)[]> {
   if (claims.length === 0) return [];
-  const claimed = await batchFirstRows(db, claims.map((c) => claimQuery(db, c.id, c.attempt, c.now).toSQL()));
+  const claimed = await batchFirstRows(
+    db,
+    claims.map((c) => claimQuery(db, c.id, c.attempt, c.now).toSQL()),
+  );
   for (const run of claimed) if (run) logChange(run, "waiting", "running");
   return claimed;
 }
@@ -47,7 +53,10 @@ export async function claimRuns(db: Db, claims: { id: string; attempt: number; n
  * finishAttempt for many runs in one D1 round trip. Each final update is
  * directly followed by its rollup, whose changes() guard still sees only it.
  */
-export async function finishAttempts(db: Db, items: { run: RunRow; outcome: AttemptOutcome; now: number }[]): Promise<(RunRow | undefined)[]> {
+export async function finishAttempts(
+  db: Db,
+  items: { run: RunRow; outcome: AttemptOutcome; now: number }[],
+): Promise<(RunRow | undefined)[]> {
   if (items.length === 0) return [];
   const queries: { sql: string; params: unknown[] }[] = [];
   const updateAt: number[] = [];

@@ -2,12 +2,12 @@ import { and, eq, gte, inArray, isNull, lt, lte, ne, or, sql } from "drizzle-orm
 import type { Db } from "../db/client";
 import { runs } from "../db/schema";
 import { log } from "../log";
+import { schedulerRunningCondition } from "../scheduling/scheduler-state";
 import { attemptEntry } from "./attempt-history";
 import { bounded } from "./bounded";
-import { schedulerRunningCondition } from "../scheduling/scheduler-state";
 import { fromRaw, logChange, runColumns } from "./run-rows";
-import { rollupStatement, type FinishedRun } from "./stats-rollup";
-import { sourcesOf, WAITING, type RunStatus } from "./transitions";
+import { type FinishedRun, rollupStatement } from "./stats-rollup";
+import { type RunStatus, sourcesOf, WAITING } from "./transitions";
 
 /**
  * The one module that changes a run's status (store-batch.ts does the same
@@ -49,11 +49,7 @@ async function updateWithRollup(
  * a duplicate alarm, whose fire slot gives the same id), returns the run that holds it instead.
  */
 export async function insertRun(db: Db, values: NewRun): Promise<{ run: RunRow; created: boolean }> {
-  const inserted = await db
-    .insert(runs)
-    .values(values)
-    .onConflictDoNothing()
-    .returning();
+  const inserted = await db.insert(runs).values(values).onConflictDoNothing().returning();
   return insertOutcome(db, values, inserted[0]);
 }
 
@@ -70,15 +66,25 @@ export interface Companion {
  * whether or not the scheduler is paused. `fire` is the new run, the run this
  * fire already has (a repeated alarm), or undefined when the scheduler is paused.
  */
-export async function insertFireRun(db: Db, values: NewRun, companion?: Companion): Promise<{ fire: { run: RunRow; created: boolean } | undefined; companionMatched: boolean }> {
+export async function insertFireRun(
+  db: Db,
+  values: NewRun,
+  companion?: Companion,
+): Promise<{ fire: { run: RunRow; created: boolean } | undefined; companionMatched: boolean }> {
   const present = runColumns.filter(([key]) => values[key] !== undefined);
   const running = schedulerRunningCondition();
   // INSERT ... SELECT needs its WHERE before ON CONFLICT (SQLite's upsert parsing rule).
   const statement = `insert into "runs" (${present.map(([, column]) => `"${column.name}"`).join(", ")}) select ${present.map(() => "?").join(", ")} where ${running.sql} on conflict do nothing returning *`;
   // Null stays SQL NULL (a JSON column would map it to the text 'null'), as Drizzle's own insert does.
-  const params = [...present.map(([key, column]) => (values[key] === null ? null : column.mapToDriverValue(values[key]))), ...running.params];
+  const params = [
+    ...present.map(([key, column]) => (values[key] === null ? null : column.mapToDriverValue(values[key]))),
+    ...running.params,
+  ];
   const d1 = db.$client;
-  const [insert, alongside] = await d1.batch<Record<string, unknown>>([d1.prepare(statement).bind(...params), ...(companion ? [d1.prepare(companion.sql).bind(...companion.params)] : [])]);
+  const [insert, alongside] = await d1.batch<Record<string, unknown>>([
+    d1.prepare(statement).bind(...params),
+    ...(companion ? [d1.prepare(companion.sql).bind(...companion.params)] : []),
+  ]);
   const companionMatched = (alongside?.results.length ?? 0) > 0;
   const inserted = insert?.results[0];
   if (inserted) return { fire: await insertOutcome(db, values, fromRaw(inserted)), companionMatched };
@@ -194,7 +200,12 @@ export function finishQuery(db: Db, run: RunRow, outcome: AttemptOutcome, now: n
   const durationMs = run.startedAt === null ? null : Math.max(0, now - run.startedAt);
   const entry = attemptEntry(run, outcome, now, durationMs);
   // The attempt history lives in the run row, appended by this same UPDATE: no extra rows to write.
-  const common = { updatedAt: now, leaseExpiresAt: null, deferredReason: null, attempts: sql`json_insert(coalesce(${runs.attempts}, '[]'), '$[#]', json(${JSON.stringify(entry)}))` };
+  const common = {
+    updatedAt: now,
+    leaseExpiresAt: null,
+    deferredReason: null,
+    attempts: sql`json_insert(coalesce(${runs.attempts}, '[]'), '$[#]', json(${JSON.stringify(entry)}))`,
+  };
   const values =
     outcome.status === "retrying"
       ? { ...common, status: outcome.status, error: bounded(outcome.error), availableAt: outcome.availableAt, durationMs }
@@ -220,10 +231,22 @@ export function finishQuery(db: Db, run: RunRow, outcome: AttemptOutcome, now: n
 export async function expireRun(db: Db, run: RunRow, now: number): Promise<RunRow | undefined> {
   const update = db
     .update(runs)
-    .set({ status: "expired", finishedAt: now, availableAt: now, updatedAt: now, error: { message: "expired before it started", expires_at: new Date(run.expiresAt ?? now).toISOString() } })
+    .set({
+      status: "expired",
+      finishedAt: now,
+      availableAt: now,
+      updatedAt: now,
+      error: { message: "expired before it started", expires_at: new Date(run.expiresAt ?? now).toISOString() },
+    })
     .where(and(eq(runs.id, run.id), inArray(runs.status, [...WAITING]), eq(runs.attempt, 0)))
     .returning();
-  const expired = await updateWithRollup(db, update, { runId: run.id, jobId: run.jobId, status: "expired", finishedAt: now, durationMs: null });
+  const expired = await updateWithRollup(db, update, {
+    runId: run.id,
+    jobId: run.jobId,
+    status: "expired",
+    finishedAt: now,
+    durationMs: null,
+  });
   if (expired) logChange(expired, run.status, "expired");
   return expired;
 }
@@ -237,7 +260,13 @@ export async function cancelRun(db: Db, id: string, now: number): Promise<RunRow
     .returning();
   const before = await getRun(db, id);
   if (!before) return undefined;
-  const cancelled = await updateWithRollup(db, update, { runId: id, jobId: before.jobId, status: "cancelled", finishedAt: now, durationMs: null });
+  const cancelled = await updateWithRollup(db, update, {
+    runId: id,
+    jobId: before.jobId,
+    status: "cancelled",
+    finishedAt: now,
+    durationMs: null,
+  });
   if (cancelled) logChange(cancelled, before.status, "cancelled");
   return cancelled;
 }
@@ -263,7 +292,8 @@ export async function cancelPendingRunsOfJob(db: Db, jobId: string, now: number)
     .set({ status: "cancelled", cancelRequested: true, finishedAt: now, updatedAt: now })
     .where(and(eq(runs.jobId, jobId), inArray(runs.status, [...WAITING])))
     .returning({ id: runs.id });
-  for (const run of cancelled) logChange({ id: run.id, jobId, requestId: null, attempt: 0 }, "waiting", "cancelled", { reason: "job deleted" });
+  for (const run of cancelled)
+    logChange({ id: run.id, jobId, requestId: null, attempt: 0 }, "waiting", "cancelled", { reason: "job deleted" });
   return cancelled.length;
 }
 

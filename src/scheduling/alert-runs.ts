@@ -11,7 +11,15 @@ import type { AlertState, AlertToSend, JobEvent } from "./alerts";
  * One run per incident and kind: the idempotency key makes a repeated event
  * send nothing more.
  */
-export async function sendJobAlerts(env: Env, job: JobRow, config: JobAlerts, alerts: AlertToSend[], state: AlertState, event: JobEvent, runId: string | null): Promise<void> {
+export async function sendJobAlerts(
+  env: Env,
+  job: JobRow,
+  config: JobAlerts,
+  alerts: AlertToSend[],
+  state: AlertState,
+  event: JobEvent,
+  runId: string | null,
+): Promise<void> {
   for (const alert of alerts) {
     const body = {
       event: alert.event,

@@ -20,9 +20,7 @@ export interface AlertState {
   noted?: string[];
 }
 
-export type JobEvent =
-  | { kind: "outcome"; status: string; at: number }
-  | { kind: "deadline"; at: number };
+export type JobEvent = { kind: "outcome"; status: string; at: number } | { kind: "deadline"; at: number };
 
 export interface AlertToSend {
   event: IncidentKind | "recovered";
@@ -50,7 +48,8 @@ export function applyJobEvent(state: AlertState, event: JobEvent, config: AlertC
   }
   if (event.status === "succeeded") {
     const recovered = Object.keys(open) as IncidentKind[];
-    if (recovered.length > 0) alerts.push({ event: "recovered", incidentAt: Math.min(...recovered.map((k) => open[k] ?? event.at)), recovered });
+    if (recovered.length > 0)
+      alerts.push({ event: "recovered", incidentAt: Math.min(...recovered.map((k) => open[k] ?? event.at)), recovered });
     return { state: { streak: 0, open: {} }, alerts };
   }
   if (!FAILING.has(event.status)) return { state, alerts };

@@ -35,8 +35,14 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat {
   if (!f) {
     // hourCycle h23: some ICU builds print midnight as "24" with hour12: false.
     f = new Intl.DateTimeFormat("en-US", {
-      timeZone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
-      hour: "2-digit", minute: "2-digit", second: "2-digit",
+      timeZone,
+      hourCycle: "h23",
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      second: "2-digit",
     });
     formatters.set(timeZone, f);
   }
@@ -114,7 +120,9 @@ export function zoneLabel(ms: number, timeZone: string): string {
 export function instantsOfWall(w: WallTime, timeZone: string): number[] {
   const guess = wallAsUtc(w);
   const offsets = new Set([
-    offsetMinutes(guess - DAY_MS, timeZone), offsetMinutes(guess, timeZone), offsetMinutes(guess + DAY_MS, timeZone),
+    offsetMinutes(guess - DAY_MS, timeZone),
+    offsetMinutes(guess, timeZone),
+    offsetMinutes(guess + DAY_MS, timeZone),
   ]);
   const found = new Set<number>();
   for (const offset of offsets) {

@@ -1,21 +1,21 @@
 import { DurableObject } from "cloudflare:workers";
 import { database } from "../db/client";
-import { hostGuard, hostOf } from "../hosts/guard-client";
 import type { Env } from "../env";
 import type { Priority, RetryPolicy, Target } from "../execution/target-schema";
+import { hostGuard, hostOf } from "../hosts/guard-client";
 import type { JobAlerts } from "../jobs/schema";
-import { recordSchedule, recordScheduleQuery, recordSuccessDeadline, type JobRow, type ScheduleChange } from "../jobs/store";
-import { sendJobAlerts } from "./alert-runs";
-import { applyJobEvent, NO_INCIDENTS, type AlertState, type JobEvent } from "./alerts";
+import { type JobRow, recordSchedule, recordScheduleQuery, recordSuccessDeadline, type ScheduleChange } from "../jobs/store";
 import { log, useLogLevel } from "../log";
 import { createFireRun, createRun, recordSkippedFire } from "../runs/create";
-import { isFinal, type RunStatus } from "../runs/transitions";
 import type { RunRow } from "../runs/store";
-import { DEFAULT_TIMEOUT_SECONDS } from "../tasks/schema";
 import { LEASE_GRACE_MS } from "../runs/store";
+import { isFinal, type RunStatus } from "../runs/transitions";
+import { DEFAULT_TIMEOUT_SECONDS } from "../tasks/schema";
+import { sendJobAlerts } from "./alert-runs";
+import { type AlertState, applyJobEvent, type JobEvent, NO_INCIDENTS } from "./alerts";
 import { decideFires } from "./decide";
 import { nextFireAfter, resolvedTriggerOf } from "./job-schedule";
-import { promisedReport, scheduleChange, type RecordedSchedule } from "./report-promise";
+import { promisedReport, type RecordedSchedule, scheduleChange } from "./report-promise";
 import { schedulerPaused } from "./scheduler-state";
 import { applyJitter, nextFireTimes } from "./triggers";
 
@@ -115,7 +115,9 @@ export class JobObject extends DurableObject<Env> {
     if (host === undefined || host === previousHost) return;
     hostGuard(this.env, host)
       .introduce(host)
-      .catch((error: unknown) => log("warn", "host_guard_introduce_failed", { host, error: error instanceof Error ? error.message : String(error) }));
+      .catch((error: unknown) =>
+        log("warn", "host_guard_introduce_failed", { host, error: error instanceof Error ? error.message : String(error) }),
+      );
   }
 
   /** Forgets the job: no alarm, no state (DELETE /v1/jobs/:id). */
@@ -189,7 +191,13 @@ export class JobObject extends DurableObject<Env> {
   }
 
   /** State for tests and diagnostics. */
-  async inspect(): Promise<{ jobId: string | null; version: number | null; nextFire: number | null; leases: string[]; alarm: number | null }> {
+  async inspect(): Promise<{
+    jobId: string | null;
+    version: number | null;
+    nextFire: number | null;
+    leases: string[];
+    alarm: number | null;
+  }> {
     return {
       jobId: this.job?.id ?? null,
       version: this.job?.version ?? null,
@@ -201,11 +209,12 @@ export class JobObject extends DurableObject<Env> {
 
   override async alarm(): Promise<void> {
     const job = this.job;
-    if (!job || job.state !== "active" || this.nextFire === undefined) return;
+    if (job?.state !== "active" || this.nextFire === undefined) return;
     const now = Date.now();
     this.purgeExpiredLeases(now);
     const trigger = resolvedTriggerOf(job);
-    const due = this.nextFire <= now ? [this.nextFire, ...nextFireTimes(trigger, this.nextFire, MAX_FIRES_PER_ALARM).filter((f) => f <= now)] : [];
+    const due =
+      this.nextFire <= now ? [this.nextFire, ...nextFireTimes(trigger, this.nextFire, MAX_FIRES_PER_ALARM).filter((f) => f <= now)] : [];
     const decide = (paused: boolean) =>
       decideFires({
         dueFires: due,
@@ -234,7 +243,12 @@ export class JobObject extends DurableObject<Env> {
         const placeholder = `pending:${decision.slot}`;
         try {
           const companion = schedule && recordScheduleQuery(database(this.env.DB), job.id, job.version, schedule.change).toSQL();
-          const { fire, companionMatched } = await createFireRun(this.env, { ...this.runSpec(job, decision.slot, dueAt, null, decision.slot), jobId: job.id, fireSlot: decision.slot }, now, companion);
+          const { fire, companionMatched } = await createFireRun(
+            this.env,
+            { ...this.runSpec(job, decision.slot, dueAt, null, decision.slot), jobId: job.id, fireSlot: decision.slot },
+            now,
+            companion,
+          );
           if (schedule) await this.noteRecorded(job, schedule.next, companionMatched);
           schedule = undefined;
           if (!fire) log("debug", "fire_paused", { job_id: job.id, slot: new Date(decision.slot).toISOString() });
@@ -243,7 +257,18 @@ export class JobObject extends DurableObject<Env> {
           this.leases.delete(placeholder);
         }
       } else {
-        await recordSkippedFire(this.env, { jobId: job.id, jobVersion: job.version, slot: decision.slot, status: decision.outcome, target: job.target as Target, priority: job.priority as Priority }, now);
+        await recordSkippedFire(
+          this.env,
+          {
+            jobId: job.id,
+            jobVersion: job.version,
+            slot: decision.slot,
+            status: decision.outcome,
+            target: job.target as Target,
+            priority: job.priority as Priority,
+          },
+          now,
+        );
         if (decision.outcome === "missed") await this.noteEvent({ kind: "outcome", status: "missed", at: now }, null);
         log("info", "fire_not_run", { job_id: job.id, slot: new Date(decision.slot).toISOString(), outcome: decision.outcome });
       }
@@ -298,7 +323,10 @@ export class JobObject extends DurableObject<Env> {
   /** What D1 should hold of the schedule given the next fire, and the columns that differ from what it holds; undefined if none do. */
   private scheduleRecord(nextFire: number | undefined, now: number): { next: RecordedSchedule; change: ScheduleChange } | undefined {
     if (!this.job) return undefined;
-    const next: RecordedSchedule = { state: this.stateOf(nextFire), nextRunAt: promisedReport(nextFire, this.recorded?.nextRunAt ?? null, now) };
+    const next: RecordedSchedule = {
+      state: this.stateOf(nextFire),
+      nextRunAt: promisedReport(nextFire, this.recorded?.nextRunAt ?? null, now),
+    };
     const change = scheduleChange(this.recorded, next);
     return Object.keys(change).length === 0 ? undefined : { next, change };
   }

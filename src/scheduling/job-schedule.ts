@@ -1,12 +1,14 @@
 import type { JobRow } from "../jobs/store";
-import { nextFireTimes, resolveTrigger, type ResolvedTrigger } from "./triggers";
 import type { Trigger } from "./trigger-schema";
+import { nextFireTimes, type ResolvedTrigger, resolveTrigger } from "./triggers";
 
 /** The columns of a job that say when it fires. */
 export type JobSchedule = Pick<JobRow, "state" | "trigger" | "timezone" | "startDate" | "endDate" | "jitter" | "createdAt">;
 
 /** The job's trigger with its job-level defaults; an interval with no start_date is anchored at creation. */
-export function resolvedTriggerOf(job: Pick<JobRow, "trigger" | "timezone" | "startDate" | "endDate" | "jitter" | "createdAt">): ResolvedTrigger {
+export function resolvedTriggerOf(
+  job: Pick<JobRow, "trigger" | "timezone" | "startDate" | "endDate" | "jitter" | "createdAt">,
+): ResolvedTrigger {
   const trigger = job.trigger as Trigger;
   return resolveTrigger(trigger, {
     timezone: job.timezone,

@@ -15,7 +15,13 @@ export const SchedulerState = z
   .openapi("SchedulerState");
 
 const state = { 200: { description: "Scheduler state", content: { "application/json": { schema: SchedulerState } } }, ...errorResponses };
-const getScheduler = createRoute({ method: "get", path: "/scheduler", tags: ["scheduler"], summary: "Scheduler-wide state", responses: state });
+const getScheduler = createRoute({
+  method: "get",
+  path: "/scheduler",
+  tags: ["scheduler"],
+  summary: "Scheduler-wide state",
+  responses: state,
+});
 const pause = createRoute({ method: "post", path: "/scheduler/pause", tags: ["scheduler"], summary: "Pause every job", responses: state });
 const resume = createRoute({
   method: "post",

@@ -145,9 +145,7 @@ export const FireTime = z
   .openapi("FireTime");
 
 /** Response of POST /v1/triggers/preview. */
-export const TriggerPreview = z
-  .object({ items: z.array(FireTime), timezone: z.string() })
-  .openapi("TriggerPreview");
+export const TriggerPreview = z.object({ items: z.array(FireTime), timezone: z.string() }).openapi("TriggerPreview");
 
 export type TriggerPreviewRequest = z.infer<typeof TriggerPreviewRequest>;
 export type FireTime = z.infer<typeof FireTime>;

@@ -3,7 +3,7 @@
  * croner does the cron calendar and the DST policy, this module adds bounds, intervals,
  * dates, jitter and the preview's local-time view.
  */
-import { Cron, CronPattern, type CronOptions } from "croner";
+import { Cron, type CronOptions, CronPattern } from "croner";
 import { dstNote, formatOffset, formatWall, offsetMinutes, wallTime } from "./dst";
 import type { FireTime, Trigger, TriggerPreview } from "./trigger-schema";
 
@@ -162,7 +162,10 @@ export function previewFires(trigger: ResolvedTrigger, afterMs: number, count: n
 }
 
 function splitFields(expression: string): string[] {
-  return expression.trim().split(/\s+/).filter((f) => f !== "");
+  return expression
+    .trim()
+    .split(/\s+/)
+    .filter((f) => f !== "");
 }
 
 function toMs(value: string | number | undefined): number | undefined {

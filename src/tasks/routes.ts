@@ -4,7 +4,7 @@ import { ApiError } from "../errors";
 import { openApiApp } from "../http/openapi-app";
 import { Run, toRun } from "../runs/schema";
 import { getRun } from "../runs/store";
-import { errorResponses, ErrorEnvelope } from "../schemas/common";
+import { ErrorEnvelope, errorResponses } from "../schemas/common";
 import { IdempotencyHeaders, TaskBatchRequest, TaskBatchResponse, TaskRequest } from "./schema";
 import { enqueueTask, enqueueTaskBatch } from "./service";
 
@@ -43,7 +43,10 @@ const enqueueBatch = createRoute({
   summary: "Enqueue up to 100 tasks; each is validated on its own",
   request: { body: { required: true, content: { "application/json": { schema: TaskBatchRequest } } } },
   responses: {
-    200: { description: "One item per task, in order: 202 with its run, or a 4xx error", content: { "application/json": { schema: TaskBatchResponse } } },
+    200: {
+      description: "One item per task, in order: 202 with its run, or a 4xx error",
+      content: { "application/json": { schema: TaskBatchResponse } },
+    },
     ...errorResponses,
   },
 });

@@ -7,15 +7,15 @@ import { IsoDateTime } from "../scheduling/trigger-schema";
 const MAX_DEFER_SECONDS = 365 * 86_400;
 
 const taskFields = {
-    target: Target,
-    delay: z.number().min(0).max(MAX_DEFER_SECONDS).optional().openapi({ description: "Seconds to wait before running" }),
-    run_at: IsoDateTime.optional().openapi({ description: "Run at this instant instead" }),
-    priority: Priority.default("default"),
-    retry: RetryPolicy.optional(),
-    timeout: Timeout.optional(),
-    expires_at: IsoDateTime.optional().openapi({ description: "A task not started by then ends `expired` and never runs" }),
-    callback: HttpTarget.optional().openapi({ description: "Called (signed, as a run) with the run when it succeeds" }),
-    failure_callback: HttpTarget.optional().openapi({ description: "Called (signed, as a run) with the run when it fails for good" }),
+  target: Target,
+  delay: z.number().min(0).max(MAX_DEFER_SECONDS).optional().openapi({ description: "Seconds to wait before running" }),
+  run_at: IsoDateTime.optional().openapi({ description: "Run at this instant instead" }),
+  priority: Priority.default("default"),
+  retry: RetryPolicy.optional(),
+  timeout: Timeout.optional(),
+  expires_at: IsoDateTime.optional().openapi({ description: "A task not started by then ends `expired` and never runs" }),
+  callback: HttpTarget.optional().openapi({ description: "Called (signed, as a run) with the run when it succeeds" }),
+  failure_callback: HttpTarget.optional().openapi({ description: "Called (signed, as a run) with the run when it fails for good" }),
 };
 const oneStart = (t: { delay?: number; run_at?: string }) => t.delay === undefined || t.run_at === undefined;
 const oneStartError = { message: "give delay or run_at, not both", path: ["run_at"] };
@@ -32,7 +32,12 @@ export const TaskBatchItem = z
 
 /** Body of `POST /v1/tasks/batch`: items are validated one by one, so one bad task does not sink the rest. */
 export const TaskBatchRequest = z
-  .object({ tasks: z.array(z.unknown().openapi({ description: "A TaskBatchItem; validated one by one" })).min(1).max(100) })
+  .object({
+    tasks: z
+      .array(z.unknown().openapi({ description: "A TaskBatchItem; validated one by one" }))
+      .min(1)
+      .max(100),
+  })
   .strict()
   .openapi("TaskBatchRequest");
 

@@ -1,14 +1,19 @@
-import { readConfig, type Env } from "../env";
-import { toApiError, ApiError, zodDetails } from "../errors";
+import { type Env, readConfig } from "../env";
+import { ApiError, toApiError, zodDetails } from "../errors";
 import { validateTarget } from "../execution/validate-target";
 import { log } from "../log";
 import { createRun, createRuns, type RunSpec } from "../runs/create";
-import { toRun, type Run } from "../runs/schema";
+import { type Run, toRun } from "../runs/schema";
 import type { RunRow } from "../runs/store";
 import { DEFAULT_TIMEOUT_SECONDS, TaskBatchItem, type TaskRequest } from "./schema";
 
 /** Validates a task's target and creates its run: the one path for HTTP, bulk and RPC enqueues. */
-export async function enqueueTask(env: Env, body: TaskRequest, idempotencyKey: string | undefined, requestId: string | null): Promise<{ run: RunRow; created: boolean }> {
+export async function enqueueTask(
+  env: Env,
+  body: TaskRequest,
+  idempotencyKey: string | undefined,
+  requestId: string | null,
+): Promise<{ run: RunRow; created: boolean }> {
   const now = Date.now();
   return createRun(env, taskRunSpec(env, body, idempotencyKey, requestId, now), now);
 }
@@ -19,7 +24,8 @@ function taskRunSpec(env: Env, body: TaskRequest, idempotencyKey: string | undef
   const target = validateTarget(body.target, config);
   // Callbacks are outbound requests too: the same SSRF rules apply, at enqueue time.
   const callback = body.callback && (validateTarget(body.callback, config, "callback") as typeof body.callback);
-  const failureCallback = body.failure_callback && (validateTarget(body.failure_callback, config, "failure_callback") as typeof body.failure_callback);
+  const failureCallback =
+    body.failure_callback && (validateTarget(body.failure_callback, config, "failure_callback") as typeof body.failure_callback);
   const dueAt = body.run_at !== undefined ? Date.parse(body.run_at) : now + Math.round((body.delay ?? 0) * 1000);
   return {
     target,
@@ -57,10 +63,18 @@ export async function enqueueTaskBatch(env: Env, items: unknown[], requestId: st
     } catch (error) {
       const apiError = toApiError(error);
       if (apiError.status >= 500) throw error;
-      results[index] = { index, status: apiError.status, error: { code: apiError.code, message: apiError.message, ...(apiError.details === undefined ? {} : { details: apiError.details }) } };
+      results[index] = {
+        index,
+        status: apiError.status,
+        error: { code: apiError.code, message: apiError.message, ...(apiError.details === undefined ? {} : { details: apiError.details }) },
+      };
     }
   });
-  const created = await createRuns(env, accepted.map((a) => a.spec), now);
+  const created = await createRuns(
+    env,
+    accepted.map((a) => a.spec),
+    now,
+  );
   accepted.forEach(({ index }, i) => {
     const outcome = created[i];
     if (!outcome) return;

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { runScheduled } from "../helpers/entry";
 import { api, call } from "../helpers/http";
 import { createJob, deleteJob } from "../helpers/jobs";
-import { eventually, received, receiverUrl, type ReceivedRequest } from "../helpers/receiver";
+import { eventually, type ReceivedRequest, received, receiverUrl } from "../helpers/receiver";
 
 const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"; // the test environment's WEBHOOK_SIGNING_SECRET
 const created: string[] = [];
@@ -27,10 +27,14 @@ async function alertsAt(prefix: string): Promise<AlertBody[]> {
 
 async function runNowAndSettle(id: string): Promise<string> {
   const run = await (await api(`/v1/jobs/${id}/run`, { method: "POST" })).json<{ id: string }>();
-  return eventually(async () => {
-    const r = await (await api(`/v1/runs/${run.id}`)).json<{ status: string }>();
-    return ["succeeded", "failed", "dead"].includes(r.status) ? r.status : undefined;
-  }, 10_000, "the run to finish");
+  return eventually(
+    async () => {
+      const r = await (await api(`/v1/runs/${run.id}`)).json<{ status: string }>();
+      return ["succeeded", "failed", "dead"].includes(r.status) ? r.status : undefined;
+    },
+    10_000,
+    "the run to finish",
+  );
 }
 
 describe("job alerts", () => {
@@ -73,14 +77,19 @@ describe("job alerts", () => {
     const ready = await (await call("/readyz?verbose=1")).json<{ checks: Record<string, { status: string; output?: string }[]> }>();
     expect(ready.checks["jobs:successDeadlines"]?.[0]?.output ?? "").not.toContain(id);
     // Setup: the deadline passes (as if an hour went by without a success).
-    await env.DB.prepare("UPDATE jobs SET success_deadline_at = ? WHERE id = ?").bind(Date.now() - 1000, id).run();
+    await env.DB.prepare("UPDATE jobs SET success_deadline_at = ? WHERE id = ?")
+      .bind(Date.now() - 1000, id)
+      .run();
     await runScheduled(Date.now());
     await runScheduled(Date.now() + 60_000);
     await eventually(async () => (await received(alerts.prefix)).length >= 1, 10_000, "the deadline alert");
     await new Promise((r) => setTimeout(r, 300));
     const bodies = await alertsAt(alerts.prefix);
     expect(bodies.map((b) => b.event)).toEqual(["deadline_missed"]);
-    const verbose = await (await call("/readyz?verbose=1")).json<{ status: string; checks: Record<string, { status: string; output?: string }[]> }>();
+    const verbose = await (await call("/readyz?verbose=1")).json<{
+      status: string;
+      checks: Record<string, { status: string; output?: string }[]>;
+    }>();
     expect(verbose.checks["jobs:successDeadlines"]?.[0]?.status).toBe("warn");
     expect(verbose.checks["jobs:successDeadlines"]?.[0]?.output).toContain(id);
     // A success moves the deadline forward and recovers the incident.

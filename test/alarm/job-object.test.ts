@@ -46,7 +46,11 @@ describe("JobObject alarm: the fire decision", () => {
   });
 
   it("with coalesce, runs a backlog of fires once, at the latest fire", async () => {
-    const job = await quietJob({ trigger: { type: "interval", seconds: 60, start_date: "2020-01-01T00:00:00Z" }, coalesce: true, misfire_grace_time: 3600 });
+    const job = await quietJob({
+      trigger: { type: "interval", seconds: 60, start_date: "2020-01-01T00:00:00Z" },
+      coalesce: true,
+      misfire_grace_time: 3600,
+    });
     const minute = 60_000;
     const first = Math.floor(Date.now() / minute) * minute - 5 * minute;
     await backdateNextFire(job.id, first);
@@ -57,13 +61,20 @@ describe("JobObject alarm: the fire decision", () => {
   });
 
   it("without coalesce, runs each fire of the backlog", async () => {
-    const job = await quietJob({ trigger: { type: "interval", seconds: 60, start_date: "2020-01-01T00:00:00Z" }, coalesce: false, misfire_grace_time: 3600, max_instances: 10 });
+    const job = await quietJob({
+      trigger: { type: "interval", seconds: 60, start_date: "2020-01-01T00:00:00Z" },
+      coalesce: false,
+      misfire_grace_time: 3600,
+      max_instances: 10,
+    });
     const minute = 60_000;
     const first = Math.floor(Date.now() / minute) * minute - 4 * minute;
     await backdateNextFire(job.id, first);
     await runDurableObjectAlarm(jobStub(job.id));
     const slots = (await jobRuns(job.id)).map((r) => r.fire_slot);
-    expect(slots).toEqual([first, first + minute, first + 2 * minute, first + 3 * minute, first + 4 * minute].filter((s) => s <= Date.now()));
+    expect(slots).toEqual(
+      [first, first + minute, first + 2 * minute, first + 3 * minute, first + 4 * minute].filter((s) => s <= Date.now()),
+    );
   });
 
   it("records a fire as skipped while max_instances runs are in flight", async () => {
@@ -117,11 +128,20 @@ describe("JobObject alarm: the fire decision", () => {
 
     expect(await jobRuns(job.id)).toEqual([expect.objectContaining({ fire_slot: slot })]);
     // This job's clock moved from 2099 to now, so its promise (jobs.next_run_at) changes too: in the same round trip.
-    expect(d1.calls).toEqual([[expect.stringMatching(/^insert into "runs" .* where not exists \(select 1 from "scheduler_state" /), expect.stringMatching(/^update "jobs" set "next_run_at" = \?/)]]);
+    expect(d1.calls).toEqual([
+      [
+        expect.stringMatching(/^insert into "runs" .* where not exists \(select 1 from "scheduler_state" /),
+        expect.stringMatching(/^update "jobs" set "next_run_at" = \?/),
+      ],
+    ]);
     const { nextFire } = await jobStub(job.id).inspect();
     expect((await storedJob(job.id))?.next_run_at).toBe(nextFire);
     // Written as Drizzle's own insert would: absent values are SQL NULL, JSON is text.
-    const types = await env.DB.prepare("SELECT typeof(callback) AS callback, typeof(expires_at) AS expires_at, typeof(target) AS target, typeof(scheduled_for) AS scheduled_for FROM runs WHERE job_id = ?").bind(job.id).first();
+    const types = await env.DB.prepare(
+      "SELECT typeof(callback) AS callback, typeof(expires_at) AS expires_at, typeof(target) AS target, typeof(scheduled_for) AS scheduled_for FROM runs WHERE job_id = ?",
+    )
+      .bind(job.id)
+      .first();
     expect(types).toEqual({ callback: "null", expires_at: "null", target: "text", scheduled_for: "integer" });
   });
 
@@ -138,7 +158,9 @@ describe("JobObject alarm: the fire decision", () => {
   });
 
   it("finishes a job whose end_date has passed", async () => {
-    const job = await quietJob({ trigger: { type: "interval", seconds: 1, start_date: "2020-01-01T00:00:00Z", end_date: "2020-01-02T00:00:00Z" } });
+    const job = await quietJob({
+      trigger: { type: "interval", seconds: 1, start_date: "2020-01-01T00:00:00Z", end_date: "2020-01-02T00:00:00Z" },
+    });
     expect(job.state).toBe("finished");
     expect(job.next_run_at).toBeNull();
     expect((await jobStub(job.id).inspect()).alarm).toBeNull();
@@ -148,12 +170,20 @@ describe("JobObject alarm: the fire decision", () => {
 describe("pause and resume", () => {
   it("pausing a job removes its alarm; resuming computes the next fire from now", async () => {
     const job = await quietJob({ trigger: { type: "cron", expression: "*/5 * * * * *" } });
-    const paused = await (await api(`/v1/jobs/${job.id}/pause`, { method: "POST" })).json<{ state: string; next_run_at: string | null; version: number }>();
+    const paused = await (await api(`/v1/jobs/${job.id}/pause`, { method: "POST" })).json<{
+      state: string;
+      next_run_at: string | null;
+      version: number;
+    }>();
     expect(paused.state).toBe("paused");
     expect(paused.next_run_at).toBeNull();
     expect((await jobStub(job.id).inspect()).alarm).toBeNull();
     const before = Date.now();
-    const resumed = await (await api(`/v1/jobs/${job.id}/resume`, { method: "POST" })).json<{ state: string; next_run_at: string; version: number }>();
+    const resumed = await (await api(`/v1/jobs/${job.id}/resume`, { method: "POST" })).json<{
+      state: string;
+      next_run_at: string;
+      version: number;
+    }>();
     expect(resumed.state).toBe("active");
     expect(Date.parse(resumed.next_run_at)).toBeGreaterThan(before);
     expect(Date.parse(resumed.next_run_at)).toBeLessThanOrEqual(before + 5_000);
@@ -197,7 +227,9 @@ describe("the schedule the JobObject keeps in D1 (jobs.next_run_at: when it prom
     await eventually(async () => (await storedJob(job.id))?.state === "finished", 5_000, "the fire to finish the job");
 
     expect(await storedJob(job.id)).toEqual({ state: "finished", next_run_at: null });
-    expect(d1.calls).toEqual([[expect.stringMatching(/^insert into "runs"/), expect.stringMatching(/^update "jobs" set "state" = \?, "next_run_at" = \?/)]]);
+    expect(d1.calls).toEqual([
+      [expect.stringMatching(/^insert into "runs"/), expect.stringMatching(/^update "jobs" set "state" = \?, "next_run_at" = \?/)],
+    ]);
     expect(await jobRuns(job.id)).toHaveLength(1);
     // Its last alarm set no new one, which leaves it none.
     expect(await jobStub(job.id).inspect()).toMatchObject({ nextFire: null, alarm: null });

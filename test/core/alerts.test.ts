@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { applyJobEvent, NO_INCIDENTS, type AlertConfig, type AlertState, type JobEvent } from "../../src/scheduling/alerts";
+import { type AlertConfig, type AlertState, applyJobEvent, type JobEvent, NO_INCIDENTS } from "../../src/scheduling/alerts";
 
 const config: AlertConfig = { on_dead: true, after_consecutive_failures: 3, expect_success_within: 3600 };
 
@@ -21,11 +21,19 @@ describe("job alerts", () => {
   });
 
   it("N failed, dead or missed runs in a row alert once", () => {
-    expect(play([outcome("failed"), outcome("missed"), outcome("failed"), outcome("failed")], { on_dead: false, after_consecutive_failures: 3 }).sent).toEqual(["consecutive_failures"]);
+    expect(
+      play([outcome("failed"), outcome("missed"), outcome("failed"), outcome("failed")], { on_dead: false, after_consecutive_failures: 3 })
+        .sent,
+    ).toEqual(["consecutive_failures"]);
   });
 
   it("a success in between resets the streak", () => {
-    expect(play([outcome("failed"), outcome("failed"), outcome("succeeded"), outcome("failed")], { on_dead: false, after_consecutive_failures: 3 }).sent).toEqual([]);
+    expect(
+      play([outcome("failed"), outcome("failed"), outcome("succeeded"), outcome("failed")], {
+        on_dead: false,
+        after_consecutive_failures: 3,
+      }).sent,
+    ).toEqual([]);
   });
 
   it("the next success sends one recovery alert naming what recovered, then nothing more", () => {
@@ -35,11 +43,16 @@ describe("job alerts", () => {
   });
 
   it("a missed deadline alerts once per incident and recovers on success", () => {
-    expect(play([{ kind: "deadline", at: 1 }, { kind: "deadline", at: 2 }, outcome("succeeded", 3)]).sent).toEqual(["deadline_missed", "recovered"]);
+    expect(play([{ kind: "deadline", at: 1 }, { kind: "deadline", at: 2 }, outcome("succeeded", 3)]).sent).toEqual([
+      "deadline_missed",
+      "recovered",
+    ]);
   });
 
   it("cancelled and skipped runs neither count nor recover", () => {
-    expect(play([outcome("failed"), outcome("cancelled"), outcome("skipped"), outcome("failed"), outcome("failed")]).sent).toEqual(["consecutive_failures"]);
+    expect(play([outcome("failed"), outcome("cancelled"), outcome("skipped"), outcome("failed"), outcome("failed")]).sent).toEqual([
+      "consecutive_failures",
+    ]);
   });
 
   it("a deadline event does nothing for a job without expect_success_within", () => {

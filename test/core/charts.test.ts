@@ -25,7 +25,10 @@ describe("server-rendered charts", () => {
   });
 
   it("labels success rates as percentages and escapes job names", () => {
-    const svg = rateBars([{ label: "<job>", rate: 0.5 }, { label: "none", rate: null }]);
+    const svg = rateBars([
+      { label: "<job>", rate: 0.5 },
+      { label: "none", rate: null },
+    ]);
     expect(svg).toContain("50.0%");
     expect(svg).toContain("n/a");
     expect(svg).toContain("&lt;job&gt;");

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { acquire, INITIAL_STATE, rateWindowMs, release, type HostPolicy, type HostState } from "../../src/hosts/policy";
+import { acquire, type HostPolicy, type HostState, INITIAL_STATE, rateWindowMs, release } from "../../src/hosts/policy";
 
 const HOLD = 60_000;
 const policy: HostPolicy = { failure_threshold: 3, cooldown: 30 };

@@ -10,7 +10,8 @@ describe("LOG_LEVEL", () => {
   function written(level: string | undefined): string[] {
     useLogLevel(level);
     const lines: string[] = [];
-    for (const method of ["log", "warn", "error"] as const) vi.spyOn(console, method).mockImplementation((line: string) => void lines.push(line));
+    for (const method of ["log", "warn", "error"] as const)
+      vi.spyOn(console, method).mockImplementation((line: string) => void lines.push(line));
     log("debug", "d");
     log("info", "i");
     log("warn", "w");

@@ -26,7 +26,12 @@ describe("scheduleChange", () => {
   it.each([
     ["nothing changed: nothing is written", { state: "active", nextRunAt: 5 }, { state: "active", nextRunAt: 5 }, {}],
     ["a renewed promise writes only next_run_at", { state: "active", nextRunAt: 5 }, { state: "active", nextRunAt: 9 }, { nextRunAt: 9 }],
-    ["a finished job writes its state and drops the promise", { state: "active", nextRunAt: 5 }, { state: "finished", nextRunAt: null }, { state: "finished", nextRunAt: null }],
+    [
+      "a finished job writes its state and drops the promise",
+      { state: "active", nextRunAt: 5 },
+      { state: "finished", nextRunAt: null },
+      { state: "finished", nextRunAt: null },
+    ],
     ["unknown (a new version): every column is written", null, { state: "active", nextRunAt: 5 }, { state: "active", nextRunAt: 5 }],
   ])("%s", (_, known, next, expected) => {
     expect(scheduleChange(known, next)).toEqual(expected);

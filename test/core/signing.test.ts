@@ -94,8 +94,6 @@ describe("signatureHeaders refuses unusable input", () => {
   });
 
   it("a whsec_ secret that is not base64 is refused", async () => {
-    await expect(signatureHeaders("whsec_not*base64!", messageId, nowSeconds(), body)).rejects.toThrow(
-      "not valid base64",
-    );
+    await expect(signatureHeaders("whsec_not*base64!", messageId, nowSeconds(), body)).rejects.toThrow("not valid base64");
   });
 });

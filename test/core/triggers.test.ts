@@ -1,7 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { Trigger, TriggerPreviewRequest } from "../../src/scheduling/trigger-schema";
 import {
-  applyJitter, describeFire, nextFireTimes, previewFires, resolveTrigger, type TriggerDefaults,
+  applyJitter,
+  describeFire,
+  nextFireTimes,
+  previewFires,
+  resolveTrigger,
+  type TriggerDefaults,
 } from "../../src/scheduling/triggers";
 
 const ms = (iso: string) => Date.parse(iso);
@@ -24,36 +29,108 @@ function rejection(input: unknown): string | undefined {
 
 describe("cron fire times", () => {
   it.each([
-    ["a fixed 02:30 in New York's spring-forward gap fires once, at 03:00 EDT", "30 2 * * *", "America/New_York", "2024-03-09T12:00:00Z",
-      ["2024-03-10T07:00:00Z", "2024-03-11T06:30:00Z", "2024-03-12T06:30:00Z"]],
-    ["a fixed 01:30 in New York's repeated hour fires once, at the EDT occurrence", "30 1 * * *", "America/New_York", "2024-11-02T12:00:00Z",
-      ["2024-11-03T05:30:00Z", "2024-11-04T06:30:00Z"]],
-    ["a fixed 01:30 in London's spring-forward gap fires once, at 02:00 BST", "30 1 * * *", "Europe/London", "2024-03-30T12:00:00Z",
-      ["2024-03-31T01:00:00Z", "2024-04-01T00:30:00Z"]],
-    ["a fixed 01:30 in London's repeated hour fires once, at the BST occurrence", "30 1 * * *", "Europe/London", "2024-10-26T12:00:00Z",
-      ["2024-10-27T00:30:00Z", "2024-10-28T01:30:00Z"]],
-    ["*/15 follows both passes of New York's repeated hour", "*/15 * * * *", "America/New_York", "2024-11-03T05:40:00Z",
-      ["2024-11-03T05:45:00Z", "2024-11-03T06:00:00Z", "2024-11-03T06:15:00Z", "2024-11-03T06:30:00Z", "2024-11-03T06:45:00Z"]],
-    ["an hourly job follows both passes of London's repeated hour", "0 * * * *", "Europe/London", "2024-10-26T23:30:00Z",
-      ["2024-10-27T00:00:00Z", "2024-10-27T01:00:00Z", "2024-10-27T02:00:00Z"]],
-    ["an hourly job skips the hour New York's spring-forward removes", "0 * * * *", "America/New_York", "2024-03-10T06:30:00Z",
-      ["2024-03-10T07:00:00Z", "2024-03-10T08:00:00Z"]],
-    ["a list of fixed hours fires once in the repeated hour, as Vixie cron does", "30 1,13 * * *", "America/New_York", "2024-11-03T00:00:00Z",
-      ["2024-11-03T05:30:00Z", "2024-11-03T18:30:00Z", "2024-11-04T06:30:00Z"]],
-    ["a list of fixed hours still fires the one the gap skips", "30 2,14 * * *", "America/New_York", "2024-03-10T00:00:00Z",
-      ["2024-03-10T07:00:00Z", "2024-03-10T18:30:00Z"]],
-    ["L is the last day of the month, Feb 29 in a leap year", "0 0 L * *", "UTC", "2024-01-15T00:00:00Z",
-      ["2024-01-31T00:00:00Z", "2024-02-29T00:00:00Z", "2024-03-31T00:00:00Z"]],
-    ["15W moves a Saturday 15th to Friday 14th", "0 0 15W * *", "UTC", "2024-06-01T00:00:00Z", ["2024-06-14T00:00:00Z", "2024-07-15T00:00:00Z"]],
+    [
+      "a fixed 02:30 in New York's spring-forward gap fires once, at 03:00 EDT",
+      "30 2 * * *",
+      "America/New_York",
+      "2024-03-09T12:00:00Z",
+      ["2024-03-10T07:00:00Z", "2024-03-11T06:30:00Z", "2024-03-12T06:30:00Z"],
+    ],
+    [
+      "a fixed 01:30 in New York's repeated hour fires once, at the EDT occurrence",
+      "30 1 * * *",
+      "America/New_York",
+      "2024-11-02T12:00:00Z",
+      ["2024-11-03T05:30:00Z", "2024-11-04T06:30:00Z"],
+    ],
+    [
+      "a fixed 01:30 in London's spring-forward gap fires once, at 02:00 BST",
+      "30 1 * * *",
+      "Europe/London",
+      "2024-03-30T12:00:00Z",
+      ["2024-03-31T01:00:00Z", "2024-04-01T00:30:00Z"],
+    ],
+    [
+      "a fixed 01:30 in London's repeated hour fires once, at the BST occurrence",
+      "30 1 * * *",
+      "Europe/London",
+      "2024-10-26T12:00:00Z",
+      ["2024-10-27T00:30:00Z", "2024-10-28T01:30:00Z"],
+    ],
+    [
+      "*/15 follows both passes of New York's repeated hour",
+      "*/15 * * * *",
+      "America/New_York",
+      "2024-11-03T05:40:00Z",
+      ["2024-11-03T05:45:00Z", "2024-11-03T06:00:00Z", "2024-11-03T06:15:00Z", "2024-11-03T06:30:00Z", "2024-11-03T06:45:00Z"],
+    ],
+    [
+      "an hourly job follows both passes of London's repeated hour",
+      "0 * * * *",
+      "Europe/London",
+      "2024-10-26T23:30:00Z",
+      ["2024-10-27T00:00:00Z", "2024-10-27T01:00:00Z", "2024-10-27T02:00:00Z"],
+    ],
+    [
+      "an hourly job skips the hour New York's spring-forward removes",
+      "0 * * * *",
+      "America/New_York",
+      "2024-03-10T06:30:00Z",
+      ["2024-03-10T07:00:00Z", "2024-03-10T08:00:00Z"],
+    ],
+    [
+      "a list of fixed hours fires once in the repeated hour, as Vixie cron does",
+      "30 1,13 * * *",
+      "America/New_York",
+      "2024-11-03T00:00:00Z",
+      ["2024-11-03T05:30:00Z", "2024-11-03T18:30:00Z", "2024-11-04T06:30:00Z"],
+    ],
+    [
+      "a list of fixed hours still fires the one the gap skips",
+      "30 2,14 * * *",
+      "America/New_York",
+      "2024-03-10T00:00:00Z",
+      ["2024-03-10T07:00:00Z", "2024-03-10T18:30:00Z"],
+    ],
+    [
+      "L is the last day of the month, Feb 29 in a leap year",
+      "0 0 L * *",
+      "UTC",
+      "2024-01-15T00:00:00Z",
+      ["2024-01-31T00:00:00Z", "2024-02-29T00:00:00Z", "2024-03-31T00:00:00Z"],
+    ],
+    [
+      "15W moves a Saturday 15th to Friday 14th",
+      "0 0 15W * *",
+      "UTC",
+      "2024-06-01T00:00:00Z",
+      ["2024-06-14T00:00:00Z", "2024-07-15T00:00:00Z"],
+    ],
     ["LW is the last weekday of the month", "0 0 LW * *", "UTC", "2024-03-01T00:00:00Z", ["2024-03-29T00:00:00Z", "2024-04-30T00:00:00Z"]],
     ["MON#2 is the second Monday", "0 9 * * MON#2", "UTC", "2024-01-01T00:00:00Z", ["2024-01-08T09:00:00Z", "2024-02-12T09:00:00Z"]],
     ["5L is the last Friday", "0 0 * * 5L", "UTC", "2024-01-01T00:00:00Z", ["2024-01-26T00:00:00Z", "2024-02-23T00:00:00Z"]],
     ["Feb 29 fires only in leap years", "0 0 29 2 *", "UTC", "2025-01-01T00:00:00Z", ["2028-02-29T00:00:00Z", "2032-02-29T00:00:00Z"]],
-    ["day of month and day of week are ORed, as in standard cron", "0 0 13 * 5", "UTC", "2024-09-30T00:00:00Z",
-      ["2024-10-04T00:00:00Z", "2024-10-11T00:00:00Z", "2024-10-13T00:00:00Z", "2024-10-18T00:00:00Z"]],
-    ["a sixth leading field is seconds", "*/20 * * * * *", "UTC", "2024-01-01T00:00:00Z",
-      ["2024-01-01T00:00:20Z", "2024-01-01T00:00:40Z", "2024-01-01T00:01:00Z"]],
-    ["a fire inside the same second as afterMs is not returned", "* * * * * *", "UTC", "2024-01-01T00:00:20.500Z", ["2024-01-01T00:00:21Z"]],
+    [
+      "day of month and day of week are ORed, as in standard cron",
+      "0 0 13 * 5",
+      "UTC",
+      "2024-09-30T00:00:00Z",
+      ["2024-10-04T00:00:00Z", "2024-10-11T00:00:00Z", "2024-10-13T00:00:00Z", "2024-10-18T00:00:00Z"],
+    ],
+    [
+      "a sixth leading field is seconds",
+      "*/20 * * * * *",
+      "UTC",
+      "2024-01-01T00:00:00Z",
+      ["2024-01-01T00:00:20Z", "2024-01-01T00:00:40Z", "2024-01-01T00:01:00Z"],
+    ],
+    [
+      "a fire inside the same second as afterMs is not returned",
+      "* * * * * *",
+      "UTC",
+      "2024-01-01T00:00:20.500Z",
+      ["2024-01-01T00:00:21Z"],
+    ],
     ["a cron without start_date fires strictly after afterMs", "0 * * * *", "UTC", "2024-01-01T05:00:00Z", ["2024-01-01T06:00:00Z"]],
     ["an expression that can never match (Feb 30) returns no fires", "0 0 30 2 *", "America/New_York", "2024-01-01T00:00:00Z", []],
   ])("%s", (_name, expression, zone, after, expected) => {
@@ -67,9 +144,11 @@ describe("cron fire times", () => {
 
   it("nothing fires after end_date, and a fire exactly at it still counts", () => {
     const bounds = { end_date: "2024-01-01T07:00:00Z" };
-    expect(cronFires("0 * * * *", "UTC", "2024-01-01T04:30:00Z", 10, bounds)).toEqual(
-      ["2024-01-01T05:00:00Z", "2024-01-01T06:00:00Z", "2024-01-01T07:00:00Z"],
-    );
+    expect(cronFires("0 * * * *", "UTC", "2024-01-01T04:30:00Z", 10, bounds)).toEqual([
+      "2024-01-01T05:00:00Z",
+      "2024-01-01T06:00:00Z",
+      "2024-01-01T07:00:00Z",
+    ]);
   });
 });
 
@@ -87,7 +166,9 @@ describe("interval and date fire times", () => {
   });
 
   it("an interval never returns the fire it was handed", () => {
-    expect(nextFireTimes(resolve({ type: "interval", minutes: 5, start_date: start }), ms(start) + 300_000, 1)).toEqual([ms(start) + 600_000]);
+    expect(nextFireTimes(resolve({ type: "interval", minutes: 5, start_date: start }), ms(start) + 300_000, 1)).toEqual([
+      ms(start) + 600_000,
+    ]);
   });
 
   it("an interval without start_date is anchored at afterMs, so it first fires one interval later", () => {
@@ -96,7 +177,11 @@ describe("interval and date fire times", () => {
 
   it("an interval stops at end_date, inclusive", () => {
     const trigger = resolve({ type: "interval", hours: 1, start_date: start, end_date: "2024-03-09T19:00:00Z" });
-    expect(nextFireTimes(trigger, ms(start) - 1, 10).map(iso)).toEqual(["2024-03-09T17:00:00Z", "2024-03-09T18:00:00Z", "2024-03-09T19:00:00Z"]);
+    expect(nextFireTimes(trigger, ms(start) - 1, 10).map(iso)).toEqual([
+      "2024-03-09T17:00:00Z",
+      "2024-03-09T18:00:00Z",
+      "2024-03-09T19:00:00Z",
+    ]);
   });
 
   it("a huge count is capped at 1000 fires", () => {
@@ -118,13 +203,23 @@ describe("resolveTrigger", () => {
   it("the trigger's own timezone, dates and jitter win over the job's", () => {
     const own = { timezone: "Europe/London", start_date: "2024-06-01T00:00:00Z", end_date: "2024-07-01T00:00:00Z", jitter: 9 };
     expect(resolve({ type: "cron", expression: "0 0 * * *", ...own }, job)).toEqual({
-      type: "cron", expression: "0 0 * * *", timezone: "Europe/London", startMs: ms(own.start_date), endMs: ms(own.end_date), jitter: 9,
+      type: "cron",
+      expression: "0 0 * * *",
+      timezone: "Europe/London",
+      startMs: ms(own.start_date),
+      endMs: ms(own.end_date),
+      jitter: 9,
     });
   });
 
   it("the job's values fill what the trigger leaves out, and the zone defaults to UTC", () => {
     expect(resolve({ type: "interval", seconds: 15 }, job)).toEqual({
-      type: "interval", intervalMs: 15_000, timezone: "Asia/Taipei", startMs: ms(job.start_date), endMs: ms(job.end_date), jitter: 5,
+      type: "interval",
+      intervalMs: 15_000,
+      timezone: "Asia/Taipei",
+      startMs: ms(job.start_date),
+      endMs: ms(job.end_date),
+      jitter: 5,
     });
     expect(resolve({ type: "cron", expression: "0 0 * * *" }).timezone).toBe("UTC");
   });
@@ -159,28 +254,51 @@ describe("trigger schema", () => {
     ["an interval of 15 seconds", { type: "interval", seconds: 15 }],
     ["a date with an offset", { type: "date", run_at: "2027-01-01T08:00:00+08:00" }],
     ["names, L, W, # and croner's FRIL", { type: "cron", expression: "0 0 15W jan-dec MON#2,FRIL" }],
-    ["equal start and end dates", { type: "cron", expression: "0 0 * * *", start_date: "2027-01-01T00:00:00Z", end_date: "2027-01-01T00:00:00Z" }],
+    [
+      "equal start and end dates",
+      { type: "cron", expression: "0 0 * * *", start_date: "2027-01-01T00:00:00Z", end_date: "2027-01-01T00:00:00Z" },
+    ],
   ])("accepts %s", (_name, input) => {
     expect(rejection(input)).toBeUndefined();
   });
 
   it.each([
     ["a minute of 61", { type: "cron", expression: "61 * * * *" }, "invalid cron expression: Invalid value for minute: 61"],
-    ["seven fields (a year)", { type: "cron", expression: "0 0 0 1 1 * 2030" }, "expected 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first, got 7"],
+    [
+      "seven fields (a year)",
+      { type: "cron", expression: "0 0 0 1 1 * 2030" },
+      "expected 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first, got 7",
+    ],
     ["a nickname", { type: "cron", expression: "@daily" }, 'nicknames such as "@daily" are not supported'],
-    ["? outside the day fields", { type: "cron", expression: "0 0 ? ? ?" }, '"?" is only allowed as the whole day-of-month or day-of-week field'],
-    ["a date smuggled in as an expression", { type: "cron", expression: "2027-01-01T00:00:00 * * * *" }, "has characters cron does not use"],
+    [
+      "? outside the day fields",
+      { type: "cron", expression: "0 0 ? ? ?" },
+      '"?" is only allowed as the whole day-of-month or day-of-week field',
+    ],
+    [
+      "a date smuggled in as an expression",
+      { type: "cron", expression: "2027-01-01T00:00:00 * * * *" },
+      "has characters cron does not use",
+    ],
     ["an unknown time zone", { type: "cron", expression: "0 0 * * *", timezone: "Mars/Olympus" }, 'unknown time zone "Mars/Olympus"'],
     ["an offset instead of a zone name", { type: "interval", seconds: 5, timezone: "+05:00" }, 'unknown time zone "+05:00"'],
     ["Feb 30", { type: "date", run_at: "2023-02-30T00:00:00Z" }, "2023-02-30 is not a calendar date"],
     ["a local time without offset", { type: "date", run_at: "2027-01-01T00:00:00" }, "expected an ISO 8601 date-time with Z or an offset"],
-    ["a fraction longer than nanoseconds", { type: "date", run_at: `2027-01-01T00:00:00.${"9".repeat(30)}Z` }, "expected an ISO 8601 date-time"],
+    [
+      "a fraction longer than nanoseconds",
+      { type: "date", run_at: `2027-01-01T00:00:00.${"9".repeat(30)}Z` },
+      "expected an ISO 8601 date-time",
+    ],
     ["an interval of 0 seconds", { type: "interval", seconds: 0 }, "interval must add up to at least 1 second"],
     ["an interval of half a second", { type: "interval", seconds: 0.5 }, "interval must add up to at least 1 second"],
     ["an interval with no unit", { type: "interval" }, "interval must add up to at least 1 second"],
     ["a negative unit", { type: "interval", seconds: 120, minutes: -1 }, "must not be negative"],
     ["an interval over 5 years", { type: "interval", weeks: 300 }, "interval must be at most 5 years"],
-    ["end_date before start_date", { type: "interval", seconds: 5, start_date: "2027-01-02T00:00:00Z", end_date: "2027-01-01T00:00:00Z" }, "end_date is before start_date"],
+    [
+      "end_date before start_date",
+      { type: "interval", seconds: 5, start_date: "2027-01-02T00:00:00Z", end_date: "2027-01-01T00:00:00Z" },
+      "end_date is before start_date",
+    ],
     ["a misspelt field", { type: "cron", expression: "0 0 * * *", time_zone: "Asia/Taipei" }, "time_zone"],
     ["jitter over a day", { type: "interval", seconds: 5, jitter: 86_401 }, "86400"],
   ])("rejects %s with a message saying so", (_name, input, message) => {
@@ -201,27 +319,94 @@ describe("trigger schema", () => {
 
 describe("describeFire and previewFires", () => {
   it.each([
-    ["a skipped fixed time says so", "2024-03-10T07:00:00Z", "America/New_York", "30 2 * * *", "2024-03-10T03:00:00", "-04:00",
-      "02:30 does not exist on 2024-03-10 in America/New_York (clocks spring forward); fires at 03:00 (EDT, -04:00)"],
-    ["a repeated fixed time names the occurrence it uses", "2024-11-03T05:30:00Z", "America/New_York", "30 1 * * *", "2024-11-03T01:30:00", "-04:00",
-      "01:30 occurs twice on 2024-11-03 in America/New_York (clocks fall back); fires at the first occurrence only (EDT, -04:00)"],
-    ["a wildcard job's first pass of the repeated hour", "2024-11-03T05:45:00Z", "America/New_York", "*/15 * * * *", "2024-11-03T01:45:00", "-04:00",
-      "01:45 occurs twice on 2024-11-03 in America/New_York (clocks fall back); fires on the first pass of the repeated hour (EDT, -04:00)"],
-    ["a wildcard job's second pass of the repeated hour", "2024-11-03T06:15:00Z", "America/New_York", "*/15 * * * *", "2024-11-03T01:15:00", "-05:00",
-      "01:15 occurs twice on 2024-11-03 in America/New_York (clocks fall back); fires on the second pass of the repeated hour (EST, -05:00)"],
-    ["London's gap is explained in BST", "2024-03-31T01:00:00Z", "Europe/London", "30 1 * * *", "2024-03-31T02:00:00", "+01:00",
-      "01:30 does not exist on 2024-03-31 in Europe/London (clocks spring forward); fires at 02:00 (BST, +01:00)"],
-    ["London's repeated hour is explained", "2024-10-27T00:30:00Z", "Europe/London", "30 1 * * *", "2024-10-27T01:30:00", "+01:00",
-      "01:30 occurs twice on 2024-10-27 in Europe/London (clocks fall back); fires at the first occurrence only (BST, +01:00)"],
-    ["Lord Howe's half-hour gap is explained", "2024-10-05T15:30:00Z", "Australia/Lord_Howe", "15 2 * * *", "2024-10-06T02:30:00", "+11:00",
-      "02:15 does not exist on 2024-10-06 in Australia/Lord_Howe (clocks spring forward); fires at 02:30 (+11:00)"],
-    ["Lord Howe's repeated half hour is explained", "2024-04-06T15:00:00Z", "Australia/Lord_Howe", "*/15 * * * *", "2024-04-07T01:30:00", "+10:30",
-      "01:30 occurs twice on 2024-04-07 in Australia/Lord_Howe (clocks fall back); fires on the second pass of the repeated 30 minutes (+10:30)"],
-    ["a time requested after the gap needs no note", "2024-03-10T07:00:00Z", "America/New_York", "0 3 * * *", "2024-03-10T03:00:00", "-04:00", undefined],
+    [
+      "a skipped fixed time says so",
+      "2024-03-10T07:00:00Z",
+      "America/New_York",
+      "30 2 * * *",
+      "2024-03-10T03:00:00",
+      "-04:00",
+      "02:30 does not exist on 2024-03-10 in America/New_York (clocks spring forward); fires at 03:00 (EDT, -04:00)",
+    ],
+    [
+      "a repeated fixed time names the occurrence it uses",
+      "2024-11-03T05:30:00Z",
+      "America/New_York",
+      "30 1 * * *",
+      "2024-11-03T01:30:00",
+      "-04:00",
+      "01:30 occurs twice on 2024-11-03 in America/New_York (clocks fall back); fires at the first occurrence only (EDT, -04:00)",
+    ],
+    [
+      "a wildcard job's first pass of the repeated hour",
+      "2024-11-03T05:45:00Z",
+      "America/New_York",
+      "*/15 * * * *",
+      "2024-11-03T01:45:00",
+      "-04:00",
+      "01:45 occurs twice on 2024-11-03 in America/New_York (clocks fall back); fires on the first pass of the repeated hour (EDT, -04:00)",
+    ],
+    [
+      "a wildcard job's second pass of the repeated hour",
+      "2024-11-03T06:15:00Z",
+      "America/New_York",
+      "*/15 * * * *",
+      "2024-11-03T01:15:00",
+      "-05:00",
+      "01:15 occurs twice on 2024-11-03 in America/New_York (clocks fall back); fires on the second pass of the repeated hour (EST, -05:00)",
+    ],
+    [
+      "London's gap is explained in BST",
+      "2024-03-31T01:00:00Z",
+      "Europe/London",
+      "30 1 * * *",
+      "2024-03-31T02:00:00",
+      "+01:00",
+      "01:30 does not exist on 2024-03-31 in Europe/London (clocks spring forward); fires at 02:00 (BST, +01:00)",
+    ],
+    [
+      "London's repeated hour is explained",
+      "2024-10-27T00:30:00Z",
+      "Europe/London",
+      "30 1 * * *",
+      "2024-10-27T01:30:00",
+      "+01:00",
+      "01:30 occurs twice on 2024-10-27 in Europe/London (clocks fall back); fires at the first occurrence only (BST, +01:00)",
+    ],
+    [
+      "Lord Howe's half-hour gap is explained",
+      "2024-10-05T15:30:00Z",
+      "Australia/Lord_Howe",
+      "15 2 * * *",
+      "2024-10-06T02:30:00",
+      "+11:00",
+      "02:15 does not exist on 2024-10-06 in Australia/Lord_Howe (clocks spring forward); fires at 02:30 (+11:00)",
+    ],
+    [
+      "Lord Howe's repeated half hour is explained",
+      "2024-04-06T15:00:00Z",
+      "Australia/Lord_Howe",
+      "*/15 * * * *",
+      "2024-04-07T01:30:00",
+      "+10:30",
+      "01:30 occurs twice on 2024-04-07 in Australia/Lord_Howe (clocks fall back); fires on the second pass of the repeated 30 minutes (+10:30)",
+    ],
+    [
+      "a time requested after the gap needs no note",
+      "2024-03-10T07:00:00Z",
+      "America/New_York",
+      "0 3 * * *",
+      "2024-03-10T03:00:00",
+      "-04:00",
+      undefined,
+    ],
     ["an ordinary day needs no note", "2024-06-01T04:00:00Z", "Asia/Taipei", "0 12 * * *", "2024-06-01T12:00:00", "+08:00", undefined],
   ])("%s", (_name, at, zone, expression, local, offset, note) => {
     expect(describeFire(ms(at), zone, expression)).toEqual({
-      at: new Date(ms(at)).toISOString(), local, utc_offset: offset, ...(note === undefined ? {} : { note }),
+      at: new Date(ms(at)).toISOString(),
+      local,
+      utc_offset: offset,
+      ...(note === undefined ? {} : { note }),
     });
   });
 
@@ -230,7 +415,11 @@ describe("describeFire and previewFires", () => {
   });
 
   it("a preview lists local times and notes only the fire DST moved", () => {
-    const preview = previewFires(resolve({ type: "cron", expression: "30 2 * * *", timezone: "America/New_York" }), ms("2024-03-09T12:00:00Z"), 2);
+    const preview = previewFires(
+      resolve({ type: "cron", expression: "30 2 * * *", timezone: "America/New_York" }),
+      ms("2024-03-09T12:00:00Z"),
+      2,
+    );
     expect(preview.timezone).toBe("America/New_York");
     expect(preview.items.map((i) => [i.local, i.utc_offset, i.note === undefined])).toEqual([
       ["2024-03-10T03:00:00", "-04:00", false],

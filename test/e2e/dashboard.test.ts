@@ -1,13 +1,13 @@
-import { Validator } from "@seriousme/openapi-schema-validator";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import { Validator } from "@seriousme/openapi-schema-validator";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SWAGGER_UI } from "../../src/observe/docs";
 import { launchChromium } from "./browser";
-import { startDevServer, type DevServer } from "./dev-server";
-import { startReceiver, type Receiver } from "./receiver";
+import { type DevServer, startDevServer } from "./dev-server";
+import { type Receiver, startReceiver } from "./receiver";
 
 const screenshots = join(import.meta.dirname, "..", "..", "docs", "screenshots");
 /** Where /docs loads Swagger UI from, and the package it is served from here (the same version: asserted below). */
@@ -34,13 +34,27 @@ describe("the dashboard and docs in a browser", () => {
     ];
     for (const job of jobs) {
       const path = job.id === "flaky-export" ? "/flaky?status=500" : `/ok?delay_ms=${job.id.length * 15}`;
-      const res = await call("/v1/jobs", { method: "POST", body: JSON.stringify({ ...job, target: { type: "http", url: `${receiver.url}${path}` }, max_instances: 10, retry: { max_attempts: 1 } }) });
+      const res = await call("/v1/jobs", {
+        method: "POST",
+        body: JSON.stringify({
+          ...job,
+          target: { type: "http", url: `${receiver.url}${path}` },
+          max_instances: 10,
+          retry: { max_attempts: 1 },
+        }),
+      });
       expect(res.status).toBe(201);
     }
     const runIds: string[] = [];
-    for (const job of jobs) for (let i = 0; i < 4; i++) runIds.push(((await (await call(`/v1/jobs/${job.id}/run`, { method: "POST" })).json()) as { id: string }).id);
-    const tasks = Array.from({ length: 24 }, (_, i) => ({ target: { type: "http", url: `${receiver.url}/${i % 8 === 7 ? "gone?status=404" : `ok?delay_ms=${20 + i * 15}`}` } }));
-    const { items } = (await (await call("/v1/tasks/batch", { method: "POST", body: JSON.stringify({ tasks }) })).json()) as { items: { run: { id: string } }[] };
+    for (const job of jobs)
+      for (let i = 0; i < 4; i++)
+        runIds.push(((await (await call(`/v1/jobs/${job.id}/run`, { method: "POST" })).json()) as { id: string }).id);
+    const tasks = Array.from({ length: 24 }, (_, i) => ({
+      target: { type: "http", url: `${receiver.url}/${i % 8 === 7 ? "gone?status=404" : `ok?delay_ms=${20 + i * 15}`}` },
+    }));
+    const { items } = (await (await call("/v1/tasks/batch", { method: "POST", body: JSON.stringify({ tasks }) })).json()) as {
+      items: { run: { id: string } }[];
+    };
     runIds.push(...items.map((item) => item.run.id));
     const deadline = Date.now() + 60_000;
     // The local ticker records the first heartbeat a few seconds after start; show a live one.
@@ -48,7 +62,9 @@ describe("the dashboard and docs in a browser", () => {
       await new Promise((r) => setTimeout(r, 300));
     }
     for (;;) {
-      const runs = await Promise.all(runIds.map(async (id) => ((await (await call(`/v1/runs/${id}`)).json()) as { status: string }).status));
+      const runs = await Promise.all(
+        runIds.map(async (id) => ((await (await call(`/v1/runs/${id}`)).json()) as { status: string }).status),
+      );
       if (runs.every((s) => ["succeeded", "failed", "dead"].includes(s))) break;
       if (Date.now() > deadline) throw new Error(`runs did not finish: ${runs.join(",")}`);
       await new Promise((r) => setTimeout(r, 300));
@@ -67,7 +83,10 @@ describe("the dashboard and docs in a browser", () => {
 
   it("shows what a person needs: job rows, numbers matching /v1/stats and charts drawn from the runs", async () => {
     const stats = (await (await call("/v1/stats")).json()) as Stats;
-    const context = await browser.newContext({ httpCredentials: { username: "admin", password: server.token }, viewport: { width: 1360, height: 900 } });
+    const context = await browser.newContext({
+      httpCredentials: { username: "admin", password: server.token },
+      viewport: { width: 1360, height: 900 },
+    });
     const page = await context.newPage();
     const outside: string[] = [];
     page.on("request", (req) => {
@@ -76,11 +95,14 @@ describe("the dashboard and docs in a browser", () => {
     const res = await page.goto(`${server.url}/dashboard`);
     expect(res?.status()).toBe(200);
 
-    for (const id of ["nightly-report", "hourly-sync", "flaky-export"]) await expect(page.locator(`tr[data-job="${id}"]`).count()).resolves.toBe(1);
+    for (const id of ["nightly-report", "hourly-sync", "flaky-export"])
+      await expect(page.locator(`tr[data-job="${id}"]`).count()).resolves.toBe(1);
     expect(await page.locator("#total-runs").textContent()).toBe(String(stats.overall.runs.total));
     expect(await page.locator("#success-rate").textContent()).toBe(`${((stats.overall.success_rate ?? 0) * 100).toFixed(1)}%`);
     const flaky = stats.jobs.find((j) => j.job_id === "flaky-export");
-    expect(await page.locator('tr[data-job="flaky-export"] td.rate').textContent()).toBe(`${((flaky?.success_rate ?? 0) * 100).toFixed(1)}%`);
+    expect(await page.locator('tr[data-job="flaky-export"] td.rate').textContent()).toBe(
+      `${((flaky?.success_rate ?? 0) * 100).toFixed(1)}%`,
+    );
 
     const p50 = await page.locator("#duration-trend path.line.p50").getAttribute("d");
     expect(p50).toMatch(/^M[\d.]+,[\d.]+/);
@@ -142,7 +164,11 @@ describe("the dashboard and docs in a browser", () => {
     // A tampered copy: the browser must not run it.
     await page.route(`${SWAGGER_UI_CDN}/**`, (route) =>
       route.request().url().endsWith(".js")
-        ? route.fulfill({ body: "window.tampered = true;", contentType: "text/javascript", headers: { "access-control-allow-origin": "*" } })
+        ? route.fulfill({
+            body: "window.tampered = true;",
+            contentType: "text/javascript",
+            headers: { "access-control-allow-origin": "*" },
+          })
         : route.abort("internetdisconnected"),
     );
     await page.goto(`${server.url}/docs`);

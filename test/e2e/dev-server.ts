@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -29,7 +29,9 @@ export async function freePort(): Promise<number> {
 function tokenFromDevVars(): string {
   const file = join(root, ".dev.vars");
   if (!existsSync(file)) return "";
-  const line = readFileSync(file, "utf8").split("\n").find((l) => l.startsWith("API_TOKEN="));
+  const line = readFileSync(file, "utf8")
+    .split("\n")
+    .find((l) => l.startsWith("API_TOKEN="));
   return line ? line.slice("API_TOKEN=".length).trim() : "";
 }
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startDevServer, type DevServer } from "./dev-server";
-import { startReceiver, type Receiver } from "./receiver";
+import { type DevServer, startDevServer } from "./dev-server";
+import { type Receiver, startReceiver } from "./receiver";
 
 // Under wrangler dev, as deployed: one Worker, one queue. (Inside the workerd test pool every
 // test file's Worker shares the local queues, so a long burst there can be consumed by another file.)
@@ -21,7 +21,9 @@ describe("per-host rate limit under wrangler dev", () => {
 
   it("holds a burst of 200 tasks to one host to its rate, while another host is unaffected", async () => {
     const host = new URL(limited.url).host;
-    expect((await call(`/v1/hosts/${host}`, { method: "PUT", body: JSON.stringify({ rate_limit: { requests: 40, period: 1 } }) })).status).toBe(200);
+    expect(
+      (await call(`/v1/hosts/${host}`, { method: "PUT", body: JSON.stringify({ rate_limit: { requests: 40, period: 1 } }) })).status,
+    ).toBe(200);
     const batch = (url: string, n: number) => ({ tasks: Array.from({ length: n }, () => ({ target: { type: "http", url } })) });
     const ids: string[] = [];
     for (let i = 0; i < 2; i++) {
@@ -49,6 +51,8 @@ describe("per-host rate limit under wrangler dev", () => {
     expect(worst).toBeLessThanOrEqual(44); // a little slack for delivery jitter between the guard and the receiver
     expect((times[199] ?? 0) - (times[0] ?? 0)).toBeGreaterThanOrEqual(3500);
     const metrics = await (await call("/metrics")).text();
-    expect(metrics).toMatch(new RegExp(`taskflare_host_deferrals_total\\{host="${host.replace(/\./g, "\\.")}",reason="rate_limit"\\} [1-9]`));
+    expect(metrics).toMatch(
+      new RegExp(`taskflare_host_deferrals_total\\{host="${host.replace(/\./g, "\\.")}",reason="rate_limit"\\} [1-9]`),
+    );
   }, 120_000);
 });

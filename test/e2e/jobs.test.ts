@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startDevServer, type DevServer } from "./dev-server";
-import { percentile, startReceiver, type Receiver } from "./receiver";
+import { type DevServer, startDevServer } from "./dev-server";
+import { percentile, type Receiver, startReceiver } from "./receiver";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -23,7 +23,11 @@ describe("scheduled jobs under wrangler dev", () => {
   it("an interval: 1s job fires in real time; pause stops it, resume restarts it, delete ends it", async () => {
     const created = await call("/v1/jobs", {
       method: "POST",
-      body: JSON.stringify({ id: "e2e-tick", trigger: { type: "interval", seconds: 1 }, target: { type: "http", url: `${receiver.url}/tick` } }),
+      body: JSON.stringify({
+        id: "e2e-tick",
+        trigger: { type: "interval", seconds: 1 },
+        target: { type: "http", url: `${receiver.url}/tick` },
+      }),
     });
     expect(created.status).toBe(201);
     await sleep(12_500);

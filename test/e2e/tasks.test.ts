@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startDevServer, type DevServer } from "./dev-server";
-import { startReceiver, type Receiver } from "./receiver";
+import { type DevServer, startDevServer } from "./dev-server";
+import { type Receiver, startReceiver } from "./receiver";
 
 interface Run {
   id: string;
@@ -39,7 +39,10 @@ describe("background tasks under wrangler dev", () => {
   it("delivers 100 tasks to a local receiver exactly once each, and every run succeeds", async () => {
     const ids: string[] = [];
     for (let i = 0; i < 100; i++) {
-      const res = await call("/v1/tasks", { method: "POST", body: JSON.stringify({ target: { type: "http", url: `${receiver.url}/hook/${i}`, body: { i } } }) });
+      const res = await call("/v1/tasks", {
+        method: "POST",
+        body: JSON.stringify({ target: { type: "http", url: `${receiver.url}/hook/${i}`, body: { i } } }),
+      });
       expect(res.status).toBe(202);
       ids.push(((await res.json()) as Run).id);
     }
@@ -56,7 +59,11 @@ describe("background tasks under wrangler dev", () => {
   it("a high-priority task enqueued behind 2,000 default ones finishes before a tenth of them have", async () => {
     // Every task is due at the same instant, so the default queue holds a real backlog when they all arrive.
     const dueAt = new Date(Date.now() + 8_000).toISOString();
-    const task = (priority: string, path: string) => ({ target: { type: "http", url: `${receiver.url}${path}?delay_ms=100` }, run_at: dueAt, priority });
+    const task = (priority: string, path: string) => ({
+      target: { type: "http", url: `${receiver.url}${path}?delay_ms=100` },
+      run_at: dueAt,
+      priority,
+    });
     const defaults: string[] = [];
     for (let i = 0; i < 2000; i += 100) {
       const tasks = Array.from({ length: 100 }, (_, k) => task("default", `/flood/${i + k}`));

@@ -1,19 +1,27 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { cronTick, expectFutureAlarm, jobObjectsFailingFor, jobsDeletedAfterEach, loseAlarm, recordedHeartbeat, setRecordedNextRun } from "../helpers/faults";
+import {
+  cronTick,
+  expectFutureAlarm,
+  jobObjectsFailingFor,
+  jobsDeletedAfterEach,
+  loseAlarm,
+  recordedHeartbeat,
+  setRecordedNextRun,
+} from "../helpers/faults";
 import { backdateNextFire, jobRuns, jobStub } from "../helpers/jobs";
 import { eventually, received, receiverUrl } from "../helpers/receiver";
 import {
   expireLease,
+  type Harness,
   harness,
-  makeDue,
   MANUAL_RETRY,
+  makeDue,
   mustStoredRun,
   NO_CHANGE,
   runReaches,
   statsDelta,
   taskStats,
-  type Harness,
 } from "../helpers/runs";
 
 // Invariants: every accepted task reaches a final state, and no run executes
@@ -176,7 +184,9 @@ describe("faults: the Cron Trigger does not fire for ten minutes", () => {
     await makeDue(waiting.id, 10 * MINUTE);
     // The consumer that claimed `running` died ten minutes ago without calling the target.
     const tenMinutesAgo = Date.now() - 10 * MINUTE;
-    await env.DB.prepare("UPDATE runs SET status = 'running', attempt = 1, started_at = ?, lease_expires_at = ?, available_at = ? WHERE id = ?")
+    await env.DB.prepare(
+      "UPDATE runs SET status = 'running', attempt = 1, started_at = ?, lease_expires_at = ?, available_at = ? WHERE id = ?",
+    )
       .bind(tenMinutesAgo, tenMinutesAgo, tenMinutesAgo, running.id)
       .run();
     const before = await taskStats();

@@ -1,16 +1,16 @@
 import { describe, expect, it } from "vitest";
-import { binding, claimRun, faultyHarness, recordRetry, rollupStats, type BoundStatement, type FaultEffect } from "../helpers/faults";
+import { type BoundStatement, binding, claimRun, type FaultEffect, faultyHarness, recordRetry, rollupStats } from "../helpers/faults";
 import { received, receiverUrl } from "../helpers/receiver";
 import {
   expireLease,
-  makeDue,
+  type Harness,
   MANUAL_RETRY,
+  makeDue,
   mustStoredRun,
   NO_CHANGE,
+  type SentMessage,
   statsDelta,
   taskStats,
-  type Harness,
-  type SentMessage,
 } from "../helpers/runs";
 
 // Invariants: every accepted task reaches a final state, and no run executes
@@ -64,8 +64,22 @@ const successSteps: StepFault[] = [
   // The claim took the lease but nobody called the target: attempt 1 is spent once the lease expires.
   { step: "the claim UPDATE to running", match: claimRun, effect: "lost-response", targetCalls: 1, finalAttempt: 2, leaseExpires: true },
   // The target answered but its result was never written: one more execution, after the lease expired.
-  { step: "the final UPDATE and stats batch", match: rollupStats, effect: "lost-request", targetCalls: 2, finalAttempt: 2, leaseExpires: true },
-  { step: "the final UPDATE and stats batch", match: rollupStats, effect: "lost-response", targetCalls: 1, finalAttempt: 1, leaseExpires: false },
+  {
+    step: "the final UPDATE and stats batch",
+    match: rollupStats,
+    effect: "lost-request",
+    targetCalls: 2,
+    finalAttempt: 2,
+    leaseExpires: true,
+  },
+  {
+    step: "the final UPDATE and stats batch",
+    match: rollupStats,
+    effect: "lost-response",
+    targetCalls: 1,
+    finalAttempt: 1,
+    leaseExpires: false,
+  },
 ];
 
 describe("faults: a D1 error at one step of a run's only attempt", () => {
@@ -162,4 +176,3 @@ describe("faults: a D1 error recording a retry", () => {
     expect(await received(prefix)).toHaveLength(2);
   });
 });
-

@@ -1,8 +1,17 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { binding, claimRun, deliverBatch, faultyHarness, insertRun, loadRun, TRANSIENT_D1_ERROR, type BoundStatement } from "../helpers/faults";
+import {
+  type BoundStatement,
+  binding,
+  claimRun,
+  deliverBatch,
+  faultyHarness,
+  insertRun,
+  loadRun,
+  TRANSIENT_D1_ERROR,
+} from "../helpers/faults";
 import { received, receiverUrl } from "../helpers/receiver";
-import { DEAD_LETTER_QUEUE, makeDue, MANUAL_RETRY, mustStoredRun, NO_CHANGE, statsDelta, TASK_QUEUE, taskStats } from "../helpers/runs";
+import { DEAD_LETTER_QUEUE, MANUAL_RETRY, makeDue, mustStoredRun, NO_CHANGE, statsDelta, TASK_QUEUE, taskStats } from "../helpers/runs";
 
 // Invariants: every accepted task reaches a final state, and no run executes
 // twice unless a retry was due. D1 fails transiently ("Network connection
@@ -71,14 +80,18 @@ describe("faults: a D1 error inserting the run of POST /v1/tasks", () => {
 
 describe("faults: a D1 error in a bulk enqueue (POST /v1/tasks/batch)", () => {
   /** Statements that bind a target whose URL starts with `prefix`. */
-  const bindsTarget = (prefix: string) => (s: BoundStatement) => insertRun(s) && s.params.some((p) => typeof p === "string" && p.includes(prefix));
+  const bindsTarget = (prefix: string) => (s: BoundStatement) =>
+    insertRun(s) && s.params.some((p) => typeof p === "string" && p.includes(prefix));
 
   it("the inserts travel in one D1 call; a transient error there is retried per task and every task is accepted and sent once (every accepted task reaches a final state)", async () => {
     const { d1, h } = faultyHarness();
     const targets = [receiverUrl(), receiverUrl(), receiverUrl()];
     d1.failNext({ match: insertRun });
 
-    const res = await h.api("/v1/tasks/batch", { method: "POST", json: { tasks: targets.map((t) => ({ target: { type: "http", url: t.url } })) } });
+    const res = await h.api("/v1/tasks/batch", {
+      method: "POST",
+      json: { tasks: targets.map((t) => ({ target: { type: "http", url: t.url } })) },
+    });
     const body = await res.json<{ items: { status: number; run?: { id: string } }[] }>();
 
     expect(d1.broken).toHaveLength(1);
@@ -98,7 +111,10 @@ describe("faults: a D1 error in a bulk enqueue (POST /v1/tasks/batch)", () => {
     d1.failNext({ match: bindsTarget(bad.prefix) });
     d1.failNext({ match: bindsTarget(bad.prefix) });
 
-    const res = await h.api("/v1/tasks/batch", { method: "POST", json: { tasks: [{ target: { type: "http", url: bad.url } }, { target: { type: "http", url: good.url } }] } });
+    const res = await h.api("/v1/tasks/batch", {
+      method: "POST",
+      json: { tasks: [{ target: { type: "http", url: bad.url } }, { target: { type: "http", url: good.url } }] },
+    });
     const body = await res.json<{ items: { status: number; run?: { id: string }; error?: { code: string } }[] }>();
 
     expect(body.items[0]).toMatchObject({ status: 500, error: { code: "internal_error" } });
@@ -177,7 +193,11 @@ describe("faults: one message of a batch fails", () => {
     expect(delivery.result.explicitAcks).toEqual([first.id]);
     // A throwing handler: every message not acked comes back (the platform's whole-batch retry).
     const notAcked = [first, second, third].filter((m) => !delivery.result.explicitAcks.includes(m.id));
-    const retried = await deliverBatch(h.env, DEAD_LETTER_QUEUE, notAcked.map((m) => ({ ...m, attempts: 2 })));
+    const retried = await deliverBatch(
+      h.env,
+      DEAD_LETTER_QUEUE,
+      notAcked.map((m) => ({ ...m, attempts: 2 })),
+    );
 
     expect(retried.thrown).toBeUndefined();
     expect(retried.result.explicitAcks).toEqual([second.id, third.id]);

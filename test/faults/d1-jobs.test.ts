@@ -6,8 +6,8 @@ import {
   faultyD1,
   faultyHarness,
   insertRun,
-  jobsDeletedAfterEach,
   jobStats,
+  jobsDeletedAfterEach,
   recordSchedule,
   retryAlarm,
   rollupStats,
@@ -32,7 +32,10 @@ describe("faults: a D1 error in the jobs API and in a JobObject's alarm", () => 
     const id = jobs.newId();
     d1.failNext({ match: (s) => s.sql.startsWith('insert into "jobs"'), effect: "lost-response" });
 
-    const res = await h.api("/v1/jobs", { method: "POST", json: { id, trigger: { type: "cron", expression: "0 0 1 1 *" }, target: { type: "http", url } } });
+    const res = await h.api("/v1/jobs", {
+      method: "POST",
+      json: { id, trigger: { type: "cron", expression: "0 0 1 1 *" }, target: { type: "http", url } },
+    });
     expect(res.status).toBe(500);
     expect(await storedJob(id)).toMatchObject({ state: "active", next_run_at: null });
     expect((await jobStub(id).inspect()).alarm).toBeNull();
@@ -71,7 +74,12 @@ describe("faults: a D1 error in the jobs API and in a JobObject's alarm", () => 
     await backdateNextFire(job.id, slot);
 
     await expect(runDurableObjectAlarm(jobStub(job.id))).rejects.toThrow();
-    expect(d1.broken).toEqual([[expect.objectContaining({ sql: expect.stringMatching(/^insert into "runs"/) }), expect.objectContaining({ sql: expect.stringMatching(/^update "jobs"/) })]]);
+    expect(d1.broken).toEqual([
+      [
+        expect.objectContaining({ sql: expect.stringMatching(/^insert into "runs"/) }),
+        expect.objectContaining({ sql: expect.stringMatching(/^update "jobs"/) }),
+      ],
+    ]);
     expect(await jobRuns(job.id)).toEqual([]);
     await retryAlarm(job.id);
 

@@ -2,16 +2,16 @@ import { describe, expect, it } from "vitest";
 import { deliverBatch } from "../helpers/faults";
 import { received, receiverUrl } from "../helpers/receiver";
 import {
+  type Harness,
   harness,
-  makeDue,
   MANUAL_RETRY,
+  makeDue,
   mustStoredRun,
   NO_CHANGE,
+  type RunMessage,
   statsDelta,
   TASK_QUEUE,
   taskStats,
-  type Harness,
-  type RunMessage,
 } from "../helpers/runs";
 
 // Invariant: no run executes twice unless a retry was due — exactly the
@@ -116,7 +116,10 @@ describe("faults: duplicate and out-of-order queue deliveries", () => {
     expect(resent.every((m) => (m.delaySeconds ?? 0) > 0)).toBe(true);
 
     await makeDue(run.id);
-    await batch(h, resent.map((m) => m.body));
+    await batch(
+      h,
+      resent.map((m) => m.body),
+    );
     expect(await mustStoredRun(run.id)).toMatchObject({ status: "succeeded", attempt: 2 });
     expect(await received(prefix)).toHaveLength(2);
   });

@@ -2,16 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { cronTick } from "../helpers/faults";
 import { received, receiverUrl } from "../helpers/receiver";
-import {
-  expireLease,
-  harness,
-  MANUAL_RETRY,
-  mustStoredRun,
-  NO_CHANGE,
-  runReaches,
-  statsDelta,
-  taskStats,
-} from "../helpers/runs";
+import { expireLease, harness, MANUAL_RETRY, mustStoredRun, NO_CHANGE, runReaches, statsDelta, taskStats } from "../helpers/runs";
 
 // Invariants: every accepted task reaches a final state, and no run executes
 // twice unless a retry was due. A consumer can die after claiming a run (an
@@ -21,7 +12,9 @@ import {
 /** Setup only: a consumer claimed the run's first attempt and died before calling the target. */
 async function claimedByADeadConsumer(runId: string): Promise<void> {
   const past = Date.now() - 60_000;
-  await env.DB.prepare("UPDATE runs SET status = 'running', attempt = 1, started_at = ?, lease_expires_at = ?, available_at = ? WHERE id = ?")
+  await env.DB.prepare(
+    "UPDATE runs SET status = 'running', attempt = 1, started_at = ?, lease_expires_at = ?, available_at = ? WHERE id = ?",
+  )
     .bind(past - 60_000, past, past, runId)
     .run();
 }

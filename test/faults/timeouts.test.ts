@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { cronTick } from "../helpers/faults";
 import { received, receiverUrl } from "../helpers/receiver";
-import { harness, makeDue, MANUAL_RETRY, mustStoredRun, NO_CHANGE, runReaches, statsDelta, taskStats } from "../helpers/runs";
+import { harness, MANUAL_RETRY, makeDue, mustStoredRun, NO_CHANGE, runReaches, statsDelta, taskStats } from "../helpers/runs";
 
 // Invariants: every accepted task reaches a final state — a target that
 // never answers is aborted at the run's timeout, and the run retries or dies;

@@ -10,7 +10,11 @@ afterEach(async () => {
 
 async function job(id: string) {
   created.push(id);
-  return createJob({ id, trigger: { type: "cron", expression: "30 2 * * *", timezone: "America/New_York" }, target: { type: "http", url: "https://example.com/x" } });
+  return createJob({
+    id,
+    trigger: { type: "cron", expression: "30 2 * * *", timezone: "America/New_York" },
+    target: { type: "http", url: "https://example.com/x" },
+  });
 }
 
 describe("GET /dashboard", () => {
@@ -50,7 +54,11 @@ describe("dashboard actions", () => {
   it("pause from the dashboard's own origin pauses the job and redirects back", async () => {
     const id = `dash-pause-${Date.now()}`;
     await job(id);
-    const res = await call(`/dashboard/jobs/${id}/pause`, { method: "POST", headers: { authorization: basic(TOKEN), origin: BASE }, redirect: "manual" });
+    const res = await call(`/dashboard/jobs/${id}/pause`, {
+      method: "POST",
+      headers: { authorization: basic(TOKEN), origin: BASE },
+      redirect: "manual",
+    });
     expect(res.status).toBe(303);
     expect(res.headers.get("location")).toMatch(/^\/dashboard\?done=/);
     expect((await (await api(`/v1/jobs/${id}`)).json<{ state: string }>()).state).toBe("paused");
@@ -62,7 +70,11 @@ describe("dashboard actions", () => {
   ])("refuses an action with %s, so no cross-site form can pause a job", async (_name, headers) => {
     const id = `dash-csrf-${Date.now()}`;
     await job(id);
-    const res = await call(`/dashboard/jobs/${id}/pause`, { method: "POST", headers: { authorization: basic(TOKEN), ...headers }, redirect: "manual" });
+    const res = await call(`/dashboard/jobs/${id}/pause`, {
+      method: "POST",
+      headers: { authorization: basic(TOKEN), ...headers },
+      redirect: "manual",
+    });
     expect(res.status).toBe(403);
     expect((await (await api(`/v1/jobs/${id}`)).json<{ state: string }>()).state).toBe("active");
   });
@@ -87,7 +99,9 @@ describe("GET /docs", () => {
     expect(page).toContain('<script src="/static/docs.js">');
     const spec = await (await call("/openapi.json")).json<{ paths: Record<string, Record<string, unknown>> }>();
     const listed = [...page.matchAll(/<li><code>([A-Z]+) ([^<]+)<\/code>/g)].map((m) => `${m[1]} ${m[2]}`);
-    const operations = Object.entries(spec.paths).flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`));
+    const operations = Object.entries(spec.paths).flatMap(([path, item]) =>
+      Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`),
+    );
     expect(listed.sort()).toEqual(operations.sort());
     expect(listed).toContain("POST /v1/tasks");
   });

@@ -2,7 +2,7 @@ import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../../src/index";
-import { api, call, TOKEN, type ErrorBody } from "../helpers/http";
+import { api, call, type ErrorBody, TOKEN } from "../helpers/http";
 
 describe("bearer-token auth on /v1", () => {
   it("refuses a request with no token with 401, a challenge and the error envelope", async () => {
@@ -87,7 +87,8 @@ describe("access log", () => {
   /** The access-log lines written while `path` is served, as parsed JSON. */
   async function accessLines(path: string, bindings: typeof env = env): Promise<{ path: string; status: number }[]> {
     const lines: string[] = [];
-    for (const method of ["log", "error"] as const) vi.spyOn(console, method).mockImplementation((line: unknown) => void lines.push(String(line)));
+    for (const method of ["log", "error"] as const)
+      vi.spyOn(console, method).mockImplementation((line: unknown) => void lines.push(String(line)));
     await (await worker.fetch(new Request(`https://t${path}`), bindings, createExecutionContext())).arrayBuffer();
     return lines.map((line) => JSON.parse(line)).filter((entry) => entry.event === "http_request");
   }
@@ -173,7 +174,11 @@ describe("API token rotation", () => {
   it("refuses any other token while rotating, and the previous one once it is removed", async () => {
     expect((await get("Bearer some-other-token")).status).toBe(401);
     const rotated = { ...env, API_TOKEN: "new-token-aaaaaaaaaaaaaaaa" };
-    const res = await worker.fetch(new Request("https://t/v1/scheduler", { headers: { authorization: `Bearer ${TOKEN}` } }), rotated, createExecutionContext());
+    const res = await worker.fetch(
+      new Request("https://t/v1/scheduler", { headers: { authorization: `Bearer ${TOKEN}` } }),
+      rotated,
+      createExecutionContext(),
+    );
     expect(res.status).toBe(401);
   });
 });

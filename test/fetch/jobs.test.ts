@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { runScheduled } from "../helpers/entry";
 import { api, type ErrorBody } from "../helpers/http";
-import { backdateNextFire, createJob, deleteJob, jobRuns, jobStub, type JobBody } from "../helpers/jobs";
+import { backdateNextFire, createJob, deleteJob, type JobBody, jobRuns, jobStub } from "../helpers/jobs";
 import { eventually, received, receiverUrl } from "../helpers/receiver";
 
 const created: string[] = [];
@@ -20,7 +20,11 @@ const farTarget = () => ({ type: "http", url: receiverUrl().url });
 
 describe("jobs API", () => {
   it("creates a cron job with its next five fire times in its time zone", async () => {
-    const job = await createJob({ id: newJobId(), trigger: { type: "cron", expression: "0 30 2 * * *", timezone: "Asia/Taipei" }, target: farTarget() });
+    const job = await createJob({
+      id: newJobId(),
+      trigger: { type: "cron", expression: "0 30 2 * * *", timezone: "Asia/Taipei" },
+      target: farTarget(),
+    });
     expect(job.state).toBe("active");
     expect(job.version).toBe(1);
     expect(job.next_run_times).toHaveLength(5);
@@ -34,16 +38,25 @@ describe("jobs API", () => {
   it("refuses a second job with the same id with 409", async () => {
     const id = newJobId();
     await createJob({ id, trigger: { type: "cron", expression: "0 0 * * *" }, target: farTarget() });
-    const res = await api("/v1/jobs", { method: "POST", json: { id, trigger: { type: "cron", expression: "0 0 * * *" }, target: farTarget() } });
+    const res = await api("/v1/jobs", {
+      method: "POST",
+      json: { id, trigger: { type: "cron", expression: "0 0 * * *" }, target: farTarget() },
+    });
     expect(res.status).toBe(409);
     expect((await res.json<ErrorBody>()).error.code).toBe("conflict");
   });
 
   it("PUT creates (201) and then replaces (200) with a new version", async () => {
     const id = newJobId();
-    const first = await api(`/v1/jobs/${id}`, { method: "PUT", json: { trigger: { type: "cron", expression: "0 0 * * *" }, target: farTarget() } });
+    const first = await api(`/v1/jobs/${id}`, {
+      method: "PUT",
+      json: { trigger: { type: "cron", expression: "0 0 * * *" }, target: farTarget() },
+    });
     expect(first.status).toBe(201);
-    const second = await api(`/v1/jobs/${id}`, { method: "PUT", json: { trigger: { type: "cron", expression: "0 12 * * *" }, target: farTarget() } });
+    const second = await api(`/v1/jobs/${id}`, {
+      method: "PUT",
+      json: { trigger: { type: "cron", expression: "0 12 * * *" }, target: farTarget() },
+    });
     expect(second.status).toBe(200);
     const body = await second.json<JobBody>();
     expect(body.version).toBe(2);
@@ -81,14 +94,22 @@ describe("jobs API", () => {
     }
     const first = await (await api(`/v1/jobs?limit=2&tag=${prefix}`)).json<{ items: JobBody[]; next_cursor: string }>();
     expect(first.items.map((j) => j.id)).toEqual([`${prefix}-0`, `${prefix}-1`]);
-    const second = await (await api(`/v1/jobs?limit=2&tag=${prefix}&cursor=${first.next_cursor}`)).json<{ items: JobBody[]; next_cursor: string | null }>();
+    const second = await (await api(`/v1/jobs?limit=2&tag=${prefix}&cursor=${first.next_cursor}`)).json<{
+      items: JobBody[];
+      next_cursor: string | null;
+    }>();
     expect(second.items.map((j) => j.id)).toEqual([`${prefix}-2`]);
     expect(second.next_cursor).toBeNull();
   });
 
   it("shows next_run_at as the trigger's next fire (not D1's later promise) and last_run_at as the latest run's fire, in GET, the list and stats", async () => {
     const id = newJobId();
-    await createJob({ id, trigger: { type: "interval", seconds: 60, start_date: "2020-01-01T00:00:00Z" }, target: farTarget(), misfire_grace_time: 3600 });
+    await createJob({
+      id,
+      trigger: { type: "interval", seconds: 60, start_date: "2020-01-01T00:00:00Z" },
+      target: farTarget(),
+      misfire_grace_time: 3600,
+    });
     const nextMinute = new Date(Math.floor(Date.now() / 60_000) * 60_000 + 60_000).toISOString();
     const promised = await env.DB.prepare("SELECT next_run_at FROM jobs WHERE id = ?").bind(id).first<number>("next_run_at");
     expect(promised).toBeGreaterThan(Date.now() + 4 * 60_000);
@@ -97,7 +118,9 @@ describe("jobs API", () => {
     await runDurableObjectAlarm(jobStub(id));
 
     const one = await (await api(`/v1/jobs/${id}`)).json<JobBody & { last_run_at: string | null }>();
-    const listed = (await (await api(`/v1/jobs?cursor=${id.slice(0, -1)}&limit=200`)).json<{ items: (JobBody & { last_run_at: string | null })[] }>()).items.find((j) => j.id === id);
+    const listed = (
+      await (await api(`/v1/jobs?cursor=${id.slice(0, -1)}&limit=200`)).json<{ items: (JobBody & { last_run_at: string | null })[] }>()
+    ).items.find((j) => j.id === id);
     const stats = await (await api(`/v1/jobs/${id}/stats`)).json<{ next_run_at: string | null }>();
     // A minute boundary may pass between the reads: each shows the first fire after its own now.
     const upcoming = [nextMinute, new Date(Date.parse(nextMinute) + 60_000).toISOString()];
@@ -134,7 +157,12 @@ describe("an interval job in real time", () => {
 describe("POST /v1/jobs/:id/run", () => {
   it("with max_instances 1, many concurrent calls start exactly one run", async () => {
     const { url, prefix } = receiverUrl("delay_ms=1500");
-    const job = await createJob({ id: newJobId(), trigger: { type: "cron", expression: "0 0 1 1 *" }, target: { type: "http", url }, max_instances: 1 });
+    const job = await createJob({
+      id: newJobId(),
+      trigger: { type: "cron", expression: "0 0 1 1 *" },
+      target: { type: "http", url },
+      max_instances: 1,
+    });
     const answers = await Promise.all(Array.from({ length: 10 }, () => api(`/v1/jobs/${job.id}/run`, { method: "POST" })));
     const statuses = answers.map((r) => r.status).sort();
     expect(statuses.filter((s) => s === 202)).toHaveLength(1);
@@ -151,18 +179,29 @@ describe("POST /v1/jobs/:id/run", () => {
 describe("DELETE /v1/jobs/:id", () => {
   it("cancels the job's pending runs and forgets its alarm; a running run still finishes", async () => {
     const { url } = receiverUrl("delay_ms=800");
-    const job = await createJob({ id: newJobId(), trigger: { type: "cron", expression: "0 0 1 1 *" }, target: { type: "http", url }, max_instances: 2 });
+    const job = await createJob({
+      id: newJobId(),
+      trigger: { type: "cron", expression: "0 0 1 1 *" },
+      target: { type: "http", url },
+      max_instances: 2,
+    });
     const running = await (await api(`/v1/jobs/${job.id}/run`, { method: "POST" })).json<{ id: string }>();
     await eventually(async () => (await jobRuns(job.id))[0]?.status === "running", 5_000, "the run to start");
     await env.DB.prepare(
       "INSERT INTO runs (id, job_id, status, target, timeout, scheduled_for, available_at) VALUES (?, ?, 'scheduled', '{}', 30, ?, ?)",
-    ).bind(`run_pending_${job.id}`, job.id, Date.now() + 3_600_000, Date.now() + 3_600_000).run();
+    )
+      .bind(`run_pending_${job.id}`, job.id, Date.now() + 3_600_000, Date.now() + 3_600_000)
+      .run();
     expect((await api(`/v1/jobs/${job.id}`, { method: "DELETE" })).status).toBe(204);
     created.pop();
-    const runs = await eventually(async () => {
-      const rows = await jobRuns(job.id);
-      return rows.find((r) => r.id === running.id)?.status === "succeeded" ? rows : undefined;
-    }, 5_000, "the running run to finish");
+    const runs = await eventually(
+      async () => {
+        const rows = await jobRuns(job.id);
+        return rows.find((r) => r.id === running.id)?.status === "succeeded" ? rows : undefined;
+      },
+      5_000,
+      "the running run to finish",
+    );
     expect(runs.find((r) => r.id === `run_pending_${job.id}`)?.status).toBe("cancelled");
     expect((await api(`/v1/jobs/${job.id}`)).status).toBe(404);
     expect((await jobStub(job.id).inspect()).jobId).toBeNull();
@@ -176,7 +215,9 @@ describe("heartbeat (scheduled entry point)", () => {
     await stub.inspect();
     const { runInDurableObject } = await import("cloudflare:test");
     await runInDurableObject(stub, (_instance, state) => state.storage.deleteAlarm());
-    await env.DB.prepare("UPDATE jobs SET next_run_at = ? WHERE id = ?").bind(Date.now() - 10 * 60_000, job.id).run();
+    await env.DB.prepare("UPDATE jobs SET next_run_at = ? WHERE id = ?")
+      .bind(Date.now() - 10 * 60_000, job.id)
+      .run();
     expect((await stub.inspect()).alarm).toBeNull();
     await runScheduled(Date.now());
     expect((await stub.inspect()).alarm).toBe(Date.parse(job.next_run_at ?? ""));
@@ -213,7 +254,10 @@ describe("POST /v1/triggers/preview", () => {
   });
 
   it("refuses a count over 100", async () => {
-    const res = await api("/v1/triggers/preview", { method: "POST", json: { trigger: { type: "cron", expression: "* * * * *" }, count: 101 } });
+    const res = await api("/v1/triggers/preview", {
+      method: "POST",
+      json: { trigger: { type: "cron", expression: "* * * * *" }, count: 101 },
+    });
     expect(res.status).toBe(400);
   });
 });

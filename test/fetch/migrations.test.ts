@@ -15,9 +15,13 @@ describe("D1 migrations", () => {
   });
 
   it("index runs by job and time, unfinished runs by due time, failures, and idempotency key", async () => {
-    const { results } = await env.DB.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'runs'").all<{ name: string }>();
+    const { results } = await env.DB.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'runs'").all<{
+      name: string;
+    }>();
     const names = results.map((r) => r.name);
-    expect(names).toEqual(expect.arrayContaining(["runs_job_scheduled_idx", "runs_pending_idx", "runs_failed_idx", "runs_idempotency_key_uq"]));
+    expect(names).toEqual(
+      expect.arrayContaining(["runs_job_scheduled_idx", "runs_pending_idx", "runs_failed_idx", "runs_idempotency_key_uq"]),
+    );
     // One run per fire slot is the primary key's job (the run id is derived from the slot), not an index's.
     expect(names).not.toContain("runs_job_fire_slot_uq");
   });
@@ -45,7 +49,9 @@ describe("D1 migrations", () => {
     // The plan does not depend on the values: each parameter is bound to null.
     const plan = async (sql: string) => {
       const params = Array.from(sql.matchAll(/\?/g), () => null);
-      const { results } = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`).bind(...params).all<{ detail: string }>();
+      const { results } = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
+        .bind(...params)
+        .all<{ detail: string }>();
       return results.map((r) => r.detail).join(" | ");
     };
     expect(await plan(overdue ?? "")).toMatch(/SEARCH runs USING INDEX runs_pending_idx \(available_at<\?\)/);
@@ -55,7 +61,11 @@ describe("D1 migrations", () => {
     expect(await plan(job ?? "")).toMatch(/SEARCH r USING INDEX runs_job_scheduled_idx \(job_id=\?\)/);
     // The dead-man's switch reads overdue deadlines only, not every active job.
     expect(await plan(deadlines ?? "")).toMatch(/SEARCH jobs USING INDEX jobs_success_deadline_idx \(success_deadline_at<\?\)/);
-    expect(await plan("SELECT status, count(*) FROM runs WHERE finished_at IS NULL AND status IN ('queued', 'running') GROUP BY status")).toMatch(/runs_pending_idx/);
-    expect(await plan("SELECT id FROM runs WHERE status IN ('failed', 'dead') ORDER BY finished_at DESC LIMIT 10")).toMatch(/runs_failed_idx/);
+    expect(
+      await plan("SELECT status, count(*) FROM runs WHERE finished_at IS NULL AND status IN ('queued', 'running') GROUP BY status"),
+    ).toMatch(/runs_pending_idx/);
+    expect(await plan("SELECT id FROM runs WHERE status IN ('failed', 'dead') ORDER BY finished_at DESC LIMIT 10")).toMatch(
+      /runs_failed_idx/,
+    );
   });
 });

@@ -18,7 +18,9 @@ async function finishedRun(jobId: string, durationMs: number, status: "succeeded
   const res = await api(`/v1/jobs/${jobId}/run`, { method: "POST" });
   const { id } = await res.json<{ id: string }>();
   const now = Date.now();
-  await env.DB.prepare("UPDATE runs SET status = 'running', attempt = 1, started_at = ? WHERE id = ?").bind(now - durationMs, id).run();
+  await env.DB.prepare("UPDATE runs SET status = 'running', attempt = 1, started_at = ? WHERE id = ?")
+    .bind(now - durationMs, id)
+    .run();
   const db = database(env.DB);
   const run = await getRun(db, id);
   if (!run) throw new Error("run vanished");
@@ -29,7 +31,13 @@ async function finishedRun(jobId: string, durationMs: number, status: "succeeded
 
 async function jobWithRuns(id: string, durations: number[], failures = 0) {
   // max_instances high enough that run-now never refuses; the target is never called.
-  await createJob({ id, trigger: { type: "cron", expression: "0 0 1 1 *" }, target: { type: "http", url: "https://example.com/never" }, max_instances: 100, retry: { max_attempts: 1 } });
+  await createJob({
+    id,
+    trigger: { type: "cron", expression: "0 0 1 1 *" },
+    target: { type: "http", url: "https://example.com/never" },
+    max_instances: 100,
+    retry: { max_attempts: 1 },
+  });
   for (const ms of durations) await finishedRun(id, ms, "succeeded");
   for (let i = 0; i < failures; i++) await finishedRun(id, 5, "failed");
 }
@@ -38,11 +46,20 @@ describe("GET /v1/stats and /v1/jobs/:id/stats", () => {
   it("reports counts, success rate and percentiles that match known durations", async () => {
     const id = `stats-${Date.now()}`;
     // 100 runs of 10, 20, ... 1000 ms: true p50 500 ms, p95 950 ms, mean 505 ms.
-    await jobWithRuns(id, Array.from({ length: 100 }, (_, i) => (i + 1) * 10), 25);
+    await jobWithRuns(
+      id,
+      Array.from({ length: 100 }, (_, i) => (i + 1) * 10),
+      25,
+    );
     try {
       const res = await api(`/v1/jobs/${id}/stats`);
       expect(res.status).toBe(200);
-      const stats = await res.json<{ runs: { total: number; succeeded: number; failed: number }; success_rate: number; duration_ms: { mean: number; p50: number; p95: number }; last_run: { status: string } }>();
+      const stats = await res.json<{
+        runs: { total: number; succeeded: number; failed: number };
+        success_rate: number;
+        duration_ms: { mean: number; p50: number; p95: number };
+        last_run: { status: string };
+      }>();
       expect(stats.runs).toMatchObject({ total: 125, succeeded: 100, failed: 25 });
       expect(stats.success_rate).toBe(0.8);
       // Mean over all finished attempts (the 25 failures took 5 ms each).
@@ -52,7 +69,10 @@ describe("GET /v1/stats and /v1/jobs/:id/stats", () => {
       expect(stats.duration_ms.p95).toBeGreaterThanOrEqual(900);
       expect(stats.duration_ms.p95).toBeLessThanOrEqual(1000);
       expect(stats.last_run.status).toBe("failed");
-      const overall = await (await api("/v1/stats")).json<{ jobs: { job_id: string; runs: { total: number } }[]; overall: { runs: { total: number } } }>();
+      const overall = await (await api("/v1/stats")).json<{
+        jobs: { job_id: string; runs: { total: number } }[];
+        overall: { runs: { total: number } };
+      }>();
       expect(overall.jobs.find((j) => j.job_id === id)?.runs.total).toBe(125);
       expect(overall.overall.runs.total).toBeGreaterThanOrEqual(125);
     } finally {
@@ -97,7 +117,10 @@ describe("GET /metrics", () => {
       // This parser folds labelled histogram series together, so read this job's series from the validated text.
       const sample = (suffix: string, le?: string) => {
         const labels = le === undefined ? `{job="${id}"}` : `{job="${id}",le="${le}"}`;
-        return text.split("\n").find((line) => line.startsWith(`taskflare_run_duration_seconds_${suffix}${labels} `))?.split(" ")[1];
+        return text
+          .split("\n")
+          .find((line) => line.startsWith(`taskflare_run_duration_seconds_${suffix}${labels} `))
+          ?.split(" ")[1];
       };
       expect(sample("count")).toBe("4");
       expect(sample("bucket", "0.025")).toBe("2"); // 5 ms and 20 ms
@@ -106,7 +129,8 @@ describe("GET /metrics", () => {
       expect(sample("bucket", "+Inf")).toBe("4");
       expect(Number(sample("sum"))).toBeCloseTo(2.225, 3);
       expect(byName.get("taskflare_jobs")?.metrics.find((m) => m.labels?.state === "active")).toBeDefined();
-      for (const name of ["taskflare_runs_in_flight", "taskflare_jobs_late", "taskflare_heartbeat_age_seconds"]) expect(byName.has(name)).toBe(true);
+      for (const name of ["taskflare_runs_in_flight", "taskflare_jobs_late", "taskflare_heartbeat_age_seconds"])
+        expect(byName.has(name)).toBe(true);
     } finally {
       await deleteJob(id);
     }

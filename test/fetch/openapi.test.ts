@@ -8,11 +8,26 @@ interface OpenApiDoc {
 }
 
 const expectedRoutes = [
-  ["post", "/v1/jobs"], ["get", "/v1/jobs"], ["put", "/v1/jobs/{id}"], ["get", "/v1/jobs/{id}"], ["patch", "/v1/jobs/{id}"],
-  ["delete", "/v1/jobs/{id}"], ["post", "/v1/jobs/{id}/pause"], ["post", "/v1/jobs/{id}/resume"], ["post", "/v1/jobs/{id}/run"],
-  ["get", "/v1/jobs/{id}/runs"], ["get", "/v1/runs"], ["get", "/v1/runs/{id}"], ["post", "/v1/runs/{id}/cancel"],
-  ["post", "/v1/runs/{id}/retry"], ["post", "/v1/tasks"], ["get", "/v1/tasks/{id}"], ["get", "/v1/scheduler"],
-  ["post", "/v1/scheduler/pause"], ["post", "/v1/scheduler/resume"], ["post", "/v1/triggers/preview"],
+  ["post", "/v1/jobs"],
+  ["get", "/v1/jobs"],
+  ["put", "/v1/jobs/{id}"],
+  ["get", "/v1/jobs/{id}"],
+  ["patch", "/v1/jobs/{id}"],
+  ["delete", "/v1/jobs/{id}"],
+  ["post", "/v1/jobs/{id}/pause"],
+  ["post", "/v1/jobs/{id}/resume"],
+  ["post", "/v1/jobs/{id}/run"],
+  ["get", "/v1/jobs/{id}/runs"],
+  ["get", "/v1/runs"],
+  ["get", "/v1/runs/{id}"],
+  ["post", "/v1/runs/{id}/cancel"],
+  ["post", "/v1/runs/{id}/retry"],
+  ["post", "/v1/tasks"],
+  ["get", "/v1/tasks/{id}"],
+  ["get", "/v1/scheduler"],
+  ["post", "/v1/scheduler/pause"],
+  ["post", "/v1/scheduler/resume"],
+  ["post", "/v1/triggers/preview"],
 ] as const;
 
 describe("GET /openapi.json", () => {
@@ -26,6 +41,8 @@ describe("GET /openapi.json", () => {
       expect(Object.keys(doc.paths[path]?.[method]?.responses ?? {})).toContain("401");
     }
     expect(doc.components.securitySchemes.bearer).toEqual({ type: "http", scheme: "bearer" });
-    expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(["Job", "Run", "Trigger", "Target", "TaskRequest", "Error"]));
+    expect(Object.keys(doc.components.schemas)).toEqual(
+      expect.arrayContaining(["Job", "Run", "Trigger", "Target", "TaskRequest", "Error"]),
+    );
   });
 });

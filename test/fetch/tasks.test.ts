@@ -16,10 +16,14 @@ async function enqueue(body: unknown, headers: Record<string, string> = {}) {
 }
 
 async function settled(id: string, timeoutMs = 10_000): Promise<RunBody> {
-  return eventually(async () => {
-    const run = await (await api(`/v1/runs/${id}`)).json<RunBody>();
-    return ["succeeded", "failed", "dead", "cancelled"].includes(run.status) ? run : undefined;
-  }, timeoutMs, `run ${id} to finish`);
+  return eventually(
+    async () => {
+      const run = await (await api(`/v1/runs/${id}`)).json<RunBody>();
+      return ["succeeded", "failed", "dead", "cancelled"].includes(run.status) ? run : undefined;
+    },
+    timeoutMs,
+    `run ${id} to finish`,
+  );
 }
 
 describe("POST /v1/tasks", () => {

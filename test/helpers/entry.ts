@@ -3,9 +3,9 @@ import {
   createMessageBatch,
   createScheduledController,
   getQueueResult,
-  waitOnExecutionContext,
   type MessageBatchMessage,
   type QueueResult,
+  waitOnExecutionContext,
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import worker from "../../src/index";

@@ -3,17 +3,17 @@ import {
   createMessageBatch,
   createScheduledController,
   getQueueResult,
+  type QueueResult,
   runInDurableObject,
   waitOnExecutionContext,
-  type QueueResult,
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, expect } from "vitest";
 import type { Env } from "../../src/env";
 import worker from "../../src/index";
 import type { JobObject } from "../../src/scheduling/job-object";
-import { createJob, deleteJob, jobRuns, jobStub, type JobBody } from "./jobs";
-import { harness, runReaches, type Harness, type RunMessage } from "./runs";
+import { createJob, deleteJob, type JobBody, jobRuns, jobStub } from "./jobs";
+import { type Harness, harness, type RunMessage, runReaches } from "./runs";
 
 /** The error D1 reports for a dropped connection: transient, worth retrying. */
 export const TRANSIENT_D1_ERROR = "D1_ERROR: Network connection lost";
@@ -140,7 +140,8 @@ export function faultyHarness(): { d1: FaultyD1; h: Harness } {
 /** Loading a run by id (the consumer's first read). */
 export const loadRun = (s: BoundStatement) => /^select .* from "runs" where "runs"\."id" (= \?|in \(\?(, \?)*\))$/.test(s.sql);
 /** The claim: a waiting run becomes `running` (UPDATE ... WHERE status IN waiting). */
-export const claimRun = (s: BoundStatement) => s.sql.startsWith('update "runs"') && s.sql.includes('"runs"."status" in (') && s.params[0] === "running";
+export const claimRun = (s: BoundStatement) =>
+  s.sql.startsWith('update "runs"') && s.sql.includes('"runs"."status" in (') && s.params[0] === "running";
 /** Recording that an attempt failed and will be retried. */
 export const recordRetry = (s: BoundStatement) => s.sql.startsWith('update "runs"') && s.params[0] === "retrying";
 /** The stats rollup that rides in the same batch as a run's final UPDATE. */
@@ -150,8 +151,10 @@ export const insertRun = (s: BoundStatement) => s.sql.startsWith('insert into "r
 /** The JobObject writing its schedule (state and/or its promise, next_run_at) to D1. */
 export const recordSchedule = (s: BoundStatement) => s.sql.startsWith('update "jobs" set') && s.sql.includes('"jobs"."version" = ?');
 /** Narrows a matcher to statements that bind `value` (e.g. one run's id). */
-export const binding = (value: unknown, match: (s: BoundStatement) => boolean = () => true) => (s: BoundStatement) =>
-  match(s) && s.params.includes(value);
+export const binding =
+  (value: unknown, match: (s: BoundStatement) => boolean = () => true) =>
+  (s: BoundStatement) =>
+    match(s) && s.params.includes(value);
 
 /** What a queue handler did with a batch, and whether it threw (the platform then retries every message not acked). */
 export interface Delivery {
@@ -160,7 +163,11 @@ export interface Delivery {
 }
 
 /** Delivers one batch to the Worker's queue entry point with `workerEnv`; a throwing handler is reported, not rethrown. */
-export async function deliverBatch(workerEnv: Env, queue: string, messages: { id: string; body: RunMessage; attempts?: number }[]): Promise<Delivery> {
+export async function deliverBatch(
+  workerEnv: Env,
+  queue: string,
+  messages: { id: string; body: RunMessage; attempts?: number }[],
+): Promise<Delivery> {
   const batch = createMessageBatch(
     queue,
     messages.map((m) => ({ id: m.id, timestamp: Date.now(), attempts: m.attempts ?? 1, body: m.body })),
@@ -189,7 +196,9 @@ export async function recordedHeartbeat(): Promise<number | null> {
 }
 
 /** Outcome counters of one job's stats rollups, summed over all hours. */
-export async function jobStats(jobId: string): Promise<{ succeeded: number; failed: number; dead: number; missed: number; skipped: number }> {
+export async function jobStats(
+  jobId: string,
+): Promise<{ succeeded: number; failed: number; dead: number; missed: number; skipped: number }> {
   const row = await env.DB.prepare(
     `SELECT coalesce(sum(succeeded), 0) AS succeeded, coalesce(sum(failed), 0) AS failed, coalesce(sum(dead), 0) AS dead,
             coalesce(sum(missed), 0) AS missed, coalesce(sum(skipped), 0) AS skipped
@@ -249,7 +258,10 @@ export async function retryAlarm(jobId: string): Promise<void> {
 }
 
 /** A JobObject namespace in which one job's object fails every call (a persistent fault), the others work. */
-export function jobObjectsFailingFor(jobId: string, message = "Durable Object reset because its code was updated"): DurableObjectNamespace<JobObject> {
+export function jobObjectsFailingFor(
+  jobId: string,
+  message = "Durable Object reset because its code was updated",
+): DurableObjectNamespace<JobObject> {
   const real = env.JOB_OBJECT;
   const brokenId = real.idFromName(jobId);
   const fail = async () => {
@@ -285,7 +297,13 @@ export function jobsDeletedAfterEach(prefix: string) {
     },
     /** A yearly job calling `url`: only a fire the test backdates is due, its real alarm stays a year away. */
     async yearly(url: string, overrides: Record<string, unknown> = {}): Promise<JobBody> {
-      return createJob({ id: this.newId(), trigger: { type: "cron", expression: "0 0 1 1 *" }, target: { type: "http", url }, misfire_grace_time: 3600, ...overrides });
+      return createJob({
+        id: this.newId(),
+        trigger: { type: "cron", expression: "0 0 1 1 *" },
+        target: { type: "http", url },
+        misfire_grace_time: 3600,
+        ...overrides,
+      });
     },
   };
 }

@@ -3,8 +3,8 @@ import {
   createMessageBatch,
   createScheduledController,
   getQueueResult,
-  waitOnExecutionContext,
   type QueueResult,
+  waitOnExecutionContext,
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { Env } from "../../src/env";
@@ -241,7 +241,9 @@ export function runReaches(id: string, statuses: string[], timeoutMs = 10_000): 
 
 /** Setup only: the time a waiting run was waiting for has passed (`agoMs` ago). */
 export async function makeDue(id: string, agoMs = 1): Promise<void> {
-  await env.DB.prepare("UPDATE runs SET available_at = ? WHERE id = ?").bind(Date.now() - agoMs, id).run();
+  await env.DB.prepare("UPDATE runs SET available_at = ? WHERE id = ?")
+    .bind(Date.now() - agoMs, id)
+    .run();
 }
 
 /** Setup only: the lease of a running run ran out (its consumer is gone). */

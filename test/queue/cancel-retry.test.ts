@@ -3,15 +3,15 @@ import { describe, expect, it } from "vitest";
 import { api, type ErrorBody } from "../helpers/http";
 import { received, receiverUrl } from "../helpers/receiver";
 import {
+  type Harness,
   harness,
   MANUAL_RETRY,
   mustStoredRun,
   NO_CHANGE,
+  type RunBody,
   runReaches,
   statsDelta,
   taskStats,
-  type Harness,
-  type RunBody,
 } from "../helpers/runs";
 
 const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -209,7 +209,9 @@ describe("POST /v1/tasks with an Idempotency-Key", () => {
     const { url, prefix } = receiverUrl();
     const key = `idem-${crypto.randomUUID()}`;
     const responses = await Promise.all(
-      Array.from({ length: 10 }, () => h.api("/v1/tasks", { method: "POST", json: { target: { type: "http", url } }, headers: { "idempotency-key": key } })),
+      Array.from({ length: 10 }, () =>
+        h.api("/v1/tasks", { method: "POST", json: { target: { type: "http", url } }, headers: { "idempotency-key": key } }),
+      ),
     );
 
     expect(responses.map((r) => r.status)).toEqual(Array(10).fill(202));
@@ -227,7 +229,9 @@ describe("POST /v1/tasks with an Idempotency-Key", () => {
     const { url, prefix } = receiverUrl();
     const key = `idem-${crypto.randomUUID()}`;
     const responses = await Promise.all(
-      Array.from({ length: 10 }, () => api("/v1/tasks", { method: "POST", json: { target: { type: "http", url } }, headers: { "idempotency-key": key } })),
+      Array.from({ length: 10 }, () =>
+        api("/v1/tasks", { method: "POST", json: { target: { type: "http", url } }, headers: { "idempotency-key": key } }),
+      ),
     );
     const ids = new Set(await Promise.all(responses.map(async (r) => (await r.json<RunBody>()).id)));
     expect(ids.size).toBe(1);

@@ -3,8 +3,8 @@ import { received, receiverUrl } from "../helpers/receiver";
 import {
   expireLease,
   harness,
-  makeDue,
   MANUAL_RETRY,
+  makeDue,
   mustStoredRun,
   NO_CHANGE,
   runReaches,
@@ -150,7 +150,12 @@ describe("queue: stale and unknown messages", () => {
     expect(await mustStoredRun(run.id)).toEqual(waiting);
     expect(await received(prefix)).toHaveLength(1);
     // At most the pending attempt's message is sent again; attempt 1 never is.
-    expect(h.sentFor(run.id).slice(1).map((m) => m.body.attempt)).not.toContain(1);
+    expect(
+      h
+        .sentFor(run.id)
+        .slice(1)
+        .map((m) => m.body.attempt),
+    ).not.toContain(1);
   });
 
   it("a message for an attempt older than the last one is acked and sends nothing", async () => {
@@ -229,12 +234,17 @@ describe("queue: what a batch logs at the default LOG_LEVEL", () => {
       });
     }
 
-    await h.deliver(TASK_QUEUE, runs.map((run) => h.lastSent(run.id).body));
+    await h.deliver(
+      TASK_QUEUE,
+      runs.map((run) => h.lastSent(run.id).body),
+    );
     vi.restoreAllMocks();
 
     expect(await received(ok.prefix)).toHaveLength(2);
     const failed = runs[2]?.id;
-    expect(lines.filter((l) => l.event === "run_state")).toEqual([expect.objectContaining({ run_id: failed, from: "running", to: "retrying", attempt: 1 })]);
+    expect(lines.filter((l) => l.event === "run_state")).toEqual([
+      expect.objectContaining({ run_id: failed, from: "running", to: "retrying", attempt: 1 }),
+    ]);
     expect(lines.filter((l) => l.event === "queue_batch")).toEqual([
       expect.objectContaining({ level: "info", queue: TASK_QUEUE, messages: 3, redelivered: 0, ended: { succeeded: 2, retrying: 1 } }),
     ]);

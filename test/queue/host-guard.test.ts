@@ -1,7 +1,7 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { api } from "../helpers/http";
 import { hasFreePass } from "../../src/hosts/guard-client";
+import { api } from "../helpers/http";
 import { eventually, received, receiverUrl } from "../helpers/receiver";
 
 interface RunBody {
@@ -17,21 +17,34 @@ describe("per-host guard: circuit breaker", () => {
     const target = receiverUrl("status=503&fail_times=3");
     const put = await api(`/v1/hosts/${target.host}`, { method: "PUT", json: { failure_threshold: 3, cooldown: 2 } });
     expect(put.status).toBe(200);
-    const task = await (await api("/v1/tasks", { method: "POST", json: { target: { type: "http", url: target.url }, retry: { max_attempts: 10, backoff: 0, max_delay: 0 } } })).json<RunBody>();
-    const deferred = await eventually(async () => {
-      const r = await run(task.id);
-      return r.deferred_reason ? r : undefined;
-    }, 10_000, "the run to be deferred");
+    const task = await (
+      await api("/v1/tasks", {
+        method: "POST",
+        json: { target: { type: "http", url: target.url }, retry: { max_attempts: 10, backoff: 0, max_delay: 0 } },
+      })
+    ).json<RunBody>();
+    const deferred = await eventually(
+      async () => {
+        const r = await run(task.id);
+        return r.deferred_reason ? r : undefined;
+      },
+      10_000,
+      "the run to be deferred",
+    );
     expect(deferred.deferred_reason).toMatch(/circuit open/);
     expect(deferred.attempt).toBe(3);
     expect((await (await api(`/v1/hosts/${target.host}`)).json<{ circuit: string }>()).circuit).toBe("open");
     const metrics = await (await api("/metrics")).text();
     expect(metrics).toContain(`taskflare_host_circuit_open{host="${target.host}"} 1`);
 
-    const done = await eventually(async () => {
-      const r = await run(task.id);
-      return r.status === "succeeded" ? r : undefined;
-    }, 10_000, "the probe to succeed");
+    const done = await eventually(
+      async () => {
+        const r = await run(task.id);
+        return r.status === "succeeded" ? r : undefined;
+      },
+      10_000,
+      "the probe to succeed",
+    );
     expect(done.attempt).toBe(4); // three failures and the probe: deferring spent nothing
     expect(done.deferred_reason).toBeNull();
     expect(await received(target.prefix)).toHaveLength(4);
@@ -42,7 +55,11 @@ describe("per-host guard: circuit breaker", () => {
 
 describe("per-host guard: free pass", () => {
   const enqueue = async (url: string, retry?: unknown) =>
-    (await (await api("/v1/tasks", { method: "POST", json: { target: { type: "http", url }, ...(retry ? { retry } : {}) } })).json<RunBody>()).id;
+    (
+      await (
+        await api("/v1/tasks", { method: "POST", json: { target: { type: "http", url }, ...(retry ? { retry } : {}) } })
+      ).json<RunBody>()
+    ).id;
 
   it("a host with a closed circuit and no caps may be called without asking its guard, until a policy with caps is set", async () => {
     const target = receiverUrl();
@@ -50,7 +67,9 @@ describe("per-host guard: free pass", () => {
     await eventually(async () => ((await run(id)).status === "succeeded" ? true : undefined), 10_000, "the run to succeed");
     expect(hasFreePass(target.host, Date.now())).toBe(true);
 
-    expect((await api(`/v1/hosts/${target.host}`, { method: "PUT", json: { failure_threshold: 5, cooldown: 30, max_concurrency: 1 } })).status).toBe(200);
+    expect(
+      (await api(`/v1/hosts/${target.host}`, { method: "PUT", json: { failure_threshold: 5, cooldown: 30, max_concurrency: 1 } })).status,
+    ).toBe(200);
     expect(hasFreePass(target.host, Date.now())).toBe(false);
     const capped = await enqueue(target.url);
     await eventually(async () => ((await run(capped)).status === "succeeded" ? true : undefined), 10_000, "the capped run to succeed");
@@ -92,7 +111,10 @@ describe("per-host guard: what it stores", () => {
 
     const [first] = await guard.acquireMany(host, [{ runId: "run-1", holdMs: 60_000 }]);
     expect(first?.allowed).toBe(true);
-    const inFlight = await runInDurableObject(guard, async (_object, state) => (await state.storage.get<{ inFlight: Record<string, number> }>("state"))?.inFlight);
+    const inFlight = await runInDurableObject(
+      guard,
+      async (_object, state) => (await state.storage.get<{ inFlight: Record<string, number> }>("state"))?.inFlight,
+    );
     expect(Object.keys(inFlight ?? {})).toEqual(["run-1"]);
     const [second] = await guard.acquireMany(host, [{ runId: "run-2", holdMs: 60_000 }]);
     expect(second).toMatchObject({ allowed: false, reason: "max_concurrency" });
@@ -106,7 +128,10 @@ describe("per-host guard: a job introduces its host", () => {
     const guard = env.HOST_GUARD.get(env.HOST_GUARD.idFromName(host));
     const created = await api(`/v1/jobs/${id}`, {
       method: "PUT",
-      json: { trigger: { type: "interval", seconds: 3600, start_date: "2099-01-01T00:00:00Z" }, target: { type: "http", url: `https://${host}/hook` } },
+      json: {
+        trigger: { type: "interval", seconds: 3600, start_date: "2099-01-01T00:00:00Z" },
+        target: { type: "http", url: `https://${host}/hook` },
+      },
     });
     expect(created.status).toBe(201);
 

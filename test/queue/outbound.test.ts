@@ -10,7 +10,10 @@ describe("queue: outbound signatures (Standard Webhooks)", () => {
   it("every attempt is signed so a Standard Webhooks receiver verifies it, with the run id as webhook-id", async () => {
     const h = harness({ WEBHOOK_SIGNING_SECRET: SECRET });
     const { url, prefix } = receiverUrl("status=503&fail_times=1");
-    const run = await h.enqueue({ target: { type: "http", url, body: { hello: "world" } }, retry: { max_attempts: 3, backoff: 1, max_delay: 1 } });
+    const run = await h.enqueue({
+      target: { type: "http", url, body: { hello: "world" } },
+      retry: { max_attempts: 3, backoff: 1, max_delay: 1 },
+    });
 
     await h.redeliver(h.lastSent(run.id));
     await makeDue(run.id);
@@ -58,7 +61,10 @@ describe("queue: outbound signatures (Standard Webhooks)", () => {
     const h = harness({ WEBHOOK_SIGNING_SECRET: SECRET });
     const { url, prefix } = receiverUrl("status=500&fail_times=1");
     const requestId = `req-${crypto.randomUUID()}`;
-    const run = await h.enqueue({ target: { type: "http", url }, retry: { max_attempts: 2, backoff: 1, max_delay: 1 } }, { "x-request-id": requestId });
+    const run = await h.enqueue(
+      { target: { type: "http", url }, retry: { max_attempts: 2, backoff: 1, max_delay: 1 } },
+      { "x-request-id": requestId },
+    );
 
     await h.redeliver(h.lastSent(run.id));
     await makeDue(run.id);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { received, receiverUrl } from "../helpers/receiver";
-import { harness, MANUAL_RETRY, mustStoredRun, type Harness } from "../helpers/runs";
+import { type Harness, harness, MANUAL_RETRY, mustStoredRun } from "../helpers/runs";
 
 /** Enqueues an HTTP task and delivers its first message; returns the run as stored afterwards. */
 async function firstAttempt(h: Harness, target: Record<string, unknown>, extra: Record<string, unknown> = {}) {
@@ -68,17 +68,20 @@ describe("queue: redirects", () => {
     expect(hop.map((r) => [r.method, JSON.parse(r.body)])).toEqual([["POST", { a: 1 }]]);
   });
 
-  it.each(["http://127.0.0.1/", "http://169.254.169.254/latest/meta-data", "http://localhost:8080/", "http://[::1]/", "file:///etc/passwd"])(
-    "a redirect to %s is refused and fails without a retry",
-    async (location) => {
-      const { url, prefix } = receiverUrl(`redirect_to=${encodeURIComponent(location)}`);
-      const { stored, sent } = await firstAttempt(harness(), { url });
-      expect(stored).toMatchObject({ status: "failed", attempt: 1 });
-      expect(JSON.stringify(stored.error)).toContain("refused");
-      expect(sent).toHaveLength(1);
-      expect(await received(prefix)).toHaveLength(1);
-    },
-  );
+  it.each([
+    "http://127.0.0.1/",
+    "http://169.254.169.254/latest/meta-data",
+    "http://localhost:8080/",
+    "http://[::1]/",
+    "file:///etc/passwd",
+  ])("a redirect to %s is refused and fails without a retry", async (location) => {
+    const { url, prefix } = receiverUrl(`redirect_to=${encodeURIComponent(location)}`);
+    const { stored, sent } = await firstAttempt(harness(), { url });
+    expect(stored).toMatchObject({ status: "failed", attempt: 1 });
+    expect(JSON.stringify(stored.error)).toContain("refused");
+    expect(sent).toHaveLength(1);
+    expect(await received(prefix)).toHaveLength(1);
+  });
 
   it("a cross-host redirect does not forward the target's authorization header", async () => {
     const h = harness();

@@ -1,15 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { api } from "../helpers/http";
 import { received, receiverUrl } from "../helpers/receiver";
-import {
-  harness,
-  HIGH_QUEUE,
-  MANUAL_RETRY,
-  mustStoredRun,
-  runReaches,
-  TASK_QUEUE,
-  type RunBody,
-} from "../helpers/runs";
+import { HIGH_QUEUE, harness, MANUAL_RETRY, mustStoredRun, type RunBody, runReaches, TASK_QUEUE } from "../helpers/runs";
 
 describe("queue: priority", () => {
   it("a high-priority task is sent only to the high queue and succeeds from it", async () => {

@@ -5,8 +5,8 @@ import {
   DEAD_LETTER_QUEUE,
   expireLease,
   harness,
-  makeDue,
   MANUAL_RETRY,
+  makeDue,
   mustStoredRun,
   NO_CHANGE,
   runReaches,
@@ -152,7 +152,9 @@ describe("queue: delays longer than the queue allows", () => {
     const { url } = receiverUrl();
     const run = await h.enqueue({ target: { type: "http", url }, delay: TWO_DAYS });
     const dueAt = (await mustStoredRun(run.id)).available_at;
-    expect(h.sentFor(run.id)).toEqual([{ queue: TASK_QUEUE, body: { run_id: run.id, attempt: 1, due_at: dueAt }, delaySeconds: MAX_QUEUE_DELAY_SECONDS }]);
+    expect(h.sentFor(run.id)).toEqual([
+      { queue: TASK_QUEUE, body: { run_id: run.id, attempt: 1, due_at: dueAt }, delaySeconds: MAX_QUEUE_DELAY_SECONDS },
+    ]);
     expect(await mustStoredRun(run.id)).toMatchObject({ status: "scheduled", attempt: 0 });
   });
 
@@ -168,7 +170,11 @@ describe("queue: delays longer than the queue allows", () => {
     expect(await received(prefix)).toHaveLength(0);
     const resent = h.sentFor(run.id);
     expect(resent).toHaveLength(2);
-    expect(resent[1]).toEqual({ queue: TASK_QUEUE, body: { run_id: run.id, attempt: 1, due_at: (await mustStoredRun(run.id)).available_at }, delaySeconds: MAX_QUEUE_DELAY_SECONDS });
+    expect(resent[1]).toEqual({
+      queue: TASK_QUEUE,
+      body: { run_id: run.id, attempt: 1, due_at: (await mustStoredRun(run.id)).available_at },
+      delaySeconds: MAX_QUEUE_DELAY_SECONDS,
+    });
   });
 });
 

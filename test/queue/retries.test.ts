@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { received, receiverUrl } from "../helpers/receiver";
-import { harness, makeDue, mustStoredRun, NO_CHANGE, statsDelta, taskStats, type Harness, type RunBody } from "../helpers/runs";
+import { type Harness, harness, makeDue, mustStoredRun, NO_CHANGE, type RunBody, statsDelta, taskStats } from "../helpers/runs";
 
 interface Policy {
   max_attempts: number;

@@ -14,10 +14,14 @@ interface RunBody {
 const enqueue = async (body: unknown) => (await api("/v1/tasks", { method: "POST", json: body })).json<RunBody>();
 const run = async (id: string) => (await api(`/v1/runs/${id}`)).json<RunBody>();
 const settled = (id: string) =>
-  eventually(async () => {
-    const r = await run(id);
-    return ["succeeded", "failed", "dead", "cancelled", "expired"].includes(r.status) ? r : undefined;
-  }, 10_000, `run ${id} to finish`);
+  eventually(
+    async () => {
+      const r = await run(id);
+      return ["succeeded", "failed", "dead", "cancelled", "expired"].includes(r.status) ? r : undefined;
+    },
+    10_000,
+    `run ${id} to finish`,
+  );
 
 describe("callbacks", () => {
   it("calls `callback` with the finished run when the task succeeds, as a run of its own", async () => {
@@ -25,14 +29,20 @@ describe("callbacks", () => {
     const hook = receiverUrl();
     const task = await enqueue({ target: { type: "http", url: target.url }, callback: { type: "http", url: hook.url } });
     await settled(task.id);
-    const [delivery] = await eventually(async () => {
-      const got = await received(hook.prefix);
-      return got.length > 0 ? got : undefined;
-    }, 10_000, "the callback");
+    const [delivery] = await eventually(
+      async () => {
+        const got = await received(hook.prefix);
+        return got.length > 0 ? got : undefined;
+      },
+      10_000,
+      "the callback",
+    );
     const body = JSON.parse(delivery?.body ?? "{}") as { event: string; run: { id: string; status: string } };
     expect(body.event).toBe("run.succeeded");
     expect(body.run).toMatchObject({ id: task.id, status: "succeeded" });
-    const { results } = await env.DB.prepare("SELECT id, status FROM runs WHERE parent_run_id = ?").bind(task.id).all<{ id: string; status: string }>();
+    const { results } = await env.DB.prepare("SELECT id, status FROM runs WHERE parent_run_id = ?")
+      .bind(task.id)
+      .all<{ id: string; status: string }>();
     expect(results).toHaveLength(1);
     expect((await run(results[0]?.id ?? "")).parent_run_id).toBe(task.id);
   });
@@ -48,16 +58,23 @@ describe("callbacks", () => {
       failure_callback: { type: "http", url: bad.url },
     });
     expect((await settled(task.id)).status).toBe("dead");
-    const got = await eventually(async () => {
-      const r = await received(bad.prefix);
-      return r.length > 0 ? r : undefined;
-    }, 10_000, "the failure callback");
+    const got = await eventually(
+      async () => {
+        const r = await received(bad.prefix);
+        return r.length > 0 ? r : undefined;
+      },
+      10_000,
+      "the failure callback",
+    );
     expect(JSON.parse(got[0]?.body ?? "{}").event).toBe("run.dead");
     expect(await received(ok.prefix)).toHaveLength(0);
   });
 
   it("refuses a callback aimed at a private address with 400", async () => {
-    const res = await api("/v1/tasks", { method: "POST", json: { target: { type: "http", url: receiverUrl().url }, callback: { type: "http", url: "http://10.0.0.1/" } } });
+    const res = await api("/v1/tasks", {
+      method: "POST",
+      json: { target: { type: "http", url: receiverUrl().url }, callback: { type: "http", url: "http://10.0.0.1/" } },
+    });
     expect(res.status).toBe(400);
   });
 });
@@ -66,7 +83,11 @@ describe("task expiry", () => {
   it("a task not started by expires_at ends `expired` and never runs", async () => {
     const target = receiverUrl();
     const now = Date.now();
-    const task = await enqueue({ target: { type: "http", url: target.url }, run_at: new Date(now + 1_500).toISOString(), expires_at: new Date(now + 500).toISOString() });
+    const task = await enqueue({
+      target: { type: "http", url: target.url },
+      run_at: new Date(now + 1_500).toISOString(),
+      expires_at: new Date(now + 500).toISOString(),
+    });
     const done = await settled(task.id);
     expect(done.status).toBe("expired");
     expect(await received(target.prefix)).toHaveLength(0);
@@ -82,7 +103,16 @@ describe("GET /v1/runs/:id/attempts", () => {
     expect((await settled(task.id)).status).toBe("succeeded");
     const res = await api(`/v1/runs/${task.id}/attempts`);
     expect(res.status).toBe(200);
-    const { items } = await res.json<{ items: { attempt: number; outcome: string; status_code: number | null; error: string | null; started_at: string; finished_at: string }[] }>();
+    const { items } = await res.json<{
+      items: {
+        attempt: number;
+        outcome: string;
+        status_code: number | null;
+        error: string | null;
+        started_at: string;
+        finished_at: string;
+      }[];
+    }>();
     expect(items.map((a) => [a.attempt, a.outcome, a.status_code])).toEqual([
       [1, "retrying", 503],
       [2, "retrying", 503],
@@ -111,7 +141,13 @@ describe("POST /v1/tasks/batch", () => {
     });
     expect(res.status).toBe(200);
     const { items } = await res.json<{ items: { index: number; status: number; run?: { id: string }; error?: { code: string } }[] }>();
-    expect(items.map((i) => [i.index, i.status])).toEqual([[0, 202], [1, 400], [2, 400], [3, 400], [4, 202]]);
+    expect(items.map((i) => [i.index, i.status])).toEqual([
+      [0, 202],
+      [1, 400],
+      [2, 400],
+      [3, 400],
+      [4, 202],
+    ]);
     expect(items[2]?.error?.code).toBe("validation_failed");
     await eventually(async () => (await received(good.prefix)).length === 2, 10_000, "both valid tasks to run");
   });

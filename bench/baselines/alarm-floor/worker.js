@@ -31,7 +31,9 @@ export class FireObject extends DurableObject {
     const { config } = this;
     const scheduledFor = this.next;
     const id = `${config.job}-${scheduledFor}`;
-    count(await this.env.DB.prepare("INSERT INTO fires (id, job, scheduled_for) VALUES (?, ?, ?)").bind(id, config.job, scheduledFor).run());
+    count(
+      await this.env.DB.prepare("INSERT INTO fires (id, job, scheduled_for) VALUES (?, ?, ?)").bind(id, config.job, scheduledFor).run(),
+    );
     await this.env.FIRE_QUEUE.send({ id, scheduled_for: scheduledFor, receiver: config.receiver }, { contentType: "json" });
     meter.queueSent++;
     this.next = scheduledFor + config.interval_ms;
@@ -48,10 +50,18 @@ export default {
     const url = new URL(request.url);
     if (request.method === "POST" && url.pathname === "/start") {
       const { jobs, interval_ms, start_at, end_at, receiver, tag } = await request.json();
-      await env.DB.prepare("CREATE TABLE IF NOT EXISTS fires (id TEXT PRIMARY KEY, job TEXT NOT NULL, scheduled_for INTEGER NOT NULL)").run();
+      await env.DB.prepare(
+        "CREATE TABLE IF NOT EXISTS fires (id TEXT PRIMARY KEY, job TEXT NOT NULL, scheduled_for INTEGER NOT NULL)",
+      ).run();
       await Promise.all(
         Array.from({ length: jobs }, (_, i) =>
-          env.FIRE_OBJECT.get(env.FIRE_OBJECT.idFromName(`${tag}-${i}`)).start({ job: `${tag}-${i}`, interval_ms, start_at, end_at, receiver }),
+          env.FIRE_OBJECT.get(env.FIRE_OBJECT.idFromName(`${tag}-${i}`)).start({
+            job: `${tag}-${i}`,
+            interval_ms,
+            start_at,
+            end_at,
+            receiver,
+          }),
         ),
       );
       return Response.json({ started: jobs });

@@ -6,7 +6,9 @@ export default {
     if (url.pathname !== "/jobs") return new Response("d1-list");
     const limit = Math.min(200, Number(url.searchParams.get("limit") ?? 50));
     const cursor = url.searchParams.get("cursor") ?? "";
-    const { results } = await env.DB.prepare("SELECT * FROM jobs WHERE id > ? ORDER BY id LIMIT ?").bind(cursor, limit + 1).all();
+    const { results } = await env.DB.prepare("SELECT * FROM jobs WHERE id > ? ORDER BY id LIMIT ?")
+      .bind(cursor, limit + 1)
+      .all();
     const items = results.slice(0, limit);
     return Response.json({ items, next_cursor: results.length > limit ? items[items.length - 1].id : null });
   },

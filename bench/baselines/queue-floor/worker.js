@@ -17,12 +17,16 @@ export default {
     if (request.method === "POST" && url.pathname === "/enqueue") {
       const { tag, from, count, receiver } = await request.json();
       // sendBatch: the cheapest way to enqueue 100 (one call, one round trip).
-      await env.WORK_QUEUE.sendBatch(Array.from({ length: count }, (_, i) => ({ body: { tag, id: `${tag}-${from + i}`, receiver }, contentType: "json" })));
+      await env.WORK_QUEUE.sendBatch(
+        Array.from({ length: count }, (_, i) => ({ body: { tag, id: `${tag}-${from + i}`, receiver }, contentType: "json" })),
+      );
       meter.queueSent += count;
       return Response.json({ enqueued: count });
     }
     if (url.pathname === "/progress") {
-      const row = await env.DB.prepare("SELECT count(*) AS done, max(at) AS last_at FROM done WHERE tag = ?").bind(url.searchParams.get("tag")).first();
+      const row = await env.DB.prepare("SELECT count(*) AS done, max(at) AS last_at FROM done WHERE tag = ?")
+        .bind(url.searchParams.get("tag"))
+        .first();
       return Response.json(row);
     }
     if (url.pathname === "/meter") return Response.json(meter);
