@@ -5,7 +5,7 @@ import type { Env } from "../env";
 import { dispatchRun } from "../execution/dispatch";
 import { onRunFinished } from "../execution/finished";
 import { jobObject } from "../jobs/present";
-import { overdueJobs } from "../jobs/store";
+import { deleteJobAndPendingRuns, overdueJobs } from "../jobs/store";
 import { log } from "../log";
 import { createRun } from "../runs/create";
 import { overdueRuns, reclaimExpiredLease, requeueStaleRun } from "../runs/store";
@@ -97,7 +97,10 @@ async function rearmLateJobs(env: Env, now: number): Promise<number> {
       .all(),
   ]);
   const late = [...unknown, ...overdue];
-  return eachIsolated(late, "job", (job) => jobObject(env, job.id).ensureArmed(job));
+  return eachIsolated(late, "job", async (job) => {
+    // The JobObject honoured a deletion whose D1 step failed: finish it.
+    if ((await jobObject(env, job.id).ensureArmed(job)) === "removed") await deleteJobAndPendingRuns(db, job, now);
+  });
 }
 
 /** The dead-man's switch: tells each job past its success deadline (an indexed scan of overdue jobs only). */

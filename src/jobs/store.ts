@@ -1,6 +1,8 @@
 import { and, asc, eq, getTableColumns, gt, like, lt, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { jobs } from "../db/schema";
+import { logChange } from "../runs/run-rows";
+import { cancelPendingRunsQuery } from "../runs/store";
 import type { JobDefinition } from "./schema";
 
 export type JobRow = typeof jobs.$inferSelect;
@@ -120,10 +122,23 @@ export async function getJob(db: Db, id: string): Promise<JobView | undefined> {
   return db.select(jobView).from(jobs).where(eq(jobs.id, id)).get();
 }
 
-/** Deletes a job row; returns whether it existed. */
-export async function deleteJob(db: Db, id: string): Promise<JobRow | undefined> {
-  const [row] = await db.delete(jobs).where(eq(jobs.id, id)).returning();
-  return row;
+/**
+ * Deletes the job created at `createdAt` (not a newer one with its id) and cancels its waiting
+ * runs, in one D1 batch (one transaction). Repeating it changes nothing.
+ */
+export async function deleteJobAndPendingRuns(db: Db, job: Pick<JobRow, "id" | "createdAt">, now: number): Promise<void> {
+  const remove = db
+    .delete(jobs)
+    .where(and(eq(jobs.id, job.id), eq(jobs.createdAt, job.createdAt)))
+    .toSQL();
+  const cancel = cancelPendingRunsQuery(db, job.id, now).toSQL();
+  const d1 = db.$client;
+  const [, cancelled] = await d1.batch<{ id: string }>([
+    d1.prepare(remove.sql).bind(...remove.params),
+    d1.prepare(cancel.sql).bind(...cancel.params),
+  ]);
+  for (const run of cancelled?.results ?? [])
+    logChange({ id: run.id, jobId: job.id, requestId: null, attempt: 0 }, "waiting", "cancelled", { reason: "job deleted" });
 }
 
 /** One page of jobs in id order. */
