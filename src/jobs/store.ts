@@ -105,12 +105,15 @@ export async function upsertJob(db: Db, id: string, def: JobDefinition, now: num
   return { row, created: row.version === 1 };
 }
 
-/** Applies a change to a job, bumping its version. Undefined when the job does not exist. */
-export async function updateJob(db: Db, id: string, def: JobDefinition, now: number): Promise<JobView | undefined> {
+/**
+ * Applies a change to the job as it was at `version` (the version the change was computed
+ * from), bumping it. Undefined when the job is gone or another write landed since that read.
+ */
+export async function updateJob(db: Db, id: string, def: JobDefinition, now: number, version: number): Promise<JobView | undefined> {
   const [row] = await db
     .update(jobs)
     .set({ ...definitionColumns(def, id), ...deadlineColumn(def, now), version: sql`${jobs.version} + 1`, updatedAt: now })
-    .where(eq(jobs.id, id))
+    .where(and(eq(jobs.id, id), eq(jobs.version, version)))
     .returning(jobView);
   return row;
 }
@@ -120,9 +123,12 @@ export async function getJob(db: Db, id: string): Promise<JobView | undefined> {
   return db.select(jobView).from(jobs).where(eq(jobs.id, id)).get();
 }
 
-/** Deletes a job row; returns whether it existed. */
-export async function deleteJob(db: Db, id: string): Promise<JobRow | undefined> {
-  const [row] = await db.delete(jobs).where(eq(jobs.id, id)).returning();
+/** Deletes a job row (only at `version`, when given); returns the row deleted, if any. */
+export async function deleteJob(db: Db, id: string, version?: number): Promise<JobRow | undefined> {
+  const [row] = await db
+    .delete(jobs)
+    .where(and(eq(jobs.id, id), version === undefined ? undefined : eq(jobs.version, version)))
+    .returning();
   return row;
 }
 
