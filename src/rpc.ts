@@ -1,7 +1,8 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
-import type { z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import type { Env } from "./env";
 import { ApiError, toApiError, zodDetails } from "./errors";
+import type { VersionCondition } from "./jobs/etag";
 import { toJob } from "./jobs/present";
 import { type Job, JobCreate, JobDefinition, JobPatch } from "./jobs/schema";
 import { createJob, patchJob, putJob, removeJob, requireJob, runJobNow, setJobPaused } from "./jobs/service";
@@ -15,6 +16,19 @@ function parse<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
   const parsed = schema.safeParse(input);
   if (!parsed.success) throw new ApiError("validation_failed", "Invalid input", zodDetails(parsed.error));
   return parsed.data;
+}
+
+/** A job write's options: `expected_version` is If-Match for RPC callers ([precondition_failed] when the job is at another). */
+export interface WriteOptions {
+  expected_version?: number;
+}
+
+const ExpectedVersion = z.number().int().min(1).optional();
+
+/** The version condition of a write, validated like any other input. */
+function expected(options: WriteOptions): VersionCondition | undefined {
+  const version = parse(ExpectedVersion, options?.expected_version);
+  return version === undefined ? undefined : [version];
 }
 
 /** Errors cross the RPC boundary as plain Errors; the message carries the API's code and details. */
@@ -81,9 +95,9 @@ export class TaskflareRPC extends WorkerEntrypoint<Env> {
     });
   }
 
-  /** Creates or replaces a job (PUT /v1/jobs/:id). */
-  async putJob(id: string, job: unknown): Promise<Job> {
-    return rpc(async () => toJob((await putJob(this.env, id, parse(JobDefinition, job))).row, true));
+  /** Creates or replaces a job (PUT /v1/jobs/:id); with `expected_version`, only replaces that version. */
+  async putJob(id: string, job: unknown, options: WriteOptions = {}): Promise<Job> {
+    return rpc(async () => toJob((await putJob(this.env, id, parse(JobDefinition, job), expected(options))).row, true));
   }
 
   /** A job with its next five fire times. */
@@ -92,23 +106,23 @@ export class TaskflareRPC extends WorkerEntrypoint<Env> {
   }
 
   /** Modifies or reschedules a job (PATCH /v1/jobs/:id). */
-  async updateJob(id: string, patch: unknown): Promise<Job> {
-    return rpc(async () => toJob(await patchJob(this.env, id, parse(JobPatch, patch)), true));
+  async updateJob(id: string, patch: unknown, options: WriteOptions = {}): Promise<Job> {
+    return rpc(async () => toJob(await patchJob(this.env, id, parse(JobPatch, patch), expected(options)), true));
   }
 
   /** Deletes a job and cancels its pending runs. */
-  async deleteJob(id: string): Promise<void> {
-    return rpc(() => removeJob(this.env, id));
+  async deleteJob(id: string, options: WriteOptions = {}): Promise<void> {
+    return rpc(async () => removeJob(this.env, id, expected(options)));
   }
 
   /** Pauses a job. */
-  async pauseJob(id: string): Promise<Job> {
-    return rpc(async () => toJob(await setJobPaused(this.env, id, true), true));
+  async pauseJob(id: string, options: WriteOptions = {}): Promise<Job> {
+    return rpc(async () => toJob(await setJobPaused(this.env, id, true, expected(options)), true));
   }
 
   /** Resumes a job from now. */
-  async resumeJob(id: string): Promise<Job> {
-    return rpc(async () => toJob(await setJobPaused(this.env, id, false), true));
+  async resumeJob(id: string, options: WriteOptions = {}): Promise<Job> {
+    return rpc(async () => toJob(await setJobPaused(this.env, id, false, expected(options)), true));
   }
 
   /** Runs a job now, subject to max_instances. */

@@ -4,8 +4,9 @@ import { openApiApp } from "../http/openapi-app";
 import { listRuns } from "../runs/queries";
 import { Run, RunList, toRun } from "../runs/schema";
 import { ErrorEnvelope, errorResponses, jsonResponse } from "../schemas/common";
+import { etagOf, parseIfMatch } from "./etag";
 import { toJob } from "./present";
-import { Job, JobCreate, JobDefinition, JobId, JobList, JobListQuery, JobPatch } from "./schema";
+import { IfMatchHeader, Job, JobCreate, JobDefinition, JobId, JobList, JobListQuery, JobPatch } from "./schema";
 import { createJob, patchJob, putJob, removeJob, requireJob, runJobNow, setJobPaused } from "./service";
 import { listJobs } from "./store";
 
@@ -14,6 +15,8 @@ const body = <T extends z.ZodType>(schema: T) => ({ required: true, content: { "
 const IdParam = z.object({ id: JobId });
 const notFound = { 404: json(ErrorEnvelope, "No such job") };
 const conflict = { 409: json(ErrorEnvelope, "Conflict") };
+/** The ETag header of a response that returns one job. */
+const etag = (row: { version: number }) => ({ ETag: etagOf(row.version) });
 
 const routes = {
   create: createRoute({
@@ -29,7 +32,7 @@ const routes = {
     path: "/jobs/{id}",
     tags: ["jobs"],
     summary: "Create or replace a job",
-    request: { params: IdParam, body: body(JobDefinition) },
+    request: { params: IdParam, body: body(JobDefinition), headers: IfMatchHeader },
     responses: { 200: json(Job, "Replaced"), 201: json(Job, "Created"), ...errorResponses },
   }),
   list: createRoute({
@@ -53,7 +56,7 @@ const routes = {
     path: "/jobs/{id}",
     tags: ["jobs"],
     summary: "Modify or reschedule a job",
-    request: { params: IdParam, body: body(JobPatch) },
+    request: { params: IdParam, body: body(JobPatch), headers: IfMatchHeader },
     responses: { 200: json(Job, "The job"), ...notFound, ...errorResponses },
   }),
   delete: createRoute({
@@ -61,7 +64,7 @@ const routes = {
     path: "/jobs/{id}",
     tags: ["jobs"],
     summary: "Delete a job, its alarm and its pending runs",
-    request: { params: IdParam },
+    request: { params: IdParam, headers: IfMatchHeader },
     responses: { 204: { description: "Deleted" }, ...notFound, ...errorResponses },
   }),
   pause: createRoute({
@@ -69,7 +72,7 @@ const routes = {
     path: "/jobs/{id}/pause",
     tags: ["jobs"],
     summary: "Pause a job",
-    request: { params: IdParam },
+    request: { params: IdParam, headers: IfMatchHeader },
     responses: { 200: json(Job, "The job"), ...notFound, ...errorResponses },
   }),
   resume: createRoute({
@@ -77,7 +80,7 @@ const routes = {
     path: "/jobs/{id}/resume",
     tags: ["jobs"],
     summary: "Resume a job from now (paused fires are not replayed)",
-    request: { params: IdParam },
+    request: { params: IdParam, headers: IfMatchHeader },
     responses: { 200: json(Job, "The job"), ...notFound, ...errorResponses },
   }),
   run: createRoute({
@@ -105,25 +108,40 @@ const routes = {
 export const jobRoutes = openApiApp()
   .openapi(routes.create, async (c) => {
     const { id, ...def } = c.req.valid("json");
-    return c.json(toJob(await createJob(c.env, id, def), true), 201);
+    const row = await createJob(c.env, id, def);
+    return c.json(toJob(row, true), 201, etag(row));
   })
   .openapi(routes.put, async (c) => {
-    const { row, created } = await putJob(c.env, c.req.valid("param").id, c.req.valid("json"));
-    return c.json(toJob(row, true), created ? 201 : 200);
+    const condition = parseIfMatch(c.req.valid("header")["if-match"]);
+    const { row, created } = await putJob(c.env, c.req.valid("param").id, c.req.valid("json"), condition);
+    return c.json(toJob(row, true), created ? 201 : 200, etag(row));
   })
   .openapi(routes.list, async (c) => {
     const q = c.req.valid("query");
     const page = await listJobs(database(c.env.DB), q);
     return c.json({ items: page.items.map((row) => toJob(row)), next_cursor: page.nextCursor }, 200);
   })
-  .openapi(routes.get, async (c) => c.json(toJob(await requireJob(c.env, c.req.valid("param").id), true), 200))
-  .openapi(routes.patch, async (c) => c.json(toJob(await patchJob(c.env, c.req.valid("param").id, c.req.valid("json")), true), 200))
+  .openapi(routes.get, async (c) => {
+    const row = await requireJob(c.env, c.req.valid("param").id);
+    return c.json(toJob(row, true), 200, etag(row));
+  })
+  .openapi(routes.patch, async (c) => {
+    const condition = parseIfMatch(c.req.valid("header")["if-match"]);
+    const row = await patchJob(c.env, c.req.valid("param").id, c.req.valid("json"), condition);
+    return c.json(toJob(row, true), 200, etag(row));
+  })
   .openapi(routes.delete, async (c) => {
-    await removeJob(c.env, c.req.valid("param").id);
+    await removeJob(c.env, c.req.valid("param").id, parseIfMatch(c.req.valid("header")["if-match"]));
     return c.body(null, 204);
   })
-  .openapi(routes.pause, async (c) => c.json(toJob(await setJobPaused(c.env, c.req.valid("param").id, true), true), 200))
-  .openapi(routes.resume, async (c) => c.json(toJob(await setJobPaused(c.env, c.req.valid("param").id, false), true), 200))
+  .openapi(routes.pause, async (c) => {
+    const row = await setJobPaused(c.env, c.req.valid("param").id, true, parseIfMatch(c.req.valid("header")["if-match"]));
+    return c.json(toJob(row, true), 200, etag(row));
+  })
+  .openapi(routes.resume, async (c) => {
+    const row = await setJobPaused(c.env, c.req.valid("param").id, false, parseIfMatch(c.req.valid("header")["if-match"]));
+    return c.json(toJob(row, true), 200, etag(row));
+  })
   .openapi(routes.run, async (c) => c.json(toRun(await runJobNow(c.env, c.req.valid("param").id, c.get("requestId"))), 202))
   .openapi(routes.runs, async (c) => {
     const id = c.req.valid("param").id;

@@ -127,6 +127,15 @@ export type Job = z.infer<typeof Job>;
 
 export const JobList = z.object({ items: z.array(Job), next_cursor: z.string().nullable() }).openapi("JobList");
 
+/** The If-Match header of a job write: the ETag (version) the change was computed from, or `*`. */
+export const IfMatchHeader = z.object({
+  "if-match": z
+    .string()
+    .max(1024)
+    .optional()
+    .openapi({ description: 'Only write if the job is at this ETag (412 otherwise); "*" matches any existing job', example: '"3"' }),
+});
+
 export const JobListQuery = z.object({
   state: JobState.optional(),
   tag: z.string().min(1).max(64).optional(),

@@ -107,12 +107,15 @@ export async function upsertJob(db: Db, id: string, def: JobDefinition, now: num
   return { row, created: row.version === 1 };
 }
 
-/** Applies a change to a job, bumping its version. Undefined when the job does not exist. */
-export async function updateJob(db: Db, id: string, def: JobDefinition, now: number): Promise<JobView | undefined> {
+/**
+ * Applies a change to the job as it was at `version` (the version the change was computed
+ * from), bumping it. Undefined when the job is gone or another write landed since that read.
+ */
+export async function updateJob(db: Db, id: string, def: JobDefinition, now: number, version: number): Promise<JobView | undefined> {
   const [row] = await db
     .update(jobs)
     .set({ ...definitionColumns(def, id), ...deadlineColumn(def, now), version: sql`${jobs.version} + 1`, updatedAt: now })
-    .where(eq(jobs.id, id))
+    .where(and(eq(jobs.id, id), eq(jobs.version, version)))
     .returning(jobView);
   return row;
 }

@@ -49,3 +49,17 @@ export async function listRuns(db: Db, filter: RunFilter): Promise<{ items: RunR
   const last = items[items.length - 1];
   return { items, nextCursor: rows.length > filter.limit && last ? last.id : null };
 }
+
+/**
+ * The runs whose idempotency key starts with `prefix` followed by nothing or by `:` (a run's
+ * retries, `retry-of:<id>` and `retry-of:<id>:<n>`): one range scan of the unique key's index.
+ */
+export async function runsKeyedUnder(db: Db, prefix: string): Promise<RunRow[]> {
+  // ";" follows ":" in code order, so the range holds the prefix and every "prefix:..." key.
+  const rows = await db
+    .select()
+    .from(runs)
+    .where(and(gte(runs.idempotencyKey, prefix), lt(runs.idempotencyKey, `${prefix};`)))
+    .all();
+  return rows.filter((r) => r.idempotencyKey === prefix || r.idempotencyKey?.startsWith(`${prefix}:`));
+}

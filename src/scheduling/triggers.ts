@@ -56,12 +56,86 @@ export function cronExpressionProblem(expression: string): string | undefined {
   if (fields.some((f, i) => f.includes("?") && !(f === "?" && days.includes(i)))) {
     return `"?" is only allowed as the whole day-of-month or day-of-week field`;
   }
+  const steps = normaliseSteps(fields);
+  if ("problem" in steps) return steps.problem;
   try {
-    new CronPattern(fields.join(" "), undefined, CRON_OPTIONS);
+    new CronPattern(steps.fields.join(" "), undefined, CRON_OPTIONS);
     return undefined;
   } catch (e) {
     return (e instanceof Error ? e.message : String(e)).replace(/^CronPattern: /, "");
   }
+}
+
+const MONTH_NAMES = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+const DAY_NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+
+interface CronField {
+  name: string;
+  min: number;
+  max: number;
+  names?: readonly string[];
+}
+
+/** Each field's values, seconds first (a 5-field expression starts at minutes), and the names it takes. */
+const FIELDS: readonly CronField[] = [
+  { name: "second", min: 0, max: 59 },
+  { name: "minute", min: 0, max: 59 },
+  { name: "hour", min: 0, max: 23 },
+  { name: "day-of-month", min: 1, max: 31 },
+  { name: "month", min: 1, max: 12, names: MONTH_NAMES },
+  // Up to Saturday, as croniter: "1/2" is Monday, Wednesday, Friday (croner's 7 for Sunday starts no step).
+  { name: "day-of-week", min: 0, max: 6, names: DAY_NAMES },
+];
+
+/** A step after a single value: a number (`5/15`) or a month or day name (`MON/2`). */
+const STEP_FROM_VALUE = /^([0-9]+|[A-Za-z]{3})\/([0-9]+)$/;
+
+/**
+ * One list element with a step after a single value written as the range croner reads,
+ * `5/15` as `5-59/15`: from that value to the field's maximum, as Quartz and croniter read it
+ * (croner refuses the short form). Anything else is returned as it is.
+ */
+function normaliseStep(part: string, field: CronField): string | { problem: string } {
+  const [, start, every] = STEP_FROM_VALUE.exec(part) ?? [];
+  if (start === undefined || every === undefined) return part;
+  if (/^[0-9]+$/.test(start)) {
+    const value = Number(start);
+    if (value < field.min || value > field.max) {
+      return { problem: `"${part}" starts at ${value}, outside the ${field.name} field (${field.min}-${field.max})` };
+    }
+  } else if (!field.names?.includes(start.toLowerCase())) {
+    return part; // not a name this field knows: croner says what is wrong with it
+  }
+  return `${start}-${field.max}/${every}`;
+}
+
+/** normaliseStep over every element of every field (`0/15,7` too); a start outside its field is a problem. */
+function normaliseSteps(fields: string[]): { fields: string[] } | { problem: string } {
+  if (fields.length !== 5 && fields.length !== 6) return { fields };
+  const specs = FIELDS.slice(FIELDS.length - fields.length);
+  const out: string[] = [];
+  for (const [i, field] of fields.entries()) {
+    const spec = specs[i];
+    if (spec === undefined) return { fields };
+    const parts: string[] = [];
+    for (const part of field.split(",")) {
+      const normalised = normaliseStep(part, spec);
+      if (typeof normalised !== "string") return normalised;
+      parts.push(normalised);
+    }
+    out.push(parts.join(","));
+  }
+  return { fields: out };
+}
+
+/**
+ * A cron expression as croner evaluates it: fields separated by single spaces, and each step
+ * after a single value (`5/15`, `MON/2`) written as a range to the field's maximum (`5-59/15`).
+ * Validation and evaluation both read expressions through this one function.
+ */
+export function normaliseCronSteps(expression: string): string {
+  const steps = normaliseSteps(splitFields(expression));
+  return "fields" in steps ? steps.fields.join(" ") : splitFields(expression).join(" ");
 }
 
 /** Total length of an interval trigger in ms (NaN when a unit is not a finite number). */
@@ -81,7 +155,7 @@ export function resolveTrigger(trigger: Trigger, job: TriggerDefaults = {}): Res
     endMs: toMs(trigger.end_date ?? job.end_date),
     jitter: trigger.jitter ?? job.jitter ?? 0,
   };
-  if (trigger.type === "cron") return { type: "cron", expression: splitFields(trigger.expression).join(" "), ...bounds };
+  if (trigger.type === "cron") return { type: "cron", expression: normaliseCronSteps(trigger.expression), ...bounds };
   return { type: "interval", intervalMs: intervalMs(trigger), ...bounds };
 }
 

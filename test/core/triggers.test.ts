@@ -4,6 +4,7 @@ import {
   applyJitter,
   describeFire,
   nextFireTimes,
+  normaliseCronSteps,
   previewFires,
   resolveTrigger,
   type TriggerDefaults,
@@ -149,6 +150,137 @@ describe("cron fire times", () => {
       "2024-01-01T06:00:00Z",
       "2024-01-01T07:00:00Z",
     ]);
+  });
+});
+
+// Expected fires written from Quartz's and croniter's documented reading of a step after a
+// single value, "start/step" = "start-max/step" (croniter normalises "10/5" to "10-59/5"), with
+// croniter's field ranges (day of week 0-6, Sunday 0). Mondays: 2027-01-04 and 2027-01-11.
+describe("cron steps after a single value", () => {
+  const monday = "2027-01-04T10:00:00Z";
+  it.each([
+    [
+      "minute 5/10 is 5, 15, 25 ... 55",
+      "5/10 * * * *",
+      "UTC",
+      monday,
+      [
+        "2027-01-04T10:05:00Z",
+        "2027-01-04T10:15:00Z",
+        "2027-01-04T10:25:00Z",
+        "2027-01-04T10:35:00Z",
+        "2027-01-04T10:45:00Z",
+        "2027-01-04T10:55:00Z",
+        "2027-01-04T11:05:00Z",
+      ],
+    ],
+    [
+      "second 0/15 is 0, 15, 30, 45",
+      "0/15 * * * * *",
+      "UTC",
+      monday,
+      ["2027-01-04T10:00:15Z", "2027-01-04T10:00:30Z", "2027-01-04T10:00:45Z", "2027-01-04T10:01:00Z"],
+    ],
+    [
+      "second 30/20 is 30 and 50",
+      "30/20 * * * * *",
+      "UTC",
+      monday,
+      ["2027-01-04T10:00:30Z", "2027-01-04T10:00:50Z", "2027-01-04T10:01:30Z"],
+    ],
+    [
+      "hour 2/6 is 2, 8, 14, 20",
+      "0 2/6 * * *",
+      "UTC",
+      monday,
+      ["2027-01-04T14:00:00Z", "2027-01-04T20:00:00Z", "2027-01-05T02:00:00Z", "2027-01-05T08:00:00Z"],
+    ],
+    [
+      "hour 9/12 in Asia/Taipei is 09:00 and 21:00 local",
+      "0 9/12 * * *",
+      "Asia/Taipei",
+      monday,
+      ["2027-01-04T13:00:00Z", "2027-01-05T01:00:00Z"],
+    ],
+    [
+      "day of month 5/10 is the 5th, 15th and 25th",
+      "0 0 5/10 * *",
+      "UTC",
+      monday,
+      ["2027-01-05T00:00:00Z", "2027-01-15T00:00:00Z", "2027-01-25T00:00:00Z", "2027-02-05T00:00:00Z"],
+    ],
+    [
+      "month 3/4 is March, July, November",
+      "0 0 1 3/4 *",
+      "UTC",
+      monday,
+      ["2027-03-01T00:00:00Z", "2027-07-01T00:00:00Z", "2027-11-01T00:00:00Z", "2028-03-01T00:00:00Z"],
+    ],
+    [
+      "month JAN/3 is January, April, July, October",
+      "0 0 1 JAN/3 *",
+      "UTC",
+      monday,
+      ["2027-04-01T00:00:00Z", "2027-07-01T00:00:00Z", "2027-10-01T00:00:00Z", "2028-01-01T00:00:00Z"],
+    ],
+    [
+      "day of week 1/2 is Monday, Wednesday, Friday (up to 6, as croniter)",
+      "0 0 * * 1/2",
+      "UTC",
+      monday,
+      ["2027-01-06T00:00:00Z", "2027-01-08T00:00:00Z", "2027-01-11T00:00:00Z", "2027-01-13T00:00:00Z"],
+    ],
+    [
+      "day of week mon/2 reads as 1/2",
+      "0 0 * * mon/2",
+      "UTC",
+      monday,
+      ["2027-01-06T00:00:00Z", "2027-01-08T00:00:00Z", "2027-01-11T00:00:00Z", "2027-01-13T00:00:00Z"],
+    ],
+    [
+      "day of week 0/3 is Sunday, Wednesday, Saturday",
+      "0 0 * * 0/3",
+      "UTC",
+      monday,
+      ["2027-01-06T00:00:00Z", "2027-01-09T00:00:00Z", "2027-01-10T00:00:00Z", "2027-01-13T00:00:00Z"],
+    ],
+    [
+      "a step inside a list, 0/15,7",
+      "0/15,7 * * * *",
+      "UTC",
+      monday,
+      ["2027-01-04T10:07:00Z", "2027-01-04T10:15:00Z", "2027-01-04T10:30:00Z", "2027-01-04T10:45:00Z", "2027-01-04T11:00:00Z"],
+    ],
+    // Quartz's reading; croniter alone reads a range whose ends meet ("59-59/15") as the whole field.
+    [
+      "a start at the field's maximum, 59/15, is that value only (Quartz)",
+      "59/15 * * * *",
+      "UTC",
+      monday,
+      ["2027-01-04T10:59:00Z", "2027-01-04T11:59:00Z"],
+    ],
+  ])("%s", (_name, expression, zone, after, expected) => {
+    expect(cronFires(expression, zone, after, expected.length)).toEqual(expected);
+  });
+
+  it.each([
+    ["5/10 * * * *", "5-59/10 * * * *"],
+    ["0/15,7 0 1/2 jan/3 MON/2", "0-59/15,7 0 1-31/2 jan-12/3 MON-6/2"],
+    ["30/20  *   * * * *", "30-59/20 * * * * *"],
+    ["*/5 1-10/2 L * 5L", "*/5 1-10/2 L * 5L"],
+  ])("%s is evaluated as %s", (expression, normalised) => {
+    expect(normaliseCronSteps(expression)).toBe(normalised);
+    expect(resolve({ type: "cron", expression })).toMatchObject({ expression: normalised });
+  });
+
+  it.each([
+    ["a start past the field's maximum", "60/5 * * * *", '"60/5" starts at 60, outside the minute field (0-59)'],
+    ["a day of month of 0", "0 0 0/5 * *", '"0/5" starts at 0, outside the day-of-month field (1-31)'],
+    ["a day of week of 7 (Sunday's alias starts no step)", "0 0 * * 7/2", '"7/2" starts at 7, outside the day-of-week field (0-6)'],
+    ["a step of 0", "5/0 * * * *", "illegal stepping: 0"],
+    ["a month name in the day-of-week field", "0 0 * * JAN/2", "invalid cron expression"],
+  ])("refuses %s", (_name, expression, message) => {
+    expect(rejection({ type: "cron", expression })).toContain(message);
   });
 });
 

@@ -73,6 +73,22 @@ describe("jobs API", () => {
     expect((await jobStub(job.id).inspect()).alarm).toBe(Date.parse(body.next_run_at ?? ""));
   });
 
+  it("accepts a step after a single number, 5/10, as Quartz and croniter read it: fires at minutes 5, 15, 25 ..., and keeps the expression as typed", async () => {
+    const res = await api("/v1/jobs", {
+      method: "POST",
+      json: { id: newJobId(), trigger: { type: "cron", expression: "5/10 * * * *" }, target: farTarget() },
+    });
+
+    expect(res.status).toBe(201);
+    const job = await res.json<JobBody & { trigger: { expression: string } }>();
+    expect(job.trigger.expression).toBe("5/10 * * * *");
+    const fires = (job.next_run_times ?? []).map((f) => Date.parse(f.at));
+    expect(fires).toHaveLength(5);
+    for (const at of fires) expect([new Date(at).getUTCMinutes() % 10, new Date(at).getUTCSeconds()]).toEqual([5, 0]);
+    for (let i = 1; i < fires.length; i++) expect((fires[i] ?? 0) - (fires[i - 1] ?? 0)).toBe(10 * 60_000);
+    expect((await jobStub(job.id).inspect()).alarm).toBe(fires[0]);
+  });
+
   it("answers an invalid cron expression, time zone or date with a 400 that says what is wrong", async () => {
     const cases: [unknown, RegExp][] = [
       [{ type: "cron", expression: "61 * * * *" }, /61|minute|range/i],

@@ -52,6 +52,11 @@ export interface FaultyD1 {
   failNext(rule?: FaultRule): void;
   /** Whether any armed fault is still waiting for its call. */
   armed(): boolean;
+  /**
+   * Runs `work` once, just before the next matching call reaches D1: another request
+   * landing between what the Worker read and the write it computed from that read.
+   */
+  interleave(match: (statement: BoundStatement) => boolean, work: () => Promise<unknown>): void;
 }
 
 interface ArmedRule {
@@ -65,9 +70,12 @@ export function faultyD1(real: D1Database = env.DB): FaultyD1 {
   const rules: ArmedRule[] = [];
   const calls: string[][] = [];
   const broken: BoundStatement[][] = [];
+  const interleaved: { match: (statement: BoundStatement) => boolean; work: () => Promise<unknown> }[] = [];
 
   async function call<T>(statements: BoundStatement[], execute: () => Promise<T>): Promise<T> {
     calls.push(statements.map((s) => s.sql));
+    const hook = interleaved.findIndex((h) => statements.some(h.match));
+    if (hook !== -1) await interleaved.splice(hook, 1)[0]?.work();
     const index = rules.findIndex((rule) => statements.some(rule.match) && --rule.remaining === 0);
     const rule = index === -1 ? undefined : rules.splice(index, 1)[0];
     if (!rule) return execute();
@@ -126,6 +134,9 @@ export function faultyD1(real: D1Database = env.DB): FaultyD1 {
       rules.push({ match: rule.match ?? (() => true), remaining: rule.nth ?? 1, effect: rule.effect ?? "lost-request" });
     },
     armed: () => rules.length > 0,
+    interleave(match, work) {
+      interleaved.push({ match, work });
+    },
   };
 }
 
@@ -150,6 +161,8 @@ export const rollupStats = (s: BoundStatement) => s.sql.startsWith("INSERT INTO 
 export const insertRun = (s: BoundStatement) => s.sql.startsWith('insert into "runs"');
 /** The JobObject writing its schedule (state and/or its promise, next_run_at) to D1. */
 export const recordSchedule = (s: BoundStatement) => s.sql.startsWith('update "jobs" set') && s.sql.includes('"jobs"."version" = ?');
+/** An API write of a job's definition (PATCH, pause, resume, a conditional PUT): it bumps the version. */
+export const writeJob = (s: BoundStatement) => s.sql.startsWith('update "jobs" set') && s.sql.includes('"version" = "jobs"."version" + 1');
 /** Narrows a matcher to statements that bind `value` (e.g. one run's id). */
 export const binding =
   (value: unknown, match: (s: BoundStatement) => boolean = () => true) =>

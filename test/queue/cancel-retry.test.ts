@@ -175,6 +175,77 @@ describe("POST /v1/runs/:id/retry", () => {
     expect(await received(prefix)).toHaveLength(2);
   });
 
+  it("retrying a dead run again after its retry failed answers 202 with a new run, which runs", async () => {
+    const h = harness();
+    const { url, prefix } = receiverUrl("status=500");
+    const old = await h.enqueue({ target: { type: "http", url }, retry: { ...MANUAL_RETRY, max_attempts: 1 } });
+    await h.redeliver(h.lastSent(old.id));
+    const first = await (await retry(h, old.id)).json<RunBody>();
+    await h.redeliver(h.lastSent(first.id));
+    expect((await mustStoredRun(first.id)).status).toBe("dead");
+
+    const res = await retry(h, old.id);
+
+    expect(res.status).toBe(202);
+    const second = await res.json<RunBody>();
+    expect(second.id).not.toBe(first.id);
+    expect(second).toMatchObject({ status: "queued", retry_of: old.id });
+    await h.redeliver(h.lastSent(second.id));
+    expect(await mustStoredRun(second.id)).toMatchObject({ status: "dead", attempt: 1 });
+    expect((await received(prefix)).map((r) => r.headers["webhook-id"])).toEqual([old.id, first.id, second.id]);
+  });
+
+  it("retrying a run again after its retry succeeded starts another run", async () => {
+    const h = harness();
+    const { url, prefix } = receiverUrl("status=500&fail_times=1");
+    const old = await h.enqueue({ target: { type: "http", url }, retry: { ...MANUAL_RETRY, max_attempts: 1 } });
+    await h.redeliver(h.lastSent(old.id));
+    const first = await (await retry(h, old.id)).json<RunBody>();
+    await h.redeliver(h.lastSent(first.id));
+    expect((await mustStoredRun(first.id)).status).toBe("succeeded");
+
+    const second = await (await retry(h, old.id)).json<RunBody>();
+    await h.redeliver(h.lastSent(second.id));
+
+    expect(second.id).not.toBe(first.id);
+    expect(await mustStoredRun(second.id)).toMatchObject({ status: "succeeded", retry_of: old.id });
+    expect(await received(prefix)).toHaveLength(3);
+  });
+
+  it("retrying again while the retry is still queued returns that retry: a double click starts one run", async () => {
+    const h = harness();
+    const { url } = receiverUrl("status=404");
+    const old = await h.enqueue({ target: { type: "http", url } });
+    await h.redeliver(h.lastSent(old.id));
+
+    const first = await (await retry(h, old.id)).json<RunBody>();
+    const again = await retry(h, old.id);
+
+    expect(again.status).toBe(202);
+    expect((await again.json<RunBody>()).id).toBe(first.id);
+    expect(h.sentFor(first.id)).toHaveLength(1);
+    const count = await env.DB.prepare("SELECT count(*) AS n FROM runs WHERE retry_of = ?").bind(old.id).first<{ n: number }>();
+    expect(count?.n).toBe(1);
+  });
+
+  it("concurrent retries of a run whose retry has finished start exactly one new run", async () => {
+    const h = harness();
+    const { url } = receiverUrl("status=404");
+    const old = await h.enqueue({ target: { type: "http", url } });
+    await h.redeliver(h.lastSent(old.id));
+    const first = await (await retry(h, old.id)).json<RunBody>();
+    await h.redeliver(h.lastSent(first.id));
+
+    const answers = await Promise.all(Array.from({ length: 5 }, () => retry(h, old.id)));
+
+    expect(answers.map((r) => r.status)).toEqual(Array(5).fill(202));
+    const ids = new Set(await Promise.all(answers.map(async (r) => (await r.json<RunBody>()).id)));
+    expect(ids.size).toBe(1);
+    expect(ids.has(first.id)).toBe(false);
+    const count = await env.DB.prepare("SELECT count(*) AS n FROM runs WHERE retry_of = ?").bind(old.id).first<{ n: number }>();
+    expect(count?.n).toBe(2);
+  });
+
   it("retrying a succeeded run answers 409 and creates nothing", async () => {
     const h = harness();
     const { url } = receiverUrl();
