@@ -3,7 +3,13 @@ import { call } from "../helpers/http";
 
 interface OpenApiDoc {
   openapi: string;
-  paths: Record<string, Record<string, { responses: Record<string, unknown>; requestBody?: unknown }>>;
+  paths: Record<
+    string,
+    Record<
+      string,
+      { responses: Record<string, unknown>; requestBody?: unknown; parameters?: { name: string; schema: { pattern?: string } }[] }
+    >
+  >;
   components: { schemas: Record<string, unknown>; securitySchemes: Record<string, unknown> };
 }
 
@@ -44,5 +50,38 @@ describe("GET /openapi.json", () => {
     expect(Object.keys(doc.components.schemas)).toEqual(
       expect.arrayContaining(["Job", "Run", "Trigger", "Target", "TaskRequest", "Error"]),
     );
+  });
+});
+
+/** Every `pattern` string anywhere in the document. */
+function patterns(node: unknown, found: string[] = []): string[] {
+  if (Array.isArray(node)) for (const item of node) patterns(item, found);
+  else if (node !== null && typeof node === "object") {
+    for (const [key, value] of Object.entries(node)) {
+      if (key === "pattern" && typeof value === "string") found.push(value);
+      else patterns(value, found);
+    }
+  }
+  return found;
+}
+
+describe("patterns in /openapi.json", () => {
+  it("every pattern compiles as an ECMA regex without flags, and none carries a flag as text", async () => {
+    const all = patterns(await (await call("/openapi.json")).json());
+    expect(all.length).toBeGreaterThan(1);
+    for (const pattern of all) {
+      expect(() => new RegExp(pattern), pattern).not.toThrow();
+      expect(() => new RegExp(pattern, "u"), pattern).not.toThrow();
+      expect(pattern, pattern).not.toMatch(/\/[dgimsuvy]+$/);
+    }
+  });
+
+  it("the host parameter's pattern accepts host names in any case, with a port, and nothing else", async () => {
+    const doc = await (await call("/openapi.json")).json<OpenApiDoc>();
+    for (const op of Object.values(doc.paths["/v1/hosts/{host}"] ?? {})) {
+      const host = new RegExp(op.parameters?.find((p) => p.name === "host")?.schema.pattern ?? "(?!)");
+      for (const name of ["api.example.com", "Example.COM:8443", "[::1]:8080"]) expect(host.test(name), name).toBe(true);
+      for (const name of ["a b", "a/b", "a?b", ""]) expect(host.test(name), name).toBe(false);
+    }
   });
 });
