@@ -47,6 +47,23 @@ export function zodDetails(error: ZodError): { path: string; message: string; co
   }));
 }
 
+const SUMMARY_ISSUES = 3;
+const SUMMARY_ISSUE_CHARS = 200;
+
+/**
+ * The first few problems of a zod failure in one line, bounded whatever the
+ * input: "trigger.expression: invalid cron expression: …; target.url: Required (and 2 more)".
+ */
+export function zodSummary(error: ZodError): string {
+  const shown = error.issues.slice(0, SUMMARY_ISSUES).map((issue) => {
+    const path = issue.path.map(String).join(".");
+    const line = path ? `${path}: ${issue.message}` : issue.message;
+    return line.length > SUMMARY_ISSUE_CHARS ? `${line.slice(0, SUMMARY_ISSUE_CHARS - 1)}…` : line;
+  });
+  const more = error.issues.length - shown.length;
+  return more > 0 ? `${shown.join("; ")} (and ${more} more)` : shown.join("; ");
+}
+
 function fromHttpException(error: HTTPException): ApiError {
   if (error.status === 413) return new ApiError("payload_too_large", "Request body exceeds the size limit");
   if (error.status === 400 && /JSON/i.test(error.message)) {

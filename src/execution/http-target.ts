@@ -7,7 +7,8 @@ import type { HttpTarget } from "./target-schema";
 
 const MAX_REDIRECTS = 5;
 const RESPONSE_EXCERPT_BYTES = 4096;
-const CREDENTIAL_HEADERS = ["authorization", "cookie", "proxy-authorization"];
+// What Taskflare itself adds that may follow a redirect anywhere: the id tying the hop to its run.
+const CARRIED_TO_ANY_ORIGIN = ["x-request-id"];
 
 export interface OutboundContext {
   runId: string;
@@ -56,14 +57,40 @@ function encodeBody(target: HttpTarget): string | undefined {
   return typeof target.body === "string" ? target.body : JSON.stringify(target.body);
 }
 
+/** Whether a redirect turns the request into a GET without a body (303 always; 301/302 after a POST, as browsers do). */
+function dropsBody(status: number, method: string): boolean {
+  return status === 303 || ((status === 301 || status === 302) && method === "POST");
+}
+
+/**
+ * What a hop to another origin may carry: the request id, the content type
+ * while the body it describes follows (307/308), and the target's headers it
+ * names in `forward_headers`. Everything else (credentials above all) was
+ * meant for the target's origin only.
+ */
+function headersForAnotherOrigin(headers: Headers, forward: readonly string[], bodyFollows: boolean): Headers {
+  const carried = new Headers();
+  const names = [...CARRIED_TO_ANY_ORIGIN, ...forward, ...(bodyFollows ? ["content-type"] : [])];
+  for (const name of names) {
+    const value = headers.get(name);
+    if (value !== null) carried.set(name, value);
+  }
+  return carried;
+}
+
 /**
  * Sends an HTTP target: the one place outbound requests leave Taskflare.
- * Redirects are followed by hand so every hop passes the SSRF check.
+ * Redirects are followed by hand so every hop passes the SSRF check. A hop on
+ * the target's own origin keeps its headers and is signed again; once a
+ * redirect leaves that origin, the rest of the chain carries only what
+ * `headersForAnotherOrigin` lets through and is not signed: the signature is
+ * for the receiver that holds the secret, and a signed request in a third
+ * party's hands could be replayed to it.
  * 2xx succeeds; 408, 429, 5xx and network errors retry; other statuses fail.
  */
 export async function sendHttpTarget(target: HttpTarget, ctx: OutboundContext): Promise<HttpResult> {
   const body = encodeBody(target);
-  const headers = new Headers(target.headers);
+  let headers = new Headers(target.headers);
   if (body !== undefined && !headers.has("content-type")) {
     headers.set("content-type", typeof target.body === "string" ? "text/plain; charset=utf-8" : "application/json");
   }
@@ -72,11 +99,12 @@ export async function sendHttpTarget(target: HttpTarget, ctx: OutboundContext): 
   let url = target.url;
   let method: string = target.method;
   let sendBody = body;
+  let onTargetOrigin = true;
   for (let hop = 0; ; hop++) {
     const checked = checkTargetUrl(url, { allowPrivate: ctx.allowPrivate });
     if (!checked.ok) throw new RefusedTargetError(`refused target: ${checked.reason}`);
-    if (ctx.signingSecret) {
-      // Signed per hop (a redirect may drop the body); webhook-id is the run id on every attempt.
+    if (ctx.signingSecret && onTargetOrigin) {
+      // Signed per hop (a redirect may drop the body); webhook-id is the run id on every hop and attempt.
       const signed = await signatureHeaders(ctx.signingSecret, ctx.runId, Math.floor(ctx.now() / 1000), sendBody ?? "");
       for (const [name, value] of Object.entries(signed)) headers.set(name, value);
     }
@@ -92,14 +120,16 @@ export async function sendHttpTarget(target: HttpTarget, ctx: OutboundContext): 
       await response.body?.cancel();
       if (hop >= MAX_REDIRECTS) throw new PermanentError(`more than ${MAX_REDIRECTS} redirects`);
       const next = new URL(location, checked.url);
-      // Credentials meant for the target must not follow it to another origin.
-      if (next.origin !== checked.url.origin) for (const name of CREDENTIAL_HEADERS) headers.delete(name);
-      url = next.toString();
-      if (response.status === 303 || ((response.status === 301 || response.status === 302) && method === "POST")) {
+      if (dropsBody(response.status, method)) {
         method = "GET";
         sendBody = undefined;
         headers.delete("content-type");
       }
+      if (onTargetOrigin && next.origin !== checked.url.origin) {
+        onTargetOrigin = false;
+        headers = headersForAnotherOrigin(headers, target.forward_headers ?? [], sendBody !== undefined);
+      }
+      url = next.toString();
       continue;
     }
     const text = await readExcerpt(response, RESPONSE_EXCERPT_BYTES);

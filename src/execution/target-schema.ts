@@ -10,8 +10,10 @@ export const HttpMethod = z.enum(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD
 /** How long an attempt may take before it is aborted, in seconds. */
 export const Timeout = z.number().int().min(1).max(900);
 
-/** An outbound HTTP request: the common target. */
-export const HttpTarget = z
+// Credentials are meant for the target's own origin: no target may send them on to another.
+const NEVER_FORWARDED = new Set(["authorization", "cookie", "proxy-authorization"]);
+
+const httpTargetFields = z
   .object({
     type: z.literal("http"),
     method: HttpMethod.default("POST"),
@@ -21,11 +23,42 @@ export const HttpTarget = z
       .refine((h) => Object.keys(h).length <= 50, "at most 50 headers")
       .refine((h) => Object.keys(h).every((k) => !RESERVED_HEADERS.has(k.toLowerCase())), "reserved header")
       .optional(),
+    forward_headers: z
+      .array(
+        z
+          .string()
+          .regex(HEADER_NAME, "invalid header name")
+          .refine(
+            (name) => !NEVER_FORWARDED.has(name.toLowerCase()),
+            "credentials (authorization, cookie, proxy-authorization) never follow to another origin",
+          ),
+      )
+      .max(50)
+      .optional()
+      .openapi({
+        description:
+          "Names of this target's own headers that may follow a redirect to another origin; without it none do. Never authorization, cookie or proxy-authorization.",
+      }),
     body: FreeJson.optional().openapi({ description: "JSON value, or a string sent as is" }),
     timeout: Timeout.optional(),
   })
-  .strict()
-  .openapi("HttpTarget");
+  .strict();
+
+/** A name in `forward_headers` that is not among the target's headers would forward nothing: most likely a typo. */
+function forwardsOwnHeaders(target: { headers?: Record<string, string>; forward_headers?: string[] }, ctx: z.RefinementCtx): void {
+  const own = new Set(Object.keys(target.headers ?? {}).map((name) => name.toLowerCase()));
+  target.forward_headers?.forEach((name, i) => {
+    if (!own.has(name.toLowerCase())) {
+      ctx.addIssue({ code: "custom", path: ["forward_headers", i], message: "not one of the target's headers" });
+    }
+  });
+}
+
+/** An outbound HTTP request: the common target. */
+export const HttpTarget = httpTargetFields.superRefine(forwardsOwnHeaders).openapi("HttpTarget");
+
+/** The HTTP target's fields without `type`: the arguments of the `http` handler. */
+export const HttpTargetArgs = httpTargetFields.omit({ type: true }).superRefine(forwardsOwnHeaders);
 
 /** A named TypeScript handler registered in this Worker. */
 export const HandlerTarget = z

@@ -1,13 +1,13 @@
 import { readConfig } from "../env";
 import { sendHttpTarget } from "../execution/http-target";
-import { HttpTarget } from "../execution/target-schema";
+import { HttpTargetArgs } from "../execution/target-schema";
 import { defineHandler } from "./registry";
 
 /** The HTTP target as a handler: `{type:"http", ...}` and `{type:"handler", name:"http"}` are the same. */
 export const httpHandler = defineHandler({
   name: "http",
   description: "Sends an HTTP request (the HTTP target).",
-  args: HttpTarget.omit({ type: true }),
+  args: HttpTargetArgs,
   async run(args, ctx) {
     const config = readConfig(ctx.env);
     return sendHttpTarget(

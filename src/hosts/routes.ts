@@ -1,24 +1,21 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { openApiApp } from "../http/openapi-app";
-import { errorResponses } from "../schemas/common";
+import { apiRoute, jsonResponse as json, jsonBody } from "../schemas/common";
 import { hostGuard, noteFreePass } from "./guard-client";
 import { HostName, HostPolicyInput, HostStatus } from "./schema";
 
 const Params = z.object({ host: HostName });
-const status = {
-  200: { description: "The host's policy and circuit state", content: { "application/json": { schema: HostStatus } } },
-  ...errorResponses,
-};
+const status = { 200: json(HostStatus, "The host's policy and circuit state") };
 
-const put = createRoute({
+const put = apiRoute({
   method: "put",
   path: "/hosts/{host}",
   tags: ["hosts"],
   summary: "Set a host's circuit breaker, rate limit and concurrency cap",
-  request: { params: Params, body: { required: true, content: { "application/json": { schema: HostPolicyInput } } } },
+  request: { params: Params, body: jsonBody(HostPolicyInput) },
   responses: status,
 });
-const get = createRoute({
+const get = apiRoute({
   method: "get",
   path: "/hosts/{host}",
   tags: ["hosts"],

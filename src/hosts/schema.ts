@@ -1,11 +1,16 @@
 import { z } from "@hono/zod-openapi";
 
-/** A host as Taskflare keys it: the URL's host (name and port), lower-case. */
+/**
+ * A host as Taskflare keys it: the URL's host (name and port), lower-case.
+ * The pattern spells out both cases instead of using a flag: OpenAPI's
+ * `pattern` is a bare ECMA regex, so a flag would reach clients as text.
+ */
 export const HostName = z
   .string()
   .min(1)
   .max(260)
-  .regex(/^[a-z0-9.\-[\]:]+$/i, "a host name, optionally with :port")
+  // biome-ignore lint/complexity/noUselessEscapeInRegex: escaped, the class means the same in the regex dialects of other clients (Python, the v flag).
+  .regex(/^[A-Za-z0-9.:\[\]\-]+$/, "a host name, optionally with :port")
   .transform((h) => h.toLowerCase());
 
 /** Per-host guard settings (the circuit breaker's, and optional smoothing of bursts). */

@@ -1,97 +1,114 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { database } from "../db/client";
 import { openApiApp } from "../http/openapi-app";
 import { listRuns } from "../runs/queries";
 import { Run, RunList, toRun } from "../runs/schema";
-import { ErrorEnvelope, errorResponses, jsonResponse } from "../schemas/common";
+import { apiRoute, documentedError, jsonResponse as json, jsonBody } from "../schemas/common";
 import { etagOf, parseIfMatch } from "./etag";
 import { toJob } from "./present";
 import { IfMatchHeader, Job, JobCreate, JobDefinition, JobId, JobList, JobListQuery, JobPatch } from "./schema";
 import { createJob, patchJob, putJob, removeJob, requireJob, runJobNow, setJobPaused } from "./service";
 import { listJobs } from "./store";
 
-const json = jsonResponse;
-const body = <T extends z.ZodType>(schema: T) => ({ required: true, content: { "application/json": { schema } } });
 const IdParam = z.object({ id: JobId });
-const notFound = { 404: json(ErrorEnvelope, "No such job") };
-const conflict = { 409: json(ErrorEnvelope, "Conflict") };
+const notFound = { 404: documentedError("No such job") };
+const conflict = (description: string) => ({ 409: documentedError(description) });
+const preconditionFailed = { 412: documentedError("If-Match does not name the job's current ETag") };
+// A job's ETag is its version: a write may name the version it read (If-Match), and is refused when the job has moved on.
+const etagHeader = { ETag: { description: "The job's version, for If-Match", schema: { type: "string" } } } as const;
+const jobAnswer = (description: string) => ({ ...json(Job, description), headers: etagHeader });
 /** The ETag header of a response that returns one job. */
 const etag = (row: { version: number }) => ({ ETag: etagOf(row.version) });
 
 const routes = {
-  create: createRoute({
+  create: apiRoute({
     method: "post",
     path: "/jobs",
     tags: ["jobs"],
     summary: "Create a job (409 if the id exists)",
-    request: { body: body(JobCreate) },
-    responses: { 201: json(Job, "The job"), ...conflict, ...errorResponses },
+    request: { body: jsonBody(JobCreate) },
+    responses: { 201: jobAnswer("The job"), ...conflict("A job with this id exists; PUT replaces it") },
   }),
-  put: createRoute({
+  put: apiRoute({
     method: "put",
     path: "/jobs/{id}",
     tags: ["jobs"],
     summary: "Create or replace a job",
-    request: { params: IdParam, body: body(JobDefinition), headers: IfMatchHeader },
-    responses: { 200: json(Job, "Replaced"), 201: json(Job, "Created"), ...errorResponses },
+    request: { params: IdParam, headers: IfMatchHeader, body: jsonBody(JobDefinition) },
+    responses: { 200: jobAnswer("Replaced"), 201: jobAnswer("Created"), ...preconditionFailed },
   }),
-  list: createRoute({
+  list: apiRoute({
     method: "get",
     path: "/jobs",
     tags: ["jobs"],
     summary: "List jobs",
     request: { query: JobListQuery },
-    responses: { 200: json(JobList, "A page of jobs"), ...errorResponses },
+    responses: { 200: json(JobList, "A page of jobs") },
   }),
-  get: createRoute({
+  get: apiRoute({
     method: "get",
     path: "/jobs/{id}",
     tags: ["jobs"],
     summary: "A job with its next five fire times",
     request: { params: IdParam },
-    responses: { 200: json(Job, "The job"), ...notFound, ...errorResponses },
+    responses: { 200: jobAnswer("The job"), ...notFound },
   }),
-  patch: createRoute({
+  patch: apiRoute({
     method: "patch",
     path: "/jobs/{id}",
     tags: ["jobs"],
     summary: "Modify or reschedule a job",
-    request: { params: IdParam, body: body(JobPatch), headers: IfMatchHeader },
-    responses: { 200: json(Job, "The job"), ...notFound, ...errorResponses },
+    request: { params: IdParam, headers: IfMatchHeader, body: jsonBody(JobPatch) },
+    responses: {
+      200: jobAnswer("The job"),
+      ...notFound,
+      ...preconditionFailed,
+      ...conflict("The job kept changing while this change was applied; try again"),
+    },
   }),
-  delete: createRoute({
+  delete: apiRoute({
     method: "delete",
     path: "/jobs/{id}",
     tags: ["jobs"],
     summary: "Delete a job, its alarm and its pending runs",
     request: { params: IdParam, headers: IfMatchHeader },
-    responses: { 204: { description: "Deleted" }, ...notFound, ...errorResponses },
+    responses: { 204: { description: "Deleted" }, ...notFound, ...preconditionFailed },
   }),
-  pause: createRoute({
+  pause: apiRoute({
     method: "post",
     path: "/jobs/{id}/pause",
     tags: ["jobs"],
     summary: "Pause a job",
     request: { params: IdParam, headers: IfMatchHeader },
-    responses: { 200: json(Job, "The job"), ...notFound, ...errorResponses },
+    responses: {
+      200: jobAnswer("The job"),
+      ...notFound,
+      ...preconditionFailed,
+      ...conflict("The job kept changing while this change was applied; try again"),
+    },
   }),
-  resume: createRoute({
+  resume: apiRoute({
     method: "post",
     path: "/jobs/{id}/resume",
     tags: ["jobs"],
     summary: "Resume a job from now (paused fires are not replayed)",
     request: { params: IdParam, headers: IfMatchHeader },
-    responses: { 200: json(Job, "The job"), ...notFound, ...errorResponses },
+    responses: {
+      200: jobAnswer("The job"),
+      ...notFound,
+      ...preconditionFailed,
+      ...conflict("The job kept changing while this change was applied; try again"),
+    },
   }),
-  run: createRoute({
+  run: apiRoute({
     method: "post",
     path: "/jobs/{id}/run",
     tags: ["jobs"],
     summary: "Run a job now, subject to max_instances",
     request: { params: IdParam },
-    responses: { 202: json(Run, "The new run"), ...notFound, ...conflict, ...errorResponses },
+    responses: { 202: json(Run, "The new run"), ...notFound, ...conflict("max_instances runs of this job are in flight") },
   }),
-  runs: createRoute({
+  runs: apiRoute({
     method: "get",
     path: "/jobs/{id}/runs",
     tags: ["jobs"],
@@ -100,7 +117,7 @@ const routes = {
       params: IdParam,
       query: z.object({ limit: z.coerce.number().int().min(1).max(200).default(50), cursor: z.string().max(200).optional() }),
     },
-    responses: { 200: json(RunList, "A page of runs"), ...notFound, ...errorResponses },
+    responses: { 200: json(RunList, "A page of runs"), ...notFound },
   }),
 };
 

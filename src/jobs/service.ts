@@ -15,9 +15,13 @@ import { definitionOf, deleteJobAndPendingRuns, getJob, insertJob, type JobRow, 
  * service-binding RPC alike: definitions in D1, clocks and locks in JobObjects.
  */
 
-/** Checks what the schema cannot: the target's handler and SSRF rules. */
+/** Checks what the schema cannot: the handler and SSRF rules of the target and of the alerts' target. */
 function checked(env: Env, def: JobDefinition): JobDefinition {
-  return { ...def, target: validateTarget(def.target, readConfig(env)) };
+  const config = readConfig(env);
+  const target = validateTarget(def.target, config);
+  if (!def.alerts) return { ...def, target };
+  const alertTarget = validateTarget(def.alerts.target, config, "alerts.target") as typeof def.alerts.target;
+  return { ...def, target, alerts: { ...def.alerts, target: alertTarget } };
 }
 
 /** Creates a job; 409 if the id exists (APScheduler's ConflictingIdError). */

@@ -1,9 +1,10 @@
-import { Hono } from "hono";
+import { createRoute, z } from "@hono/zod-openapi";
 import { database } from "../db/client";
 import { DURATION_BUCKETS_MS } from "../db/schema";
 import type { Env } from "../env";
 import { lastHeartbeat } from "../heartbeat/state";
-import type { AppEnv } from "../http/types";
+import { openApiApp } from "../http/openapi-app";
+import { unauthorized, unavailable } from "../schemas/common";
 import { MetricsWriter } from "./prometheus";
 import { statsSince } from "./stats";
 
@@ -77,7 +78,21 @@ export async function renderMetrics(env: Env, now = Date.now()): Promise<string>
   return out.toString();
 }
 
+const EXPOSITION = "text/plain; version=0.0.4";
+
+const metrics = createRoute({
+  method: "get",
+  path: "/metrics",
+  tags: ["metrics"],
+  summary: "Prometheus metrics, from D1's rollups (the same in every isolate)",
+  responses: {
+    200: { description: "Prometheus text exposition format 0.0.4", content: { [EXPOSITION]: { schema: z.string() } } },
+    401: unauthorized,
+    503: unavailable,
+  },
+});
+
 /** GET /metrics (behind the API token). */
-export const metricsRoutes = new Hono<AppEnv>().get("/metrics", async (c) =>
-  c.body(await renderMetrics(c.env), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" }),
+export const metricsRoutes = openApiApp().openapi(metrics, async (c) =>
+  c.text(await renderMetrics(c.env), 200, { "Content-Type": `${EXPOSITION}; charset=utf-8`, "cache-control": "no-store" }),
 );

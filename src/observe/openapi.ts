@@ -8,7 +8,10 @@ const DOCUMENT_CONFIG = {
   info: {
     title: "Taskflare",
     version: "1.0.0",
-    description: "Job scheduler, background-task runner and health service in one Cloudflare Worker.",
+    description:
+      "Job scheduler, background-task runner and health service in one Cloudflare Worker. " +
+      'Every error is JSON, {"error": {"code", "message", "details"?, "request_id"}}; ' +
+      "a method that a path does not list is answered 405 with Allow.",
   },
   security: [{ bearer: [] }],
 };

@@ -1,4 +1,4 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { database } from "../db/client";
 import { ApiError } from "../errors";
 import { openApiApp } from "../http/openapi-app";
@@ -6,7 +6,7 @@ import { JobId } from "../jobs/schema";
 import { getJob } from "../jobs/store";
 import { upcomingFire } from "../scheduling/job-schedule";
 import { IsoDateTime } from "../scheduling/trigger-schema";
-import { ErrorEnvelope, errorResponses } from "../schemas/common";
+import { apiRoute, documentedError, jsonResponse as json } from "../schemas/common";
 import { combine, JobStats, presentStats, statsSince } from "./stats";
 
 const DAY_MS = 86_400_000;
@@ -15,25 +15,21 @@ const Window = z.object({
 });
 const StatsReport = z.object({ since: z.string(), overall: JobStats, jobs: z.array(JobStats) }).openapi("StatsReport");
 
-const all = createRoute({
+const all = apiRoute({
   method: "get",
   path: "/stats",
   tags: ["stats"],
   summary: "Per-job and overall run statistics over a window",
   request: { query: Window },
-  responses: { 200: { description: "Statistics", content: { "application/json": { schema: StatsReport } } }, ...errorResponses },
+  responses: { 200: json(StatsReport, "Statistics") },
 });
-const one = createRoute({
+const one = apiRoute({
   method: "get",
   path: "/jobs/{id}/stats",
   tags: ["stats"],
   summary: "One job's run statistics over a window",
   request: { params: z.object({ id: JobId }), query: Window },
-  responses: {
-    200: { description: "Statistics", content: { "application/json": { schema: JobStats } } },
-    404: { description: "No such job", content: { "application/json": { schema: ErrorEnvelope } } },
-    ...errorResponses,
-  },
+  responses: { 200: json(JobStats, "Statistics"), 404: documentedError("No such job") },
 });
 
 const sinceOf = (since: string | undefined) => (since === undefined ? Date.now() - DAY_MS : Date.parse(since));

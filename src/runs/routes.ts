@@ -1,57 +1,56 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { database } from "../db/client";
 import { openApiApp } from "../http/openapi-app";
-import { ErrorEnvelope, errorResponses, jsonResponse } from "../schemas/common";
+import { apiRoute, documentedError, jsonResponse as json } from "../schemas/common";
 import { listRuns } from "./queries";
 import { Run, RunAttempts, RunList, RunListQuery, toRun } from "./schema";
 import { cancelRunById, requireRun, retryRunById } from "./service";
 
 const RunId = z.object({ id: z.string().min(1).max(200) });
-const json = jsonResponse;
-const notFound = { 404: json(ErrorEnvelope, "No such run") };
-const conflict = { 409: json(ErrorEnvelope, "The run's status does not allow this") };
+const notFound = { 404: documentedError("No such run") };
+const conflict = { 409: documentedError("The run's status does not allow this") };
 
-const list = createRoute({
+const list = apiRoute({
   method: "get",
   path: "/runs",
   tags: ["runs"],
   summary: "List runs (newest first)",
   request: { query: RunListQuery },
-  responses: { 200: json(RunList, "A page of runs"), ...errorResponses },
+  responses: { 200: json(RunList, "A page of runs") },
 });
-const get = createRoute({
+const get = apiRoute({
   method: "get",
   path: "/runs/{id}",
   tags: ["runs"],
   summary: "One run",
   request: { params: RunId },
-  responses: { 200: json(Run, "The run"), ...notFound, ...errorResponses },
+  responses: { 200: json(Run, "The run"), ...notFound },
 });
-const cancel = createRoute({
+const cancel = apiRoute({
   method: "post",
   path: "/runs/{id}/cancel",
   tags: ["runs"],
   summary: "Cancel a run that has not finished",
   description: "A waiting run never starts; a running one is marked cancelled and its result ignored.",
   request: { params: RunId },
-  responses: { 200: json(Run, "The cancelled run"), ...notFound, ...conflict, ...errorResponses },
+  responses: { 200: json(Run, "The cancelled run"), ...notFound, ...conflict },
 });
-const retry = createRoute({
+const retry = apiRoute({
   method: "post",
   path: "/runs/{id}/retry",
   tags: ["runs"],
   summary: "Run a failed or dead run again, as a new run",
   request: { params: RunId },
-  responses: { 202: json(Run, "The new run (retry_of names the old one)"), ...notFound, ...conflict, ...errorResponses },
+  responses: { 202: json(Run, "The new run (retry_of names the old one)"), ...notFound, ...conflict },
 });
 
-const attempts = createRoute({
+const attempts = apiRoute({
   method: "get",
   path: "/runs/{id}/attempts",
   tags: ["runs"],
   summary: "Every finished attempt of a run: start, end, outcome, status code, error",
   request: { params: RunId },
-  responses: { 200: json(RunAttempts, "The attempts, oldest first"), ...notFound, ...errorResponses },
+  responses: { 200: json(RunAttempts, "The attempts, oldest first"), ...notFound },
 });
 
 /** Run history and the cancel/retry actions. */

@@ -1,8 +1,8 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { database } from "../db/client";
 import { lastHeartbeat } from "../heartbeat/state";
 import { openApiApp } from "../http/openapi-app";
-import { errorResponses } from "../schemas/common";
+import { apiRoute, jsonResponse as json, jsonBody } from "../schemas/common";
 import { schedulerPaused, setSchedulerPaused } from "./scheduler-state";
 import { TriggerPreview, TriggerPreviewRequest } from "./trigger-schema";
 import { previewFires, resolveTrigger } from "./triggers";
@@ -14,29 +14,29 @@ export const SchedulerState = z
   })
   .openapi("SchedulerState");
 
-const state = { 200: { description: "Scheduler state", content: { "application/json": { schema: SchedulerState } } }, ...errorResponses };
-const getScheduler = createRoute({
+const state = { 200: json(SchedulerState, "Scheduler state") };
+const getScheduler = apiRoute({
   method: "get",
   path: "/scheduler",
   tags: ["scheduler"],
   summary: "Scheduler-wide state",
   responses: state,
 });
-const pause = createRoute({ method: "post", path: "/scheduler/pause", tags: ["scheduler"], summary: "Pause every job", responses: state });
-const resume = createRoute({
+const pause = apiRoute({ method: "post", path: "/scheduler/pause", tags: ["scheduler"], summary: "Pause every job", responses: state });
+const resume = apiRoute({
   method: "post",
   path: "/scheduler/resume",
   tags: ["scheduler"],
   summary: "Resume every job from now (fires during the pause are not replayed)",
   responses: state,
 });
-const preview = createRoute({
+const preview = apiRoute({
   method: "post",
   path: "/triggers/preview",
   tags: ["scheduler"],
   summary: "Next fire times of a trigger, with local times and DST notes; creates nothing",
-  request: { body: { required: true, content: { "application/json": { schema: TriggerPreviewRequest } } } },
-  responses: { 200: { description: "Fire times", content: { "application/json": { schema: TriggerPreview } } }, ...errorResponses },
+  request: { body: jsonBody(TriggerPreviewRequest) },
+  responses: { 200: json(TriggerPreview, "Fire times") },
 });
 
 async function current(d1: D1Database) {

@@ -1,54 +1,41 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { database } from "../db/client";
 import { ApiError } from "../errors";
 import { openApiApp } from "../http/openapi-app";
 import { Run, toRun } from "../runs/schema";
 import { getRun } from "../runs/store";
-import { ErrorEnvelope, errorResponses } from "../schemas/common";
+import { apiRoute, documentedError, jsonResponse as json, jsonBody } from "../schemas/common";
 import { IdempotencyHeaders, TaskBatchRequest, TaskBatchResponse, TaskRequest } from "./schema";
 import { enqueueTask, enqueueTaskBatch } from "./service";
 
-const enqueueRoute = createRoute({
+const enqueueRoute = apiRoute({
   method: "post",
   path: "/tasks",
   tags: ["tasks"],
   summary: "Enqueue a background task",
   request: {
     headers: IdempotencyHeaders,
-    body: { required: true, content: { "application/json": { schema: TaskRequest } } },
+    body: jsonBody(TaskRequest),
   },
-  responses: {
-    202: { description: "Accepted: the task's run", content: { "application/json": { schema: Run } } },
-    ...errorResponses,
-  },
+  responses: { 202: json(Run, "Accepted: the task's run") },
 });
 
-const getTask = createRoute({
+const getTask = apiRoute({
   method: "get",
   path: "/tasks/{id}",
   tags: ["tasks"],
   summary: "A task's run",
   request: { params: z.object({ id: z.string().min(1).max(200) }) },
-  responses: {
-    200: { description: "The task's run", content: { "application/json": { schema: Run } } },
-    404: { description: "No such task", content: { "application/json": { schema: ErrorEnvelope } } },
-    ...errorResponses,
-  },
+  responses: { 200: json(Run, "The task's run"), 404: documentedError("No such task") },
 });
 
-const enqueueBatch = createRoute({
+const enqueueBatch = apiRoute({
   method: "post",
   path: "/tasks/batch",
   tags: ["tasks"],
   summary: "Enqueue up to 100 tasks; each is validated on its own",
-  request: { body: { required: true, content: { "application/json": { schema: TaskBatchRequest } } } },
-  responses: {
-    200: {
-      description: "One item per task, in order: 202 with its run, or a 4xx error",
-      content: { "application/json": { schema: TaskBatchResponse } },
-    },
-    ...errorResponses,
-  },
+  request: { body: jsonBody(TaskBatchRequest) },
+  responses: { 200: json(TaskBatchResponse, "One item per task, in order: 202 with its run, or a 4xx error") },
 });
 
 /** Ad-hoc background work: a run with no job. */

@@ -1,5 +1,5 @@
 import { type Env, readConfig } from "../env";
-import { ApiError, toApiError, zodDetails } from "../errors";
+import { ApiError, toApiError, zodDetails, zodSummary } from "../errors";
 import { validateTarget } from "../execution/validate-target";
 import { log } from "../log";
 import { createRun, createRuns, type RunSpec } from "../runs/create";
@@ -58,7 +58,7 @@ export async function enqueueTaskBatch(env: Env, items: unknown[], requestId: st
   items.forEach((item, index) => {
     const parsed = TaskBatchItem.safeParse(item);
     try {
-      if (!parsed.success) throw new ApiError("validation_failed", "Invalid task", zodDetails(parsed.error));
+      if (!parsed.success) throw new ApiError("validation_failed", `Invalid task: ${zodSummary(parsed.error)}`, zodDetails(parsed.error));
       const { idempotency_key: key, ...task } = parsed.data;
       accepted.push({ index, spec: taskRunSpec(env, task, key, requestId, now) });
     } catch (error) {

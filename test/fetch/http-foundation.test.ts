@@ -161,6 +161,52 @@ describe("error model", () => {
   });
 });
 
+describe("validation messages", () => {
+  /** The 400's message and its details' paths. */
+  async function refusal(res: Response): Promise<{ message: string; paths: string[] }> {
+    expect(res.status).toBe(400);
+    const { error } = await res.json<ErrorBody>();
+    expect(error.code).toBe("validation_failed");
+    return { message: error.message, paths: (error.details as { path: string }[]).map((d) => d.path) };
+  }
+
+  it("a body that fails says which fields and why, the first three of them, with every field in details", async () => {
+    const job = { trigger: { type: "cron", expression: "bad" }, target: { type: "http" }, max_instances: 0, coalesce: "yes" };
+    const { message, paths } = await refusal(await api("/v1/jobs", { method: "POST", json: job }));
+    expect(message).toMatch(
+      /^Invalid request body: trigger\.expression: invalid cron expression: [^;]+; target\.url: [^;]+; max_instances: [^;]+ \(and 1 more\)$/,
+    );
+    expect(paths).toEqual(["trigger.expression", "target.url", "max_instances", "coalesce"]);
+  });
+
+  it("a query, path or header value that fails is named in the message", async () => {
+    expect((await refusal(await api("/v1/runs?limit=abc"))).message).toMatch(/^Invalid query parameter limit: /);
+    expect((await refusal(await api("/v1/runs?limit=abc&status=nope"))).message).toMatch(
+      /^Invalid query parameters: (status|limit): .+; (status|limit): /,
+    );
+    expect((await refusal(await api("/v1/hosts/a%20b"))).message).toBe("Invalid path parameter host: a host name, optionally with :port");
+    const key = { "idempotency-key": "k".repeat(201) };
+    const res = await api("/v1/tasks", { method: "POST", json: { target: { type: "http", url: "https://example.com/" } }, headers: key });
+    expect((await refusal(res)).message).toMatch(/^Invalid header idempotency-key: /);
+  });
+
+  it("stays short however much was wrong", async () => {
+    const job = { trigger: { type: "cron", expression: "* * * * *" }, target: { type: "http", url: "https://example.com/" } };
+    const hostile = { ...job, ["k".repeat(10_000)]: 1, tags: Array.from({ length: 20 }, () => "") };
+    const { message, paths } = await refusal(await api("/v1/jobs", { method: "POST", json: hostile }));
+    expect(paths.length).toBeGreaterThan(20);
+    expect(message.length).toBeLessThan(800);
+    expect(message).toMatch(/\(and \d+ more\)$/);
+  });
+
+  it("a bad item of a task batch says what was wrong with it", async () => {
+    const res = await api("/v1/tasks/batch", { method: "POST", json: { tasks: [{ target: { type: "http", url: 42 } }] } });
+    const { items } = await res.json<{ items: { status: number; error?: { message: string } }[] }>();
+    expect(items[0]?.status).toBe(400);
+    expect(items[0]?.error?.message).toMatch(/^Invalid task: target\.url: /);
+  });
+});
+
 describe("API token rotation", () => {
   const rotating = { ...env, API_TOKEN: "new-token-aaaaaaaaaaaaaaaa", API_TOKEN_PREVIOUS: TOKEN };
   const get = (authorization: string) =>

@@ -152,6 +152,38 @@ describe("jobs API", () => {
   });
 });
 
+describe("a job's alerts target", () => {
+  const privateTargets = ["http://127.0.0.1/", "http://169.254.169.254/latest/meta-data"];
+  const cron = { type: "cron", expression: "0 0 * * *" };
+  const alertsAt = (url: string) => ({ target: { type: "http", url }, on_dead: true });
+
+  /** The paths the 400's details name. */
+  async function refusedPaths(res: Response): Promise<string[]> {
+    expect(res.status).toBe(400);
+    const body = await res.json<ErrorBody>();
+    expect(body.error.code).toBe("validation_failed");
+    return (body.error.details as { path: string }[]).map((d) => d.path);
+  }
+
+  it.each(privateTargets)("POST refuses an alerts target at %s with a 400 naming alerts.target.url", async (url) => {
+    const id = newJobId();
+    const res = await api("/v1/jobs", { method: "POST", json: { id, trigger: cron, target: farTarget(), alerts: alertsAt(url) } });
+    expect(await refusedPaths(res)).toEqual(["alerts.target.url"]);
+    expect((await api(`/v1/jobs/${id}`)).status).toBe(404);
+  });
+
+  it.each(privateTargets)("PUT and PATCH refuse an alerts target at %s and leave the job as it was", async (url) => {
+    const id = newJobId();
+    const put = await api(`/v1/jobs/${id}`, { method: "PUT", json: { trigger: cron, target: farTarget(), alerts: alertsAt(url) } });
+    expect(await refusedPaths(put)).toEqual(["alerts.target.url"]);
+    await createJob({ id, trigger: cron, target: farTarget() });
+    const patch = await api(`/v1/jobs/${id}`, { method: "PATCH", json: { alerts: alertsAt(url) } });
+    expect(await refusedPaths(patch)).toEqual(["alerts.target.url"]);
+    const job = await (await api(`/v1/jobs/${id}`)).json<JobBody & { alerts?: unknown }>();
+    expect([job.version, job.alerts]).toEqual([1, undefined]);
+  });
+});
+
 describe("an interval job in real time", () => {
   it("fires every second through the executor, and stops when deleted", async () => {
     const { url, prefix } = receiverUrl();

@@ -87,6 +87,27 @@ describe("POST /v1/tasks", () => {
     expect(res.status).toBe(400);
   });
 
+  it.each([
+    ["a credential", { headers: { Authorization: "Bearer x" }, forward_headers: ["authorization"] }, "target.forward_headers.0"],
+    ["a cookie", { headers: { cookie: "a=b" }, forward_headers: ["Cookie"] }, "target.forward_headers.0"],
+    [
+      "a header the target does not send",
+      { headers: { "x-api-key": "k" }, forward_headers: ["x-api-key", "x-other"] },
+      "target.forward_headers.1",
+    ],
+  ])("refuses forward_headers naming %s with 400 at the field", async (_name, fields, path) => {
+    const res = await enqueue({ target: { type: "http", url: "https://example.com/hook", ...fields } });
+    expect(res.status).toBe(400);
+    expect((await res.json<ErrorBody>()).error.details).toEqual([expect.objectContaining({ path })]);
+  });
+
+  it("refuses forward_headers naming a credential in the http handler's arguments too", async () => {
+    const args = { url: "https://example.com/hook", headers: { "proxy-authorization": "x" }, forward_headers: ["proxy-authorization"] };
+    const res = await enqueue({ target: { type: "handler", name: "http", args } });
+    expect(res.status).toBe(400);
+    expect(JSON.stringify((await res.json<ErrorBody>()).error.details)).toContain("target.args.forward_headers.0");
+  });
+
   it("answers malformed JSON with a 400 envelope", async () => {
     const res = await api("/v1/tasks", { method: "POST", body: "{", headers: { "content-type": "application/json" } } as RequestInit);
     expect(res.status).toBe(400);
