@@ -13,7 +13,7 @@ export interface FirePlanInput {
    * Due fires (<= now), oldest first. With coalesce only the last one counts, so
    * it may be the latest due fire alone (latestDueFire).
    */
-  due: number[];
+  due: readonly number[];
   /** The fire after the last of `due` (it may itself be due when a backlog was cut short). */
   following: number | undefined;
   /** The first fire after now: where the clock goes once a backlog is consumed. */
