@@ -126,7 +126,10 @@ export class JobObject extends DurableObject<Env> {
     if (current && current.version > job.version) return this.schedule();
     const now = Date.now();
     if (current && this.nextFire !== undefined && this.nextFire <= now && this.dropsDueFire(current, job)) {
-      await this.fireDue(now).catch((error: unknown) => log("warn", "catch_up_failed", { job_id: job.id, error: errorText(error) }));
+      // D1 already holds the new version: these fires belong to the old one, so only the job's existence is checked.
+      await this.fireDue(now, { anyVersion: true }).catch((error: unknown) =>
+        log("warn", "catch_up_failed", { job_id: job.id, error: errorText(error) }),
+      );
     }
     await this.adopt(job, Date.now());
     return this.schedule();
@@ -288,9 +291,9 @@ export class JobObject extends DurableObject<Env> {
   }
 
   /** One round of due fires at a time; resolves whether there were any. */
-  private async fireDue(now: number): Promise<boolean> {
+  private async fireDue(now: number, options: { anyVersion?: boolean } = {}): Promise<boolean> {
     while (this.firing) await this.firing.catch(() => false);
-    const round = this.fireDueRound(now);
+    const round = this.fireDueRound(now, options.anyVersion ?? false);
     this.firing = round;
     try {
       return await round;
@@ -300,7 +303,7 @@ export class JobObject extends DurableObject<Env> {
   }
 
   /** Load, decide, store, send: the due fires of the current version. */
-  private async fireDueRound(now: number): Promise<boolean> {
+  private async fireDueRound(now: number, anyVersion: boolean): Promise<boolean> {
     const job = this.job;
     const from = this.nextFire;
     if (job?.state !== "active" || from === undefined || from > now) return false;
@@ -350,7 +353,7 @@ export class JobObject extends DurableObject<Env> {
         const written = await createJobRun(
           this.env,
           spec,
-          { id: job.id, version: job.version },
+          anyVersion ? { id: job.id } : { id: job.id, version: job.version },
           { checkSchedulerPause: true, companion },
           now,
         );
