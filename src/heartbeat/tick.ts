@@ -8,6 +8,7 @@ import { jobObject } from "../jobs/present";
 import { overdueJobs } from "../jobs/store";
 import { log } from "../log";
 import { createRun } from "../runs/create";
+import { deleteOldRuns, RETENTION_PER_TICK, retentionDays } from "../runs/retention";
 import { overdueRuns, reclaimExpiredLease, requeueStaleRun } from "../runs/store";
 import { isFinal, type RunStatus } from "../runs/transitions";
 import { recordHeartbeat } from "./state";
@@ -32,12 +33,13 @@ export async function runHeartbeat(env: Env, scheduledTime: number, cron = HEART
   const db = database(env.DB);
   await recordHeartbeat(db, scheduledTime, now);
   // Each repair runs on its own: one failing job or step must not stop the others.
-  const [rearmed, recovered, overdue] = await Promise.all([
+  const [rearmed, recovered, overdue, expired] = await Promise.all([
     settle("rearm_late_jobs", () => rearmLateJobs(env, now)),
     settle("recover_overdue_runs", () => recoverOverdueRuns(env, now)),
     settle("check_success_deadlines", () => checkSuccessDeadlines(env, now)),
+    settle("delete_expired_runs", () => deleteExpiredRuns(env, now)),
   ]);
-  log("info", "heartbeat", { scheduled_time: new Date(scheduledTime).toISOString(), rearmed, recovered, overdue });
+  log("info", "heartbeat", { scheduled_time: new Date(scheduledTime).toISOString(), rearmed, recovered, overdue, expired });
 }
 
 async function settle(step: string, work: () => Promise<number>): Promise<number | null> {
@@ -104,6 +106,16 @@ async function rearmLateJobs(env: Env, now: number): Promise<number> {
 async function checkSuccessDeadlines(env: Env, now: number): Promise<number> {
   const overdue = await overdueJobs(database(env.DB), now, BATCH);
   return eachIsolated(overdue, "job_deadline", (job) => jobObject(env, job.id).deadlineMissed(now));
+}
+
+/**
+ * Retention, every minute: deletes finished runs past RUN_RETENTION_DAYS until none are left or
+ * the tick's budget is spent, so deletion keeps pace with any rate runs are written at.
+ */
+async function deleteExpiredRuns(env: Env, now: number): Promise<number> {
+  const budget = { maxRows: RETENTION_PER_TICK.maxRows, until: now + RETENTION_PER_TICK.budgetMs };
+  const { deleted } = await deleteOldRuns(database(env.DB), retentionDays(env.RUN_RETENTION_DAYS), budget, now);
+  return deleted;
 }
 
 /** Reclaims runs whose lease expired and re-sends waiting runs whose message was lost. */
