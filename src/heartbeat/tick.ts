@@ -7,6 +7,7 @@ import { onRunFinished } from "../execution/finished";
 import { jobObject } from "../jobs/present";
 import { overdueJobs } from "../jobs/store";
 import { log } from "../log";
+import { foldClosedHours } from "../observe/job-totals";
 import { createRun } from "../runs/create";
 import { deleteOldRuns, RETENTION_PER_TICK, retentionDays } from "../runs/retention";
 import { overdueRuns, reclaimExpiredLease, requeueStaleRun } from "../runs/store";
@@ -33,13 +34,14 @@ export async function runHeartbeat(env: Env, scheduledTime: number, cron = HEART
   const db = database(env.DB);
   await recordHeartbeat(db, scheduledTime, now);
   // Each repair runs on its own: one failing job or step must not stop the others.
-  const [rearmed, recovered, overdue, expired] = await Promise.all([
+  const [rearmed, recovered, overdue, expired, folded] = await Promise.all([
     settle("rearm_late_jobs", () => rearmLateJobs(env, now)),
     settle("recover_overdue_runs", () => recoverOverdueRuns(env, now)),
     settle("check_success_deadlines", () => checkSuccessDeadlines(env, now)),
     settle("delete_expired_runs", () => deleteExpiredRuns(env, now)),
+    settle("fold_job_stats", () => foldClosedHours(db, now)),
   ]);
-  log("info", "heartbeat", { scheduled_time: new Date(scheduledTime).toISOString(), rearmed, recovered, overdue, expired });
+  log("info", "heartbeat", { scheduled_time: new Date(scheduledTime).toISOString(), rearmed, recovered, overdue, expired, folded });
 }
 
 async function settle(step: string, work: () => Promise<number>): Promise<number | null> {

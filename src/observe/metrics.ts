@@ -4,8 +4,8 @@ import { DURATION_BUCKETS_MS } from "../db/schema";
 import type { Env } from "../env";
 import { lastHeartbeat } from "../heartbeat/state";
 import type { AppEnv } from "../http/types";
+import { liveJobCounters } from "./job-totals";
 import { MetricsWriter } from "./prometheus";
-import { statsSince } from "./stats";
 
 const OUTCOMES = ["succeeded", "failed", "dead", "cancelled", "missed", "skipped", "expired"] as const;
 const LATE_JOB_MS = 60_000;
@@ -17,7 +17,7 @@ export async function renderMetrics(env: Env, now = Date.now()): Promise<string>
   const db = database(env.DB);
   const d1 = env.DB;
   const [stats, jobStates, runStates, late, heartbeat, hosts] = await Promise.all([
-    statsSince(db, 0),
+    liveJobCounters(db),
     d1.prepare("SELECT state, count(*) AS n FROM jobs GROUP BY state").all<{ state: string; n: number }>(),
     // finished_at IS NULL lets runs_pending_idx (unfinished runs only) serve the count.
     d1

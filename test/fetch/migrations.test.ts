@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { database } from "../../src/db/client";
 import { fireRunId } from "../../src/ids";
 import { getJob, overdueJobs } from "../../src/jobs/store";
+import { foldClosedHours, liveJobCounters } from "../../src/observe/job-totals";
 import { listRuns } from "../../src/runs/queries";
 import { overdueRuns } from "../../src/runs/store";
 import { faultyD1 } from "../helpers/faults";
@@ -67,5 +68,22 @@ describe("D1 migrations", () => {
     expect(await plan("SELECT id FROM runs WHERE status IN ('failed', 'dead') ORDER BY finished_at DESC LIMIT 10")).toMatch(
       /runs_failed_idx/,
     );
+  });
+
+  it("serve a scrape's and a fold's reads of hourly rollups from the hour index: only the hours after the watermark", async () => {
+    const d1 = faultyD1();
+    const db = database(d1.db);
+    await liveJobCounters(db);
+    await foldClosedHours(db, Date.now());
+    const scrape = d1.calls[0]?.[0] ?? "";
+    const fold = d1.calls.flat().find((sql) => sql.startsWith("INSERT INTO job_totals")) ?? "";
+    const plan = async (sql: string) => {
+      const { results } = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
+        .bind(...Array.from(sql.matchAll(/\?/g), () => null))
+        .all<{ detail: string }>();
+      return results.map((r) => r.detail).join(" | ");
+    };
+    expect(await plan(scrape)).toMatch(/SEARCH job_stats USING INDEX job_stats_hour_idx \(hour>\?\)/);
+    expect(await plan(fold)).toMatch(/SEARCH s USING INDEX job_stats_hour_idx \(hour>\? AND hour<\?\)/);
   });
 });
