@@ -14,7 +14,7 @@ const CLOSE_GRACE_MS = 5 * 60_000;
 /** A fold covers at most this many hours of history, so one catching up on years stays a short query. */
 const FOLD_HOURS = 168;
 /** scheduler_state key: the start of the last hour folded into job_totals (epoch ms). */
-export const STATS_WATERMARK_KEY = "stats_folded_through";
+const STATS_WATERMARK_KEY = "stats_folded_through";
 
 const OUTCOMES = ["succeeded", "failed", "dead", "cancelled", "missed", "skipped", "expired"] as const;
 const BUCKETS = Array.from({ length: DURATION_BUCKETS_MS.length + 1 }, (_, i) => `b${i}`);
