@@ -3,6 +3,7 @@ import { type Env, readConfig } from "../env";
 import { ApiError } from "../errors";
 import { validateTarget } from "../execution/validate-target";
 import { newId } from "../ids";
+import { forgetJobStats } from "../observe/job-totals";
 import { cancelPendingRunsOfJob, type RunRow } from "../runs/store";
 import type { RunNowResult } from "../scheduling/job-object";
 import { etagOf, satisfies, type VersionCondition } from "./etag";
@@ -114,6 +115,7 @@ export async function removeJob(env: Env, id: string, condition?: VersionConditi
   const row = await deleteJob(db, id);
   if (!row) throw new ApiError("not_found", `No job ${JSON.stringify(id)}`);
   await cancelPendingRunsOfJob(db, id, Date.now());
+  await forgetJobStats(db, id);
   await jobObject(env, id).remove();
 }
 
