@@ -35,8 +35,14 @@ export const jobs = sqliteTable(
     nextRunAt: epochMs("next_run_at"),
     /** Alert settings: where to notify and on what (dead runs, failure streaks, missed deadline). */
     alerts: text("alerts", { mode: "json" }),
-    /** When the job must next have succeeded by (expect_success_within); null without a deadline. */
+    /**
+     * When the job must next have succeeded by (expect_success_within); null without a deadline.
+     * Once the heartbeat has told the job it passed, it moves on by expect_success_within, so the
+     * overdue scan moves past it; deadline_missed_at keeps the deadline that was missed.
+     */
     successDeadlineAt: epochMs("success_deadline_at"),
+    /** The success deadline the job missed, while no run has succeeded since; null otherwise. */
+    deadlineMissedAt: epochMs("deadline_missed_at"),
     createdAt: stamp("created_at"),
     updatedAt: stamp("updated_at"),
   },
@@ -45,6 +51,8 @@ export const jobs = sqliteTable(
     index("jobs_state_next_run_idx").on(t.state, t.nextRunAt),
     // The heartbeat's deadline check reads only overdue jobs; jobs without a deadline cost nothing.
     index("jobs_success_deadline_idx").on(t.successDeadlineAt).where(sql`success_deadline_at IS NOT NULL`),
+    // Jobs in a missed-deadline incident (for /readyz); an entry is written once per incident, not per run.
+    index("jobs_deadline_missed_idx").on(t.deadlineMissedAt).where(sql`deadline_missed_at IS NOT NULL`),
   ],
 );
 
@@ -129,22 +137,27 @@ const bucketColumns = () => ({
   b13: integer("b13").notNull().default(0),
 });
 
+/** Counters by outcome and the duration histogram: a rollup's and a total's columns. */
+const counterColumns = () => ({
+  succeeded: integer("succeeded").notNull().default(0),
+  failed: integer("failed").notNull().default(0),
+  dead: integer("dead").notNull().default(0),
+  cancelled: integer("cancelled").notNull().default(0),
+  missed: integer("missed").notNull().default(0),
+  skipped: integer("skipped").notNull().default(0),
+  expired: integer("expired").notNull().default(0),
+  durationCount: integer("duration_count").notNull().default(0),
+  durationSumMs: integer("duration_sum_ms").notNull().default(0),
+  ...bucketColumns(),
+});
+
 /** Hourly rollups per job (job_id '' for ad-hoc tasks), so stats never scan runs. */
 export const jobStats = sqliteTable(
   "job_stats",
   {
     jobId: text("job_id").notNull(),
     hour: epochMs("hour").notNull(),
-    succeeded: integer("succeeded").notNull().default(0),
-    failed: integer("failed").notNull().default(0),
-    dead: integer("dead").notNull().default(0),
-    cancelled: integer("cancelled").notNull().default(0),
-    missed: integer("missed").notNull().default(0),
-    skipped: integer("skipped").notNull().default(0),
-    expired: integer("expired").notNull().default(0),
-    durationCount: integer("duration_count").notNull().default(0),
-    durationSumMs: integer("duration_sum_ms").notNull().default(0),
-    ...bucketColumns(),
+    ...counterColumns(),
     lastRunId: text("last_run_id"),
     lastStatus: text("last_status"),
     lastFinishedAt: epochMs("last_finished_at"),
@@ -152,7 +165,17 @@ export const jobStats = sqliteTable(
   (t) => [primaryKey({ columns: [t.jobId, t.hour] }), index("job_stats_hour_idx").on(t.hour)],
 );
 
-/** Scheduler-wide key/value state: pause flag, heartbeat tick. */
+/**
+ * Per job, the sum of its hourly rollups up to the hour scheduler_state's `stats_folded_through`
+ * names. The heartbeat folds closed hours in, so /metrics reads one row per job plus the hours
+ * since, however long the history.
+ */
+export const jobTotals = sqliteTable("job_totals", {
+  jobId: text("job_id").primaryKey(),
+  ...counterColumns(),
+});
+
+/** Scheduler-wide key/value state: pause flag, heartbeat tick, stats watermark. */
 export const schedulerState = sqliteTable("scheduler_state", {
   key: text("key").primaryKey(),
   value: text("value").notNull(),

@@ -13,6 +13,6 @@ export const cleanupRunsHandler = defineHandler({
   }),
   async run(args, ctx) {
     const days = args.older_than_days ?? retentionDays(ctx.env.RUN_RETENTION_DAYS);
-    return deleteOldRuns(database(ctx.env.DB), days, args.max_rows, Date.now(), ctx.signal);
+    return deleteOldRuns(database(ctx.env.DB), days, { maxRows: args.max_rows, signal: ctx.signal });
   },
 });

@@ -5,9 +5,12 @@ import type { Env } from "../env";
 import { dispatchRun } from "../execution/dispatch";
 import { onRunFinished } from "../execution/finished";
 import { jobObject } from "../jobs/present";
-import { deleteJobAndPendingRuns, overdueJobs } from "../jobs/store";
+import type { JobAlerts } from "../jobs/schema";
+import { type DeadlineTold, deadlinesPassed, deferSuccessDeadlines, deleteJobAndPendingRuns } from "../jobs/store";
 import { log } from "../log";
+import { foldClosedHours } from "../observe/job-totals";
 import { createRun } from "../runs/create";
+import { deleteOldRuns, RETENTION_PER_TICK, retentionDays } from "../runs/retention";
 import { overdueRuns, reclaimExpiredLease, requeueStaleRun } from "../runs/store";
 import { isFinal, type RunStatus } from "../runs/transitions";
 import { recordHeartbeat } from "./state";
@@ -19,6 +22,8 @@ const LATE_JOB_MS = 60_000;
 const LOST_MESSAGE_MS = 5 * 60_000;
 /** Work per tick is bounded; what is left waits for the next minute. */
 const BATCH = 100;
+/** When to look again at a job told its deadline passed, should it have a deadline but no window. */
+const DEADLINE_RECHECK_S = 3600;
 
 /**
  * The Cron Trigger's work. A tick is a nudge, not a promise: running one
@@ -32,12 +37,14 @@ export async function runHeartbeat(env: Env, scheduledTime: number, cron = HEART
   const db = database(env.DB);
   await recordHeartbeat(db, scheduledTime, now);
   // Each repair runs on its own: one failing job or step must not stop the others.
-  const [rearmed, recovered, overdue] = await Promise.all([
+  const [rearmed, recovered, overdue, expired, folded] = await Promise.all([
     settle("rearm_late_jobs", () => rearmLateJobs(env, now)),
     settle("recover_overdue_runs", () => recoverOverdueRuns(env, now)),
     settle("check_success_deadlines", () => checkSuccessDeadlines(env, now)),
+    settle("delete_expired_runs", () => deleteExpiredRuns(env, now)),
+    settle("fold_job_stats", () => foldClosedHours(db, now)),
   ]);
-  log("info", "heartbeat", { scheduled_time: new Date(scheduledTime).toISOString(), rearmed, recovered, overdue });
+  log("info", "heartbeat", { scheduled_time: new Date(scheduledTime).toISOString(), rearmed, recovered, overdue, expired, folded });
 }
 
 async function settle(step: string, work: () => Promise<number>): Promise<number | null> {
@@ -103,10 +110,31 @@ async function rearmLateJobs(env: Env, now: number): Promise<number> {
   });
 }
 
-/** The dead-man's switch: tells each job past its success deadline (an indexed scan of overdue jobs only). */
+/**
+ * The dead-man's switch: tells each job past its success deadline, earliest first (an indexed
+ * scan of overdue jobs only), then moves the deadlines of those told on by their window, so the
+ * next tick reaches the jobs after them.
+ */
 async function checkSuccessDeadlines(env: Env, now: number): Promise<number> {
-  const overdue = await overdueJobs(database(env.DB), now, BATCH);
-  return eachIsolated(overdue, "job_deadline", (job) => jobObject(env, job.id).deadlineMissed(now));
+  const db = database(env.DB);
+  const told: DeadlineTold[] = [];
+  const done = await eachIsolated(await deadlinesPassed(db, now, BATCH), "job_deadline", async (job) => {
+    await jobObject(env, job.id).deadlineMissed(now);
+    const window = (job.alerts as JobAlerts | null)?.expect_success_within ?? DEADLINE_RECHECK_S;
+    if (job.successDeadlineAt !== null) told.push({ id: job.id, missed: job.successDeadlineAt, next: now + window * 1000 });
+  });
+  await deferSuccessDeadlines(db, told);
+  return done;
+}
+
+/**
+ * Retention, every minute: deletes finished runs past RUN_RETENTION_DAYS until none are left or
+ * the tick's budget is spent, so deletion keeps pace with any rate runs are written at.
+ */
+async function deleteExpiredRuns(env: Env, now: number): Promise<number> {
+  const budget = { maxRows: RETENTION_PER_TICK.maxRows, until: now + RETENTION_PER_TICK.budgetMs };
+  const { deleted } = await deleteOldRuns(database(env.DB), retentionDays(env.RUN_RETENTION_DAYS), budget, now);
+  return deleted;
 }
 
 /** Reclaims runs whose lease expired and re-sends waiting runs whose message was lost. */

@@ -1,6 +1,7 @@
-import { and, asc, eq, getTableColumns, gt, like, lt, type SQL, sql } from "drizzle-orm";
+import { and, asc, eq, getTableColumns, gt, isNotNull, like, lt, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { jobs } from "../db/schema";
+import { forgetJobStatsQueries } from "../observe/job-totals";
 import { logChange } from "../runs/run-rows";
 import { cancelPendingRunsQuery } from "../runs/store";
 import type { JobDefinition } from "./schema";
@@ -52,10 +53,12 @@ function firstDeadline(def: JobDefinition, now: number): number | null {
   return window === undefined ? null : now + window * 1000;
 }
 
-/** The success deadline of a changed job: an existing deadline is kept. */
+/** The success deadline of a changed job: an existing deadline is kept; without one, no missed deadline either. */
 function deadlineColumn(def: JobDefinition, now: number) {
   const first = firstDeadline(def, now);
-  return { successDeadlineAt: first === null ? null : sql`coalesce(${jobs.successDeadlineAt}, ${first})` };
+  return first === null
+    ? { successDeadlineAt: null, deadlineMissedAt: null }
+    : { successDeadlineAt: sql`coalesce(${jobs.successDeadlineAt}, ${first})` };
 }
 
 /** Reads a stored job back as the definition it was created from. */
@@ -126,8 +129,8 @@ export async function getJob(db: Db, id: string): Promise<JobView | undefined> {
 }
 
 /**
- * Deletes the job created at `createdAt` (not a newer one with its id) and cancels its waiting
- * runs, in one D1 batch (one transaction). Repeating it changes nothing.
+ * Deletes the job created at `createdAt` (not a newer one with its id), cancels its waiting runs
+ * and forgets its statistics, in one D1 batch (one transaction). Repeating it changes nothing.
  */
 export async function deleteJobAndPendingRuns(db: Db, job: Pick<JobRow, "id" | "createdAt">, now: number): Promise<void> {
   const remove = db
@@ -136,10 +139,8 @@ export async function deleteJobAndPendingRuns(db: Db, job: Pick<JobRow, "id" | "
     .toSQL();
   const cancel = cancelPendingRunsQuery(db, job.id, now).toSQL();
   const d1 = db.$client;
-  const [, cancelled] = await d1.batch<{ id: string }>([
-    d1.prepare(remove.sql).bind(...remove.params),
-    d1.prepare(cancel.sql).bind(...cancel.params),
-  ]);
+  const statements = [remove, cancel, ...forgetJobStatsQueries(db, job.id)];
+  const [, cancelled] = await d1.batch<{ id: string }>(statements.map((q) => d1.prepare(q.sql).bind(...q.params)));
   for (const run of cancelled?.results ?? [])
     logChange({ id: run.id, jobId: job.id, requestId: null, attempt: 0 }, "waiting", "cancelled", { reason: "job deleted" });
 }
@@ -165,22 +166,66 @@ export async function listJobs(
   return { items, nextCursor: rows.length > filter.limit && last ? last.id : null };
 }
 
-/** Moves a job's success deadline (expect_success_within) after a success. */
+/** Moves a job's success deadline (expect_success_within) after a success, which ends a missed-deadline incident. */
 export async function recordSuccessDeadline(db: Db, id: string, deadline: number): Promise<void> {
-  await db.update(jobs).set({ successDeadlineAt: deadline }).where(eq(jobs.id, id));
+  await db.update(jobs).set({ successDeadlineAt: deadline, deadlineMissedAt: null }).where(eq(jobs.id, id));
 }
 
-/** Active jobs whose success deadline has passed (the heartbeat's dead-man's switch); uses a partial index. */
+// The unary + keeps SQLite from scanning every active job on the (state, next_run_at) index.
+const isActive = sql`+${jobs.state} = 'active'`;
+
+function deadlinesPassedQuery(db: Db, now: number, limit: number) {
+  return db
+    .select()
+    .from(jobs)
+    .where(and(lt(jobs.successDeadlineAt, now), isActive))
+    .orderBy(asc(jobs.successDeadlineAt))
+    .limit(limit);
+}
+
+/**
+ * Active jobs whose success deadline has passed, earliest first: the heartbeat's dead-man's
+ * switch, on a partial index. Once told, a job's deadline moves on (deferSuccessDeadlines),
+ * so the next tick reads the jobs after it.
+ */
+export async function deadlinesPassed(db: Db, now: number, limit: number): Promise<JobRow[]> {
+  return deadlinesPassedQuery(db, now, limit).all();
+}
+
+/** A job told that its success deadline passed: the deadline it missed, and when to look again. */
+export interface DeadlineTold {
+  id: string;
+  missed: number;
+  next: number;
+}
+
+/**
+ * Moves told jobs' deadlines on (the alert state makes one alert per incident) and keeps the
+ * one missed, in one round trip. A job whose deadline a success moved meanwhile is left alone.
+ */
+export async function deferSuccessDeadlines(db: Db, told: DeadlineTold[]): Promise<void> {
+  const updates = told.map((t) =>
+    db
+      .update(jobs)
+      .set({ successDeadlineAt: t.next, deadlineMissedAt: sql`coalesce(${jobs.deadlineMissedAt}, ${t.missed})` })
+      .where(and(eq(jobs.id, t.id), eq(jobs.successDeadlineAt, t.missed))),
+  );
+  const [first, ...rest] = updates;
+  if (first) await db.batch([first, ...rest]);
+}
+
+/** Active jobs past their success deadline, told already or not (for /readyz); each from a partial index. */
 export async function overdueJobs(db: Db, now: number, limit: number): Promise<JobRow[]> {
-  return (
+  const [missed, passed] = await db.batch([
     db
       .select()
       .from(jobs)
-      // The unary + keeps SQLite from scanning every active job on the (state, next_run_at) index.
-      .where(and(lt(jobs.successDeadlineAt, now), sql`+${jobs.state} = 'active'`))
-      .limit(limit)
-      .all()
-  );
+      .where(and(isNotNull(jobs.deadlineMissedAt), isActive))
+      .orderBy(asc(jobs.deadlineMissedAt))
+      .limit(limit),
+    deadlinesPassedQuery(db, now, limit),
+  ]);
+  return [...missed, ...passed.filter((job) => job.deadlineMissedAt === null)].slice(0, limit);
 }
 
 /**

@@ -5,19 +5,20 @@ import type { Env } from "../env";
 import { lastHeartbeat } from "../heartbeat/state";
 import { openApiApp } from "../http/openapi-app";
 import { unauthorized, unavailable } from "../schemas/common";
+import { liveJobCounters } from "./job-totals";
 import { MetricsWriter } from "./prometheus";
-import { statsSince } from "./stats";
 
 const OUTCOMES = ["succeeded", "failed", "dead", "cancelled", "missed", "skipped", "expired"] as const;
 const LATE_JOB_MS = 60_000;
-const jobLabel = (jobId: string) => (jobId === "" ? "(task)" : jobId);
+// Prometheus reserves the label `job` for the scrape target (a series' own `job` arrives as `exported_job`).
+const jobLabel = (jobId: string) => ({ job_id: jobId === "" ? "(task)" : jobId });
 
 /** Builds the exposition from D1 (rollups and indexed counts), so every isolate reports the same numbers. */
 export async function renderMetrics(env: Env, now = Date.now()): Promise<string> {
   const db = database(env.DB);
   const d1 = env.DB;
   const [stats, jobStates, runStates, late, heartbeat, hosts] = await Promise.all([
-    statsSince(db, 0),
+    liveJobCounters(db),
     d1.prepare("SELECT state, count(*) AS n FROM jobs GROUP BY state").all<{ state: string; n: number }>(),
     // finished_at IS NULL lets runs_pending_idx (unfinished runs only) serve the count.
     d1
@@ -46,11 +47,11 @@ export async function renderMetrics(env: Env, now = Date.now()): Promise<string>
   const out = new MetricsWriter();
   out.family("taskflare_runs_total", "counter", "Finished runs by job and outcome.");
   for (const row of stats)
-    for (const outcome of OUTCOMES) out.sample("taskflare_runs_total", { job: jobLabel(row.job_id), outcome }, row[outcome]);
+    for (const outcome of OUTCOMES) out.sample("taskflare_runs_total", { ...jobLabel(row.job_id), outcome }, row[outcome]);
   out.family("taskflare_run_duration_seconds", "histogram", "Duration of finished runs' last attempt.");
   const bounds = DURATION_BUCKETS_MS.map((ms) => ms / 1000);
   for (const row of stats)
-    out.histogram("taskflare_run_duration_seconds", { job: jobLabel(row.job_id) }, bounds, row.buckets, row.duration_sum_ms / 1000);
+    out.histogram("taskflare_run_duration_seconds", jobLabel(row.job_id), bounds, row.buckets, row.duration_sum_ms / 1000);
   out.family("taskflare_jobs", "gauge", "Jobs by state.");
   for (const state of ["active", "paused", "finished"])
     out.sample("taskflare_jobs", { state }, jobStates.results.find((r) => r.state === state)?.n ?? 0);

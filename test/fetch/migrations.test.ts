@@ -2,7 +2,8 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { database } from "../../src/db/client";
 import { fireRunId } from "../../src/ids";
-import { getJob, overdueJobs } from "../../src/jobs/store";
+import { deadlinesPassed, getJob, overdueJobs } from "../../src/jobs/store";
+import { foldClosedHours, liveJobCounters } from "../../src/observe/job-totals";
 import { listRuns } from "../../src/runs/queries";
 import { overdueRuns } from "../../src/runs/store";
 import { faultyD1 } from "../helpers/faults";
@@ -44,8 +45,9 @@ describe("D1 migrations", () => {
     await listRuns(db, { status: "queued", limit: 10 });
     await listRuns(db, { status: "failed", limit: 10 });
     await getJob(db, "a-job");
+    await deadlinesPassed(db, Date.now(), 10);
     await overdueJobs(db, Date.now(), 10);
-    const [overdue, queued, failed, job, deadlines] = d1.calls.map((call) => call[0] ?? "");
+    const [overdue, queued, failed, job, deadlines, readiness] = d1.calls.map((call) => call[0] ?? "");
     // The plan does not depend on the values: each parameter is bound to null.
     const plan = async (sql: string) => {
       const params = Array.from(sql.matchAll(/\?/g), () => null);
@@ -59,13 +61,33 @@ describe("D1 migrations", () => {
     expect(await plan(failed ?? "")).toMatch(/runs_failed_idx/);
     // A job's last_run_at is its latest run, one step down runs_job_scheduled_idx.
     expect(await plan(job ?? "")).toMatch(/SEARCH r USING INDEX runs_job_scheduled_idx \(job_id=\?\)/);
-    // The dead-man's switch reads overdue deadlines only, not every active job.
-    expect(await plan(deadlines ?? "")).toMatch(/SEARCH jobs USING INDEX jobs_success_deadline_idx \(success_deadline_at<\?\)/);
+    // The dead-man's switch reads overdue deadlines only, not every active job, in deadline order (no sort).
+    expect(await plan(deadlines ?? "")).toMatch(/^SEARCH jobs USING INDEX jobs_success_deadline_idx \(success_deadline_at<\?\)$/);
+    // /readyz: jobs in a missed-deadline incident, from their own partial index.
+    expect(await plan(readiness ?? "")).toMatch(/^(SEARCH|SCAN) jobs USING INDEX jobs_deadline_missed_idx( \(deadline_missed_at>\?\))?$/);
+    expect(await plan(d1.calls[5]?.[1] ?? "")).toMatch(/^SEARCH jobs USING INDEX jobs_success_deadline_idx \(success_deadline_at<\?\)$/);
     expect(
       await plan("SELECT status, count(*) FROM runs WHERE finished_at IS NULL AND status IN ('queued', 'running') GROUP BY status"),
     ).toMatch(/runs_pending_idx/);
     expect(await plan("SELECT id FROM runs WHERE status IN ('failed', 'dead') ORDER BY finished_at DESC LIMIT 10")).toMatch(
       /runs_failed_idx/,
     );
+  });
+
+  it("serve a scrape's and a fold's reads of hourly rollups from the hour index: only the hours after the watermark", async () => {
+    const d1 = faultyD1();
+    const db = database(d1.db);
+    await liveJobCounters(db);
+    await foldClosedHours(db, Date.now());
+    const scrape = d1.calls[0]?.[0] ?? "";
+    const fold = d1.calls.flat().find((sql) => sql.startsWith("INSERT INTO job_totals")) ?? "";
+    const plan = async (sql: string) => {
+      const { results } = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
+        .bind(...Array.from(sql.matchAll(/\?/g), () => null))
+        .all<{ detail: string }>();
+      return results.map((r) => r.detail).join(" | ");
+    };
+    expect(await plan(scrape)).toMatch(/SEARCH job_stats USING INDEX job_stats_hour_idx \(hour>\?\)/);
+    expect(await plan(fold)).toMatch(/SEARCH s USING INDEX job_stats_hour_idx \(hour>\? AND hour<\?\)/);
   });
 });

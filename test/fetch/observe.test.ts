@@ -110,13 +110,13 @@ describe("GET /metrics", () => {
       const byName = new Map(families.map((f) => [f.name, f]));
       const runs = byName.get("taskflare_runs_total");
       expect(runs?.type).toBe("COUNTER");
-      const value = (outcome: string) => runs?.metrics.find((m) => m.labels?.job === id && m.labels?.outcome === outcome)?.value;
+      const value = (outcome: string) => runs?.metrics.find((m) => m.labels?.job_id === id && m.labels?.outcome === outcome)?.value;
       expect(value("succeeded")).toBe("3");
       expect(value("failed")).toBe("1");
       expect(byName.get("taskflare_run_duration_seconds")?.type).toBe("HISTOGRAM");
       // This parser folds labelled histogram series together, so read this job's series from the validated text.
       const sample = (suffix: string, le?: string) => {
-        const labels = le === undefined ? `{job="${id}"}` : `{job="${id}",le="${le}"}`;
+        const labels = le === undefined ? `{job_id="${id}"}` : `{job_id="${id}",le="${le}"}`;
         return text
           .split("\n")
           .find((line) => line.startsWith(`taskflare_run_duration_seconds_${suffix}${labels} `))
@@ -136,11 +136,26 @@ describe("GET /metrics", () => {
     }
   });
 
+  it("names a job's label job_id: no series carries the label `job`, which Prometheus reserves for the scrape target", async () => {
+    const id = `metrics-label-${Date.now()}`;
+    await jobWithRuns(id, [20], 1);
+    try {
+      const families = parsePrometheusTextFormat(await (await api("/metrics")).text()) as Family[];
+      const labelNames = new Set(families.flatMap((f) => f.metrics.flatMap((m) => Object.keys(m.labels ?? {}))));
+      expect(labelNames).toContain("job_id");
+      expect(labelNames).not.toContain("job");
+      const runs = families.find((f) => f.name === "taskflare_runs_total");
+      expect(runs?.metrics.filter((m) => m.labels?.job_id === id).map((m) => m.labels?.outcome)).toContain("succeeded");
+    } finally {
+      await deleteJob(id);
+    }
+  });
+
   it("escapes label values so a parser reads them back unchanged", () => {
     const nasty = 'a "quoted" \\ back\\slash\nnew line';
-    const text = new MetricsWriter().family("x_total", "counter", "test").sample("x_total", { job: nasty }, 1).toString();
+    const text = new MetricsWriter().family("x_total", "counter", "test").sample("x_total", { job_id: nasty }, 1).toString();
     expect(text).toContain(escapeLabel(nasty));
     const [family] = parsePrometheusTextFormat(text) as Family[];
-    expect(family?.metrics[0]?.labels?.job).toBe(nasty);
+    expect(family?.metrics[0]?.labels?.job_id).toBe(nasty);
   });
 });
