@@ -1,18 +1,21 @@
 import type { JobRow } from "../jobs/store";
 import type { Trigger } from "./trigger-schema";
-import { nextFireTimes, type ResolvedTrigger, resolveTrigger } from "./triggers";
+import { intervalMs, nextFireTimes, type ResolvedTrigger, resolveTrigger } from "./triggers";
 
 /** The columns of a job that say when it fires. */
-export type JobSchedule = Pick<JobRow, "state" | "trigger" | "timezone" | "startDate" | "endDate" | "jitter" | "createdAt">;
+export type JobSchedule = Pick<JobRow, "state" | "trigger" | "timezone" | "startDate" | "endDate" | "jitter" | "anchoredAt" | "createdAt">;
 
-/** The job's trigger with its job-level defaults; an interval with no start_date is anchored at creation. */
-export function resolvedTriggerOf(
-  job: Pick<JobRow, "trigger" | "timezone" | "startDate" | "endDate" | "jitter" | "createdAt">,
-): ResolvedTrigger {
+/**
+ * The job's trigger with its job-level defaults. An interval with no start_date starts one
+ * interval after its trigger was set (APScheduler's now + interval), at creation or at the
+ * change that set it.
+ */
+export function resolvedTriggerOf(job: Omit<JobSchedule, "state">): ResolvedTrigger {
   const trigger = job.trigger as Trigger;
+  const anchor = job.anchoredAt ?? job.createdAt;
   return resolveTrigger(trigger, {
     timezone: job.timezone,
-    start_date: job.startDate ?? (trigger.type === "interval" ? job.createdAt : undefined),
+    start_date: job.startDate ?? (trigger.type === "interval" ? anchor + intervalMs(trigger) : undefined),
     end_date: job.endDate ?? undefined,
     jitter: job.jitter,
   });

@@ -1,4 +1,4 @@
-import { runDurableObjectAlarm } from "cloudflare:test";
+import { env, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { jobsDeletedAfterEach } from "../helpers/faults";
 import { api } from "../helpers/http";
@@ -118,5 +118,38 @@ describe("a change while a fire is due and its alarm is late", () => {
     expect(await jobRuns(job.id)).toEqual([expect.objectContaining({ fire_slot: slot })]);
     const { nextFire } = await jobStub(job.id).inspect();
     expect(new Date(nextFire ?? 0).toISOString()).toMatch(/-07-01T00:00:00.000Z$/);
+  });
+});
+
+describe("an interval without start_date counts from when its trigger was set", () => {
+  /** Test setup only: the job was created `ago` ms ago, and its trigger set then. */
+  async function createdAgo(jobId: string, ago: number): Promise<void> {
+    await env.DB.prepare("UPDATE jobs SET created_at = ?, anchored_at = NULL WHERE id = ?")
+      .bind(Date.now() - ago, jobId)
+      .run();
+  }
+
+  it("a new interval set by PATCH starts one interval after the change, not on the old creation's grid", async () => {
+    const { url } = receiverUrl();
+    const job = await createJob({ id: jobs.newId(), trigger: { type: "interval", seconds: 60 }, target: { type: "http", url } });
+    await createdAgo(job.id, 1_000_000);
+
+    const changedAt = Date.now();
+    const res = await api(`/v1/jobs/${job.id}`, { method: "PATCH", json: { trigger: { type: "interval", seconds: 90 } } });
+    const patched = await res.json<{ next_run_at: string }>();
+
+    expect(Math.abs(Date.parse(patched.next_run_at) - (changedAt + 90_000))).toBeLessThan(2_000);
+    expect((await jobStub(job.id).inspect()).nextFire).toBe(Date.parse(patched.next_run_at));
+  });
+
+  it("a PATCH that leaves the trigger alone keeps the grid", async () => {
+    const { url } = receiverUrl();
+    const job = await createJob({ id: jobs.newId(), trigger: { type: "interval", seconds: 90 }, target: { type: "http", url } });
+    await createdAgo(job.id, 1_000_000);
+    const before = await (await api(`/v1/jobs/${job.id}`)).json<{ next_run_at: string }>();
+
+    const res = await api(`/v1/jobs/${job.id}`, { method: "PATCH", json: { name: "renamed", trigger: { type: "interval", seconds: 90 } } });
+
+    expect((await res.json<{ next_run_at: string }>()).next_run_at).toBe(before.next_run_at);
   });
 });
