@@ -16,6 +16,10 @@ export const ErrorEnvelope = z
 export const errorResponses = {
   400: { description: "Invalid request", content: { "application/json": { schema: ErrorEnvelope } } },
   401: { description: "Missing or invalid bearer token", content: { "application/json": { schema: ErrorEnvelope } } },
+  503: {
+    description: "Storage (D1 or a Durable Object) is briefly unavailable; nothing was done. Retry after `Retry-After` seconds",
+    content: { "application/json": { schema: ErrorEnvelope } },
+  },
 } as const;
 
 /** A JSON response entry of a route declaration. */

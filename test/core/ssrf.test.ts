@@ -1,9 +1,9 @@
 /// <reference types="vite/client" />
 import { describe, expect, it } from "vitest";
+import { checkTargetUrl, isPrivateAddress } from "../../src/execution/ssrf";
 // Loaded as text: the corpus holds raw U+2028/U+2029 characters, and a plain
 // JSON import of it fails to evaluate in the workerd module runner.
 import corpusText from "../corpora/abuse-corpus.json?raw";
-import { checkTargetUrl, isPrivateAddress } from "../../src/execution/ssrf";
 
 interface CorpusCase {
   id: string;

@@ -1,12 +1,12 @@
 /// <reference types="vite/client" />
 import { z } from "@hono/zod-openapi";
 import { describe, expect, it } from "vitest";
+import { CronTrigger, IntervalTrigger, schedulingFields, Trigger, TriggerPreviewRequest } from "../../src/scheduling/trigger-schema";
+import { nextFireTimes, resolveTrigger } from "../../src/scheduling/triggers";
 // As text: the abuse corpus holds raw U+2028/U+2029, which a JSON import fails to evaluate in workerd.
 import abuseText from "../corpora/abuse-corpus.json?raw";
 import cronCases from "../corpora/cron-cases.json";
 import intervalCases from "../corpora/interval-cases.json";
-import { CronTrigger, IntervalTrigger, schedulingFields, Trigger, TriggerPreviewRequest } from "../../src/scheduling/trigger-schema";
-import { nextFireTimes, resolveTrigger } from "../../src/scheduling/triggers";
 
 // Oracles from APScheduler and croner (see test/corpora/README.md); never edited here.
 interface CronCase {

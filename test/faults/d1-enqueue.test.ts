@@ -33,7 +33,7 @@ describe("faults: a D1 error inserting the run of POST /v1/tasks", () => {
     return results.map((r) => r.id);
   }
 
-  it("the insert is lost: the API answers 500, and the client's retry with the same Idempotency-Key creates the one run, which runs once (every accepted task reaches a final state)", async () => {
+  it("the insert is lost: the API answers 503 with Retry-After, and the client's retry with the same Idempotency-Key creates the one run, which runs once (every accepted task reaches a final state)", async () => {
     const { d1, h } = faultyHarness();
     const { url, prefix } = receiverUrl();
     const key = `fault-${crypto.randomUUID()}`;
@@ -41,8 +41,9 @@ describe("faults: a D1 error inserting the run of POST /v1/tasks", () => {
     d1.failNext({ match: insertRun });
 
     const failed = await h.api("/v1/tasks", { method: "POST", json: task, headers: { "idempotency-key": key } });
-    expect(failed.status).toBe(500);
-    expect(await failed.json()).toMatchObject({ error: { code: "internal_error" } });
+    expect(failed.status).toBe(503);
+    expect(failed.headers.get("retry-after")).toBe("5");
+    expect(await failed.json()).toMatchObject({ error: { code: "unavailable" } });
     expect(await runsWithKey(key)).toEqual([]);
 
     const run = await h.enqueue(task, { "idempotency-key": key });
@@ -53,7 +54,7 @@ describe("faults: a D1 error inserting the run of POST /v1/tasks", () => {
     expect(await received(prefix)).toHaveLength(1);
   });
 
-  it("the insert was applied but its answer lost: the retried request returns that run, and the heartbeat sends its message once it is overdue (every accepted task reaches a final state)", async () => {
+  it("the insert was applied but its answer lost: the API answers 503, the retried request returns that run, and the heartbeat sends its message once it is overdue (every accepted task reaches a final state)", async () => {
     const { d1, h } = faultyHarness();
     const { url, prefix } = receiverUrl();
     const key = `fault-${crypto.randomUUID()}`;
@@ -61,7 +62,7 @@ describe("faults: a D1 error inserting the run of POST /v1/tasks", () => {
     d1.failNext({ match: insertRun, effect: "lost-response" });
 
     const failed = await h.api("/v1/tasks", { method: "POST", json: task, headers: { "idempotency-key": key } });
-    expect(failed.status).toBe(500);
+    expect(failed.status).toBe(503);
     const replay = await h.api("/v1/tasks", { method: "POST", json: task, headers: { "idempotency-key": key } });
     expect(replay.status).toBe(202);
     const run = await replay.json<{ id: string }>();
@@ -105,7 +106,7 @@ describe("faults: a D1 error in a bulk enqueue (POST /v1/tasks/batch)", () => {
     }
   });
 
-  it("a D1 error that follows one task fails only that task's item; the others are accepted and sent (every accepted task reaches a final state)", async () => {
+  it("a D1 error that follows one task fails only that task's item, with 503 (retry it); the others are accepted and sent (every accepted task reaches a final state)", async () => {
     const { d1, h } = faultyHarness();
     const [bad, good] = [receiverUrl(), receiverUrl()];
     d1.failNext({ match: bindsTarget(bad.prefix) });
@@ -117,7 +118,7 @@ describe("faults: a D1 error in a bulk enqueue (POST /v1/tasks/batch)", () => {
     });
     const body = await res.json<{ items: { status: number; run?: { id: string }; error?: { code: string } }[] }>();
 
-    expect(body.items[0]).toMatchObject({ status: 500, error: { code: "internal_error" } });
+    expect(body.items[0]).toMatchObject({ status: 503, error: { code: "unavailable", details: { retry_after_seconds: 5 } } });
     expect(body.items[1]?.status).toBe(202);
     const id = body.items[1]?.run?.id ?? "";
     await h.redeliver(h.lastSent(id));

@@ -26,7 +26,7 @@ import { mustStoredRun, runReaches } from "../helpers/runs";
 const jobs = jobsDeletedAfterEach("fault-d1");
 
 describe("faults: a D1 error in the jobs API and in a JobObject's alarm", () => {
-  it("POST /v1/jobs whose insert was applied but whose answer was lost: the next heartbeat arms the job's clock (every accepted job gets its fires)", async () => {
+  it("POST /v1/jobs whose insert was applied but whose answer was lost answers 503; the next heartbeat arms the job's clock (every accepted job gets its fires)", async () => {
     const { d1, h } = faultyHarness();
     const { url } = receiverUrl();
     const id = jobs.newId();
@@ -36,7 +36,7 @@ describe("faults: a D1 error in the jobs API and in a JobObject's alarm", () => 
       method: "POST",
       json: { id, trigger: { type: "cron", expression: "0 0 1 1 *" }, target: { type: "http", url } },
     });
-    expect(res.status).toBe(500);
+    expect(res.status).toBe(503);
     expect(await storedJob(id)).toMatchObject({ state: "active", next_run_at: null });
     expect((await jobStub(id).inspect()).alarm).toBeNull();
 

@@ -4,8 +4,8 @@
 
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import corpusText from "../corpora/abuse-corpus.json?raw";
 import worker from "../../src/index";
+import corpusText from "../corpora/abuse-corpus.json?raw";
 import { BASE, TOKEN } from "./http";
 
 /** A huge body the corpus stores as a small recipe; the checker expands it. */

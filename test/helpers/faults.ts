@@ -52,6 +52,10 @@ export interface FaultyD1 {
   failNext(rule?: FaultRule): void;
   /** Whether any armed fault is still waiting for its call. */
   armed(): boolean;
+  /** An outage: every matching call fails (omitted `match`: every call) until `heal()`. */
+  down(rule?: Omit<FaultRule, "nth">): void;
+  /** Ends the outage `down` began. */
+  heal(): void;
 }
 
 interface ArmedRule {
@@ -66,10 +70,12 @@ export function faultyD1(real: D1Database = env.DB): FaultyD1 {
   const calls: string[][] = [];
   const broken: BoundStatement[][] = [];
 
+  let outage: ArmedRule | undefined;
+
   async function call<T>(statements: BoundStatement[], execute: () => Promise<T>): Promise<T> {
     calls.push(statements.map((s) => s.sql));
     const index = rules.findIndex((rule) => statements.some(rule.match) && --rule.remaining === 0);
-    const rule = index === -1 ? undefined : rules.splice(index, 1)[0];
+    const rule = index === -1 ? (outage && statements.some(outage.match) ? outage : undefined) : rules.splice(index, 1)[0];
     if (!rule) return execute();
     broken.push(statements);
     if (rule.effect === "hang") return new Promise<T>(() => {});
@@ -126,6 +132,12 @@ export function faultyD1(real: D1Database = env.DB): FaultyD1 {
       rules.push({ match: rule.match ?? (() => true), remaining: rule.nth ?? 1, effect: rule.effect ?? "lost-request" });
     },
     armed: () => rules.length > 0,
+    down(rule = {}) {
+      outage = { match: rule.match ?? (() => true), remaining: 0, effect: rule.effect ?? "lost-request" };
+    },
+    heal() {
+      outage = undefined;
+    },
   };
 }
 
@@ -150,6 +162,8 @@ export const rollupStats = (s: BoundStatement) => s.sql.startsWith("INSERT INTO 
 export const insertRun = (s: BoundStatement) => s.sql.startsWith('insert into "runs"');
 /** The JobObject writing its schedule (state and/or its promise, next_run_at) to D1. */
 export const recordSchedule = (s: BoundStatement) => s.sql.startsWith('update "jobs" set') && s.sql.includes('"jobs"."version" = ?');
+/** Any statement that writes (D1 refusing writes while reads still work). */
+export const write = (s: BoundStatement) => !/^\s*select\b/i.test(s.sql);
 /** Narrows a matcher to statements that bind `value` (e.g. one run's id). */
 export const binding =
   (value: unknown, match: (s: BoundStatement) => boolean = () => true) =>
@@ -276,6 +290,41 @@ export function jobObjectsFailingFor(
       return typeof value === "function" ? value.bind(target) : value;
     },
   });
+}
+
+/** A HostGuard namespace whose objects all fail every call while `down` (a Durable Object outage), else the real ones. */
+export function switchableHostGuards(message = "Durable Object is overloaded. Too many requests queued."): {
+  namespace: Env["HOST_GUARD"];
+  down(): void;
+  heal(): void;
+  /** Calls refused while down. */
+  refused(): number;
+} {
+  const real = env.HOST_GUARD;
+  let down = false;
+  let refused = 0;
+  const fail = async () => {
+    refused++;
+    throw Object.assign(new Error(message), { overloaded: true });
+  };
+  const broken = new Proxy({}, { get: (_target, property) => (property === "then" ? undefined : fail) });
+  const namespace = new Proxy(real, {
+    get(target, property) {
+      if (property === "get") return (id: DurableObjectId) => (down ? broken : target.get(id));
+      const value: unknown = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return {
+    namespace,
+    down: () => {
+      down = true;
+    },
+    heal: () => {
+      down = false;
+    },
+    refused: () => refused,
+  };
 }
 
 /**
