@@ -4,6 +4,7 @@ import { jobs } from "../db/schema";
 import type { Env } from "../env";
 import { dispatchRun } from "../execution/dispatch";
 import { onRunFinished } from "../execution/finished";
+import { MAX_REDELIVERY_SECONDS } from "../execution/redelivery";
 import { jobObject } from "../jobs/present";
 import { overdueJobs } from "../jobs/store";
 import { log } from "../log";
@@ -15,8 +16,21 @@ import { HEARTBEAT_CRON, staticSchedules } from "./static-schedules";
 
 /** A job this late past the time its JobObject promised to report in (jobs.next_run_at) has lost its alarm. */
 const LATE_JOB_MS = 60_000;
-/** A waiting run this far past due has lost its queue message. */
-const LOST_MESSAGE_MS = 5 * 60_000;
+/**
+ * A waiting run this far past due has lost its queue message, and is sent again.
+ * A run merely waiting behind a long backlog gets a duplicate, which costs one
+ * claim that misses; requeueStaleRun re-sends a run at most once per window,
+ * and a tick re-sends at most BATCH runs.
+ */
+export const LOST_MESSAGE_MS = 60_000;
+/** Ticks further apart than this mean the heartbeat stopped: D1 (or the Cron Trigger) was down. */
+export const HEARTBEAT_GAP_MS = 90_000;
+/**
+ * After such a gap, expired leases are left alone this long. An attempt that
+ * ran while D1 was down has its outcome in a queue message, which comes back
+ * at most MAX_REDELIVERY_SECONDS apart: it must be recorded, not run again.
+ */
+export const OUTCOME_GRACE_MS = MAX_REDELIVERY_SECONDS * 1000 + 60_000;
 /** Work per tick is bounded; what is left waits for the next minute. */
 const BATCH = 100;
 
@@ -30,14 +44,26 @@ export async function runHeartbeat(env: Env, scheduledTime: number, cron = HEART
     await fireStaticSchedule(env, schedule.cron, schedule.target, scheduledTime);
   if (cron !== HEARTBEAT_CRON) return;
   const db = database(env.DB);
-  await recordHeartbeat(db, scheduledTime, now);
+  const { resumedAt } = await recordHeartbeat(db, scheduledTime, now, HEARTBEAT_GAP_MS);
+  const reclaimLeases = reclaimsLeases(resumedAt, now);
   // Each repair runs on its own: one failing job or step must not stop the others.
   const [rearmed, recovered, overdue] = await Promise.all([
     settle("rearm_late_jobs", () => rearmLateJobs(env, now)),
-    settle("recover_overdue_runs", () => recoverOverdueRuns(env, now)),
+    settle("recover_overdue_runs", () => recoverOverdueRuns(env, now, reclaimLeases)),
     settle("check_success_deadlines", () => checkSuccessDeadlines(env, now)),
   ]);
-  log("info", "heartbeat", { scheduled_time: new Date(scheduledTime).toISOString(), rearmed, recovered, overdue });
+  log("info", "heartbeat", {
+    scheduled_time: new Date(scheduledTime).toISOString(),
+    rearmed,
+    recovered,
+    overdue,
+    ...(reclaimLeases ? {} : { leases_held_until: new Date((resumedAt ?? now) + OUTCOME_GRACE_MS).toISOString() }),
+  });
+}
+
+/** Whether expired leases may be reclaimed now: not within OUTCOME_GRACE_MS of the heartbeat resuming after a gap. */
+export function reclaimsLeases(resumedAt: number | undefined, now: number): boolean {
+  return resumedAt === undefined || now < resumedAt || now >= resumedAt + OUTCOME_GRACE_MS;
 }
 
 async function settle(step: string, work: () => Promise<number>): Promise<number | null> {
@@ -106,10 +132,10 @@ async function checkSuccessDeadlines(env: Env, now: number): Promise<number> {
   return eachIsolated(overdue, "job_deadline", (job) => jobObject(env, job.id).deadlineMissed(now));
 }
 
-/** Reclaims runs whose lease expired and re-sends waiting runs whose message was lost. */
-async function recoverOverdueRuns(env: Env, now: number): Promise<number> {
+/** Reclaims runs whose lease expired (unless `reclaimLeases` is false) and re-sends waiting runs whose message was lost. */
+async function recoverOverdueRuns(env: Env, now: number, reclaimLeases: boolean): Promise<number> {
   const db = database(env.DB);
-  const overdue = await overdueRuns(db, now - LOST_MESSAGE_MS, now, BATCH);
+  const overdue = (await overdueRuns(db, now - LOST_MESSAGE_MS, now, BATCH)).filter((run) => reclaimLeases || run.status !== "running");
   return eachIsolated(overdue, "run", async (run) => {
     const recovered = run.status === "running" ? await reclaimExpiredLease(db, run, now) : await requeueStaleRun(db, run, now);
     if (!recovered) return;

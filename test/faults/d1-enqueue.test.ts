@@ -1,15 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import {
-  type BoundStatement,
-  binding,
-  claimRun,
-  deliverBatch,
-  faultyHarness,
-  insertRun,
-  loadRun,
-  TRANSIENT_D1_ERROR,
-} from "../helpers/faults";
+import { redeliveryDelaySeconds } from "../../src/execution/redelivery";
+import { type BoundStatement, binding, claimRun, deliverBatch, faultyHarness, insertRun, loadRun } from "../helpers/faults";
 import { received, receiverUrl } from "../helpers/receiver";
 import { DEAD_LETTER_QUEUE, MANUAL_RETRY, makeDue, mustStoredRun, NO_CHANGE, statsDelta, TASK_QUEUE, taskStats } from "../helpers/runs";
 
@@ -19,13 +11,6 @@ import { DEAD_LETTER_QUEUE, MANUAL_RETRY, makeDue, mustStoredRun, NO_CHANGE, sta
 // (the answer was lost). The platform then does what it always does: the queue
 // redelivers a message the consumer asked to retry, and the heartbeat reclaims
 // a run whose lease expired.
-
-/** The messages of an error and its causes, joined. */
-function causes(error: unknown): string {
-  const messages: string[] = [];
-  for (let e = error; e instanceof Error; e = e.cause) messages.push(e.message);
-  return messages.join(" <- ");
-}
 
 describe("faults: a D1 error inserting the run of POST /v1/tasks", () => {
   async function runsWithKey(key: string): Promise<string[]> {
@@ -178,7 +163,7 @@ describe("faults: one message of a batch fails", () => {
     for (const t of targets) expect(await received(t.prefix)).toHaveLength(1);
   });
 
-  it("a dead-letter handler that throws keeps the acks it made; the platform retries the rest, and each run is counted dead once (every accepted task reaches a final state)", async () => {
+  it("a dead letter whose run D1 cannot read comes back later on the same back-off; the others are handed back at once, and no run is ended (every accepted task reaches a final state)", async () => {
     const { d1, h } = faultyHarness();
     const { url } = receiverUrl();
     const runs = [];
@@ -190,19 +175,19 @@ describe("faults: one message of a batch fails", () => {
 
     const delivery = await deliverBatch(h.env, DEAD_LETTER_QUEUE, [first, second, third]);
 
-    expect(causes(delivery.thrown)).toContain(TRANSIENT_D1_ERROR);
-    expect(delivery.result.explicitAcks).toEqual([first.id]);
-    // A throwing handler: every message not acked comes back (the platform's whole-batch retry).
-    const notAcked = [first, second, third].filter((m) => !delivery.result.explicitAcks.includes(m.id));
-    const retried = await deliverBatch(
-      h.env,
-      DEAD_LETTER_QUEUE,
-      notAcked.map((m) => ({ ...m, attempts: 2 })),
-    );
+    expect(delivery.thrown).toBeUndefined();
+    expect(delivery.result.explicitAcks).toEqual([first.id, third.id]);
+    expect(delivery.result.retryMessages).toEqual([{ msgId: second.id, delaySeconds: redeliveryDelaySeconds(1) }]);
+    const retried = await deliverBatch(h.env, DEAD_LETTER_QUEUE, [{ ...second, attempts: 2 }]);
 
-    expect(retried.thrown).toBeUndefined();
-    expect(retried.result.explicitAcks).toEqual([second.id, third.id]);
-    for (const run of runs) expect(await mustStoredRun(run.id)).toMatchObject({ status: "dead" });
-    expect(statsDelta(before, await taskStats())).toEqual({ ...NO_CHANGE, dead: 3 });
+    expect(retried.result.explicitAcks).toEqual([second.id]);
+    for (const run of runs) {
+      expect(await mustStoredRun(run.id)).toMatchObject({ status: "scheduled", attempt: 0, finished_at: null });
+      expect(h.sentFor(run.id).map((m) => m.body)).toEqual([
+        expect.objectContaining({ attempt: 1 }),
+        expect.objectContaining({ attempt: 1, due_at: (await mustStoredRun(run.id)).available_at }),
+      ]);
+    }
+    expect(statsDelta(before, await taskStats())).toEqual(NO_CHANGE);
   });
 });

@@ -13,7 +13,7 @@ import type { Env } from "../../src/env";
 import worker from "../../src/index";
 import type { JobObject } from "../../src/scheduling/job-object";
 import { createJob, deleteJob, type JobBody, jobRuns, jobStub } from "./jobs";
-import { type Harness, harness, type RunMessage, runReaches } from "./runs";
+import { type Harness, harness, type RunMessage, recordRetryDelays, runReaches, withRetryDelays } from "./runs";
 
 /** The error D1 reports for a dropped connection: transient, worth retrying. */
 export const TRANSIENT_D1_ERROR = "D1_ERROR: Network connection lost";
@@ -186,6 +186,7 @@ export async function deliverBatch(
     queue,
     messages.map((m) => ({ id: m.id, timestamp: Date.now(), attempts: m.attempts ?? 1, body: m.body })),
   );
+  const delays = recordRetryDelays(batch);
   const ctx = createExecutionContext();
   let thrown: unknown;
   try {
@@ -193,7 +194,7 @@ export async function deliverBatch(
   } catch (error) {
     thrown = error;
   }
-  return { result: await getQueueResult(batch, ctx), thrown };
+  return { result: withRetryDelays(await getQueueResult(batch, ctx), delays), thrown };
 }
 
 /** One Cron Trigger invocation through the Worker's scheduled entry point. */
