@@ -74,23 +74,79 @@ function fromHttpException(error: HTTPException): ApiError {
   return new ApiError(code ?? "bad_request", error.message || "Bad request");
 }
 
+/** What a client is told to wait after a transient storage failure: D1 and Durable Objects recover in seconds. */
+export const RETRY_AFTER_SECONDS = 5;
+
+/**
+ * How D1 and Durable Objects word failures that pass (their docs say "retry
+ * the operation"): a lost connection, an object reset by a deploy or a storage
+ * timeout, an overloaded database or object, a remote node's transient issue.
+ */
+const TRANSIENT_MESSAGES: RegExp[] = [
+  /network connection lost/i,
+  /reset because its code was updated/i,
+  /storage caused object to be reset/i,
+  /exceeded timeout which caused object to be reset/i,
+  /storage operation (exceeded timeout|timed out)/i,
+  /due to transient issue/i,
+  /\boverloaded\b/i,
+  /too much load/i,
+  /^D1_ERROR: internal error/i,
+];
+
+/** The error and its causes (Drizzle wraps D1's error in its own), outermost first. */
+function causeChain(error: unknown): unknown[] {
+  const chain: unknown[] = [];
+  for (let e = error; e !== undefined && e !== null && chain.length < 5; e = (e as { cause?: unknown }).cause) chain.push(e);
+  return chain;
+}
+
+/**
+ * Whether a D1 or Durable Object failure will likely pass by itself (an outage,
+ * not a bug): a Durable Object's error that says `retryable` or `overloaded`,
+ * or a message D1 or Durable Objects use for such failures. SQL errors and
+ * programming errors are not.
+ */
+export function isTransientStorageError(error: unknown): boolean {
+  return causeChain(error).some((e) => {
+    if (typeof e === "string") return TRANSIENT_MESSAGES.some((pattern) => pattern.test(e));
+    if (!(e instanceof Error)) return false;
+    const flags = e as Error & { retryable?: unknown; overloaded?: unknown };
+    return flags.retryable === true || flags.overloaded === true || TRANSIENT_MESSAGES.some((pattern) => pattern.test(e.message));
+  });
+}
+
+/** The 503 a transient storage failure becomes: the work was not done, and may be asked for again shortly. */
+export function storageUnavailable(): ApiError {
+  return new ApiError(
+    "unavailable",
+    `Storage is briefly unavailable; retry in ${RETRY_AFTER_SECONDS} s`,
+    { retry_after_seconds: RETRY_AFTER_SECONDS },
+    { "Retry-After": String(RETRY_AFTER_SECONDS) },
+  );
+}
+
 /** Normalises anything thrown to an ApiError; unknown errors become a 500 without internals. */
 export function toApiError(error: unknown): ApiError {
   if (error instanceof ApiError) return error;
   if (error instanceof ZodError) return new ApiError("validation_failed", "Request validation failed", zodDetails(error));
   if (error instanceof HTTPException) return fromHttpException(error);
+  if (isTransientStorageError(error)) return storageUnavailable();
   return new ApiError("internal_error", "Internal server error");
+}
+
+/** The first line of an error, for a log. */
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
 /** Writes the error envelope `{"error":{code,message,details?,request_id}}`. */
 export function errorResponse(c: Context, error: unknown): Response {
   const apiError = toApiError(error);
   const requestId = (c.get("requestId") as string | undefined) ?? "";
-  if (apiError.code === "internal_error") {
-    log("error", "unhandled_error", {
-      request_id: requestId,
-      error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
-    });
+  if (apiError.code === "internal_error") log("error", "unhandled_error", { request_id: requestId, error: describe(error) });
+  else if (apiError.code === "unavailable" && !(error instanceof ApiError)) {
+    log("warn", "storage_unavailable", { request_id: requestId, error: describe(error) });
   }
   const body = {
     error: {

@@ -1,15 +1,11 @@
-import { database } from "../db/client";
 import type { Env } from "../env";
 import { log } from "../log";
-import { markUndeliverable } from "../runs/store";
+import { handBackDeadLetter } from "./dead-letters";
 import { processRunMessage } from "./executor";
-import { onRunFinished } from "./finished";
+import { redeliveryDelaySeconds } from "./redelivery";
 import { batchedRunIo } from "./run-io";
 
 export const DEAD_LETTER_QUEUE = "taskflare-dead-letter";
-
-/** Redelivery delay after an infrastructure error (D1 or Queue hiccup) while handling a message. */
-const REDELIVERY_DELAY_SECONDS = 2;
 
 /** Queue consumer entry: each message starts (at most) one attempt of one run. */
 export async function consumeBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
@@ -22,15 +18,24 @@ export async function consumeBatch(batch: MessageBatch<unknown>, env: Env): Prom
   await Promise.all(
     batch.messages.map(async (message) => {
       try {
-        await processRunMessage(env, message.body, io);
-        message.ack();
+        const disposition = await processRunMessage(env, message.body, io, Date.now(), message.attempts);
+        if (disposition === "ack") message.ack();
+        else {
+          message.retry({ delaySeconds: disposition.retryInSeconds });
+          retried++;
+        }
       } catch (error) {
+        // D1 or a Durable Object failed (an outage, or a bug): the message comes back later,
+        // a little later each time, and nothing about the run is decided meanwhile.
+        const delaySeconds = redeliveryDelaySeconds(message.attempts);
         log("error", "queue_message_failed", {
           queue: batch.queue,
           message_id: message.id,
+          deliveries: message.attempts,
+          retry_in_s: delaySeconds,
           error: error instanceof Error ? error.message : String(error),
         });
-        message.retry({ delaySeconds: REDELIVERY_DELAY_SECONDS });
+        message.retry({ delaySeconds });
         retried++;
       }
     }),
@@ -46,18 +51,27 @@ export async function consumeBatch(batch: MessageBatch<unknown>, env: Env): Prom
   });
 }
 
-/** A message that exhausted the queue's own retries: its run cannot be delivered, so it is dead. */
+/**
+ * Messages the run queues gave up on after every redelivery. An outage is not
+ * a failed attempt, so each run is handed back to be run, never ended; while
+ * D1 is still down the dead letter itself comes back later.
+ */
 async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
-  const db = database(env.DB);
-  for (const message of batch.messages) {
-    const body = message.body as { run_id?: unknown; attempt?: unknown } | null;
-    const runId = typeof body?.run_id === "string" ? body.run_id : undefined;
-    const attempt = typeof body?.attempt === "number" ? body.attempt : 1;
-    log("error", "dead_letter", { message_id: message.id, run_id: runId, attempts: message.attempts });
-    if (runId) {
-      const dead = await markUndeliverable(db, runId, attempt, Date.now(), `message dead-lettered after ${message.attempts} deliveries`);
-      if (dead) await onRunFinished(env, dead);
-    }
-    message.ack();
-  }
+  await Promise.all(
+    batch.messages.map(async (message) => {
+      try {
+        await handBackDeadLetter(env, message.body, message.attempts, Date.now());
+        message.ack();
+      } catch (error) {
+        const delaySeconds = redeliveryDelaySeconds(message.attempts);
+        log("error", "dead_letter_failed", {
+          message_id: message.id,
+          deliveries: message.attempts,
+          retry_in_s: delaySeconds,
+          error: error instanceof Error ? error.message : String(error),
+        });
+        message.retry({ delaySeconds });
+      }
+    }),
+  );
 }

@@ -1,12 +1,63 @@
+import { z } from "@hono/zod-openapi";
 import type { Env } from "../env";
-import type { RunRow } from "../runs/store";
+import { bounded } from "../runs/bounded";
+import type { AttemptOutcome, RunRow } from "../runs/store";
 
-/** A queue message names a run and the attempt it should start; the payload stays in D1. */
-export interface RunMessage {
-  run_id: string;
-  attempt: number;
-  /** When the attempt is due (epoch ms), on a message sent ahead of it: the consumer holds it if it arrives early. */
-  due_at?: number;
+/**
+ * How an attempt ended, when D1 could not record it as it ended: the
+ * message carries it until D1 takes it, so the target is not called again.
+ */
+const PendingOutcome = z.object({
+  status: z.enum(["succeeded", "failed", "dead", "retrying"]),
+  result: z.unknown().optional(),
+  error: z.unknown().optional(),
+  /** When a retrying run's next attempt is due (epoch ms). */
+  available_at: z.number().int().optional(),
+  /** When the attempt ended (epoch ms): its finish time and duration, however late it is recorded. */
+  finished_at: z.number().int(),
+});
+export type PendingOutcome = z.infer<typeof PendingOutcome>;
+
+/**
+ * A queue message names a run and the attempt it should start; the payload
+ * stays in D1. `due_at` (epoch ms) is on a message sent ahead of its attempt:
+ * the consumer holds it if it arrives early. `outcome` is on a message that
+ * records an attempt that already ran.
+ */
+export const RunMessage = z.object({
+  run_id: z.string().min(1).max(100),
+  attempt: z.number().int().min(1),
+  due_at: z.number().int().optional(),
+  outcome: PendingOutcome.optional(),
+});
+export type RunMessage = z.infer<typeof RunMessage>;
+
+/** An attempt's outcome as a message carries it (results bounded as D1 stores them, so it fits a message). */
+export function pendingOutcome(outcome: AttemptOutcome, finishedAt: number): PendingOutcome {
+  if (outcome.status === "succeeded") return { status: "succeeded", result: bounded(outcome.result), finished_at: finishedAt };
+  const error = bounded(outcome.error);
+  if (outcome.status === "retrying") return { status: "retrying", error, available_at: outcome.availableAt, finished_at: finishedAt };
+  return { status: outcome.status, error, finished_at: finishedAt };
+}
+
+/** The outcome a message carries, as the run store records it. */
+export function attemptOutcome(pending: PendingOutcome): AttemptOutcome {
+  if (pending.status === "succeeded") return { status: "succeeded", result: pending.result ?? null };
+  if (pending.status === "retrying") {
+    return { status: "retrying", error: pending.error ?? null, availableAt: pending.available_at ?? pending.finished_at };
+  }
+  return { status: pending.status, error: pending.error ?? null };
+}
+
+/** Sends the message that carries an attempt's outcome until D1 records it. */
+export async function sendOutcome(
+  env: Env,
+  run: Pick<RunRow, "id" | "attempt" | "priority">,
+  outcome: PendingOutcome,
+  delaySeconds: number,
+): Promise<void> {
+  const body: RunMessage = { run_id: run.id, attempt: run.attempt, outcome };
+  await queueFor(env, run.priority).send(body, { delaySeconds, contentType: "json" });
 }
 
 /**

@@ -1,5 +1,5 @@
-import { z } from "@hono/zod-openapi";
 import type { Env } from "../env";
+import { isTransientStorageError } from "../errors";
 import { findHandler } from "../handlers";
 import { type HandlerContext, PermanentError, RetryableError } from "../handlers/registry";
 import { hostOf } from "../hosts/guard-client";
@@ -10,12 +10,19 @@ import { LEASE_GRACE_MS } from "../runs/run-timeout";
 import { EARLY_START_MS, expireRun, type RunRow, reclaimExpiredLease, unclaimRun } from "../runs/store";
 import { isFinal, type RunStatus } from "../runs/transitions";
 import { type AttemptEnd, classifyAttempt } from "./attempt-outcome";
-import { dispatchRun } from "./dispatch";
+import {
+  attemptOutcome,
+  dispatchRun,
+  MAX_QUEUE_DELAY_SECONDS,
+  type PendingOutcome,
+  pendingOutcome,
+  RunMessage,
+  sendOutcome,
+} from "./dispatch";
 import { onRunFinished } from "./finished";
+import { FIRST_REDELIVERY_SECONDS, redeliveryDelaySeconds, secondsUntilLeaseExpires } from "./redelivery";
 import { batchedRunIo, type RunIo } from "./run-io";
 import { type HttpTarget, RetryPolicy, Target } from "./target-schema";
-
-const RunMessage = z.object({ run_id: z.string().min(1).max(100), attempt: z.number().int().min(1), due_at: z.number().int().optional() });
 
 /**
  * The longest a consumer holds a message that arrived before its run is due:
@@ -24,8 +31,8 @@ const RunMessage = z.object({ run_id: z.string().min(1).max(100), attempt: z.num
  */
 const MAX_HOLD_MS = 2_000;
 
-/** What the consumer should do with the message. */
-export type Disposition = "ack" | "retry";
+/** What the consumer should do with the message: acknowledge it, or have the queue bring it back in so many seconds. */
+export type Disposition = "ack" | { retryInSeconds: number };
 
 function httpArgs({ type: _type, ...args }: HttpTarget): Omit<HttpTarget, "type"> {
   return args;
@@ -56,18 +63,24 @@ async function runTarget(env: Env, run: RunRow): Promise<unknown> {
   }
 }
 
-/** Runs the attempt a message names, if it is still due; safe to call twice for one message. */
+/**
+ * Runs the attempt a message names, if it is still due, or records the
+ * outcome it carries; safe to call twice for one message. `deliveries` is the
+ * queue's count of this message's deliveries (1 the first time).
+ */
 export async function processRunMessage(
   env: Env,
   body: unknown,
   io: RunIo = batchedRunIo(env),
   arrivedAt = Date.now(),
+  deliveries = 1,
 ): Promise<Disposition> {
   const message = RunMessage.safeParse(body);
   if (!message.success) {
     log("warn", "queue_message_invalid", { body: JSON.stringify(body)?.slice(0, 200) });
     return "ack";
   }
+  if (message.data.outcome) return recordPendingOutcome(env, io, message.data.run_id, message.data.attempt, message.data.outcome);
   let now = arrivedAt;
   const early = (message.data.due_at ?? now) - now;
   if (early > 0 && early <= MAX_HOLD_MS) {
@@ -77,7 +90,7 @@ export async function processRunMessage(
   // The common case in one step: the message's attempt is due, so claim it (the claim
   // checks every condition below itself). Only a message it does not fit reads the run.
   const claimed = await io.claimRun(message.data.run_id, message.data.attempt, now);
-  if (claimed) return startClaimed(env, io, claimed, now);
+  if (claimed) return startClaimed(env, io, claimed, now, deliveries);
   const db = io.db;
   const run = await io.getRun(message.data.run_id);
   if (!run) return "ack";
@@ -92,7 +105,10 @@ export async function processRunMessage(
     const reclaimed = await reclaimExpiredLease(db, run, now);
     if (reclaimed?.status === "retrying") await dispatchRun(env, reclaimed, now);
     if (reclaimed && isFinal(reclaimed.status as RunStatus)) await onRunFinished(env, reclaimed);
-    return "ack";
+    if (reclaimed || message.data.attempt !== run.attempt || run.leaseExpiresAt === null || run.leaseExpiresAt <= now) return "ack";
+    // This attempt's answer was lost (the claim's, or the consumer's): whoever holds the
+    // lease may still be running it. Come back just after the lease expires and reclaim it then.
+    return { retryInSeconds: secondsUntilLeaseExpires(run.leaseExpiresAt, now, MAX_QUEUE_DELAY_SECONDS) };
   }
   if (message.data.attempt === run.attempt) {
     // This attempt already ended; if it is redelivered because sending the
@@ -112,7 +128,7 @@ export async function processRunMessage(
   }
   // Due, but the first claim missed it (it became due or waiting just now): try once more.
   const late = await io.claimRun(run.id, message.data.attempt, Date.now());
-  return late ? startClaimed(env, io, late, now) : "ack";
+  return late ? startClaimed(env, io, late, now, deliveries) : "ack";
 }
 
 /**
@@ -120,16 +136,19 @@ export async function processRunMessage(
  * gives the claim back (the attempt is not spent) and re-sends the message
  * for when the guard said to come back.
  */
-async function startClaimed(env: Env, io: RunIo, run: RunRow, now: number): Promise<Disposition> {
+async function startClaimed(env: Env, io: RunIo, run: RunRow, now: number, deliveries: number): Promise<Disposition> {
   const host = hostOf(run.target as Target);
   if (host !== undefined) {
     let answer: GuardAnswer;
     try {
       answer = await io.acquireHost(host, run.id, now, run.timeout * 1000 + LEASE_GRACE_MS);
     } catch (error) {
-      // The guard did not answer: give the claim back so the retried message finds the run waiting.
-      await unclaimRun(io.db, run, now, "host guard unavailable", now);
-      throw error;
+      // The guard did not answer (an outage is not a failed attempt): give the claim back
+      // until this message comes back, so the heartbeat does not take it for lost meanwhile.
+      const retryInSeconds = redeliveryDelaySeconds(deliveries);
+      log("warn", "host_guard_unavailable", { run_id: run.id, host, retry_in_s: retryInSeconds, error: errorText(error) });
+      await unclaimRun(io.db, run, now + retryInSeconds * 1000, "host guard unavailable", now);
+      return { retryInSeconds };
     }
     if (!answer.allowed) {
       const until = answer.until ?? now + 1000;
@@ -142,6 +161,10 @@ async function startClaimed(env: Env, io: RunIo, run: RunRow, now: number): Prom
   return "ack";
 }
 
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 async function executeClaimed(env: Env, io: RunIo, run: RunRow, host: string | undefined): Promise<void> {
   let end: AttemptEnd;
   try {
@@ -149,23 +172,54 @@ async function executeClaimed(env: Env, io: RunIo, run: RunRow, host: string | u
   } catch (error) {
     end = { ok: false, error };
   }
-  const retry = RetryPolicy.parse(run.retry ?? {});
+  const finishedAt = Date.now();
   const { outcome, call } = classifyAttempt(end, {
     attempt: run.attempt,
     maxAttempts: run.maxAttempts,
-    retry,
-    now: Date.now(),
+    retry: RetryPolicy.parse(run.retry ?? {}),
+    now: finishedAt,
     random: Math.random,
   });
   // Reporting to the host's guard and recording the attempt do not depend on each other.
-  const [, finished] = await Promise.all([reportToGuard(io, host, run, call), io.finishAttempt(run, outcome, Date.now())]);
+  const [, recorded] = await Promise.allSettled([reportToGuard(io, host, run, call), io.finishAttempt(run, outcome, finishedAt)]);
+  if (recorded.status === "rejected") {
+    if (!isTransientStorageError(recorded.reason)) throw recorded.reason;
+    // D1 is down: the outcome travels in a message of its own until D1 takes it, so the
+    // target is not called again for an attempt that ran. If even that send fails, this
+    // message is redelivered and, once the lease has expired, the attempt is run again.
+    log("warn", "attempt_outcome_deferred", {
+      run_id: run.id,
+      attempt: run.attempt,
+      status: outcome.status,
+      error: errorText(recorded.reason),
+    });
+    await sendOutcome(env, run, pendingOutcome(outcome, finishedAt), FIRST_REDELIVERY_SECONDS);
+    return;
+  }
+  await settleRecorded(env, io, run, recorded.value);
+}
+
+/**
+ * After the UPDATE that records an attempt: `finished` is the run it wrote, or
+ * undefined when nothing matched (the run was cancelled or reclaimed
+ * meanwhile, or an earlier try applied this very update but its answer was
+ * lost). The run's state decides; every follow-up is idempotent.
+ */
+async function settleRecorded(env: Env, io: RunIo, run: RunRow, finished: RunRow | undefined): Promise<void> {
   if (finished) return followUp(env, finished);
-  // Nothing matched: the run was cancelled or reclaimed meanwhile, or this very
-  // update was applied by an earlier try whose answer was lost. The run's state
-  // decides; every follow-up is idempotent.
   const current = await io.getRun(run.id);
   if (current && current.attempt === run.attempt && current.status !== "running") return followUp(env, current);
   log("info", "run_result_ignored", { run_id: run.id, attempt: run.attempt, reason: "run is no longer running this attempt" });
+}
+
+/** Records an attempt's outcome that D1 could not take when it ended (the message carrying it is redelivered until it does). */
+async function recordPendingOutcome(env: Env, io: RunIo, runId: string, attempt: number, pending: PendingOutcome): Promise<Disposition> {
+  const run = await io.getRun(runId);
+  if (!run || run.attempt !== attempt) return "ack";
+  // Already recorded (a try whose answer was lost): only the follow-up may be missing.
+  if (run.status !== "running") await followUp(env, run);
+  else await settleRecorded(env, io, run, await io.finishAttempt(run, attemptOutcome(pending), pending.finished_at));
+  return "ack";
 }
 
 async function reportToGuard(io: RunIo, host: string | undefined, run: RunRow, call: CallOutcome): Promise<void> {

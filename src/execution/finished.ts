@@ -19,7 +19,7 @@ function callbackFor(run: RunRow): HttpTarget | undefined {
  * visible). The idempotency key makes a repeated finish notification create
  * no second callback.
  */
-export async function sendCallback(env: Env, run: RunRow): Promise<void> {
+async function sendCallback(env: Env, run: RunRow): Promise<void> {
   const callback = callbackFor(run);
   if (!callback) return;
   await createRun(env, {

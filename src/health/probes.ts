@@ -3,11 +3,45 @@ import { type Env, readConfig } from "../env";
 import { lastHeartbeat } from "../heartbeat/state";
 import { jobObject } from "../jobs/present";
 import { overdueJobs } from "../jobs/store";
-import type { HealthCheck } from "./runner";
+import type { CheckOutcome, HealthCheck } from "./runner";
 
 /** A heartbeat older than this means the Cron Trigger (or the local ticker) has stopped. */
 export const HEARTBEAT_STALE_MS = 3 * 60_000;
 const HEALTH_OBJECT_NAME = "__readiness__";
+
+/** The scheduler_state row the write probe upserts. */
+export const WRITE_PROBE_KEY = "readyz_probe";
+/**
+ * An isolate writes the probe row at most this often and reports its last
+ * answer in between, so a monitor hammering /readyz costs D1 a write per
+ * isolate every few seconds, not one per request.
+ */
+export const WRITE_PROBE_INTERVAL_MS = 5_000;
+const lastWriteProbe = new WeakMap<D1Database, { at: number; outcome: CheckOutcome }>();
+
+/**
+ * Whether D1 takes a write: D1 can answer reads while it refuses writes, and
+ * then nothing can be enqueued, claimed or recorded.
+ */
+async function probeWrite(db: D1Database, now: () => number): Promise<CheckOutcome> {
+  const started = now();
+  const last = lastWriteProbe.get(db);
+  if (last && started >= last.at && started - last.at < WRITE_PROBE_INTERVAL_MS) return last.outcome;
+  let outcome: CheckOutcome;
+  try {
+    await db
+      .prepare(
+        "INSERT INTO scheduler_state (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+      )
+      .bind(WRITE_PROBE_KEY, String(started), started)
+      .run();
+    outcome = { status: "pass", observedValue: now() - started, observedUnit: "ms" };
+  } catch (error) {
+    outcome = { status: "fail", output: `D1 refused a write: ${error instanceof Error ? error.message : String(error)}` };
+  }
+  lastWriteProbe.set(db, { at: started, outcome });
+  return outcome;
+}
 
 /** The readiness checks behind /readyz, built over the live bindings; `verbose` names overdue jobs. */
 export function readinessChecks(env: Env, now: () => number = Date.now, verbose = false): HealthCheck[] {
@@ -21,6 +55,12 @@ export function readinessChecks(env: Env, now: () => number = Date.now, verbose 
         await env.DB.prepare("SELECT 1 AS ok").first();
         return { status: "pass", observedValue: now() - started, observedUnit: "ms" };
       },
+    },
+    {
+      name: "d1:write",
+      critical: true,
+      timeoutMs: 2_000,
+      run: () => probeWrite(env.DB, now),
     },
     {
       name: "queue:binding",

@@ -4,6 +4,7 @@ import { jobs } from "../db/schema";
 import type { Env } from "../env";
 import { dispatchRun } from "../execution/dispatch";
 import { onRunFinished } from "../execution/finished";
+import { MAX_REDELIVERY_SECONDS } from "../execution/redelivery";
 import { jobObject } from "../jobs/present";
 import type { JobAlerts } from "../jobs/schema";
 import { type DeadlineTold, deadlinesPassed, deferSuccessDeadlines, deleteJobAndPendingRuns } from "../jobs/store";
@@ -18,8 +19,21 @@ import { HEARTBEAT_CRON, staticSchedules } from "./static-schedules";
 
 /** A job this late past the time its JobObject promised to report in (jobs.next_run_at) has lost its alarm. */
 const LATE_JOB_MS = 60_000;
-/** A waiting run this far past due has lost its queue message. */
-const LOST_MESSAGE_MS = 5 * 60_000;
+/**
+ * A waiting run this far past due has lost its queue message, and is sent again.
+ * A run merely waiting behind a long backlog gets a duplicate, which costs one
+ * claim that misses; requeueStaleRun re-sends a run at most once per window,
+ * and a tick re-sends at most BATCH runs.
+ */
+export const LOST_MESSAGE_MS = 60_000;
+/** Ticks further apart than this mean the heartbeat stopped: D1 (or the Cron Trigger) was down. */
+export const HEARTBEAT_GAP_MS = 90_000;
+/**
+ * After such a gap, expired leases are left alone this long. An attempt that
+ * ran while D1 was down has its outcome in a queue message, which comes back
+ * at most MAX_REDELIVERY_SECONDS apart: it must be recorded, not run again.
+ */
+export const OUTCOME_GRACE_MS = MAX_REDELIVERY_SECONDS * 1000 + 60_000;
 /** Work per tick is bounded; what is left waits for the next minute. */
 const BATCH = 100;
 /** When to look again at a job told its deadline passed, should it have a deadline but no window. */
@@ -35,16 +49,30 @@ export async function runHeartbeat(env: Env, scheduledTime: number, cron = HEART
     await fireStaticSchedule(env, schedule.cron, schedule.target, scheduledTime);
   if (cron !== HEARTBEAT_CRON) return;
   const db = database(env.DB);
-  await recordHeartbeat(db, scheduledTime, now);
+  const { resumedAt } = await recordHeartbeat(db, scheduledTime, now, HEARTBEAT_GAP_MS);
+  const reclaimLeases = reclaimsLeases(resumedAt, now);
   // Each repair runs on its own: one failing job or step must not stop the others.
   const [rearmed, recovered, overdue, expired, folded] = await Promise.all([
     settle("rearm_late_jobs", () => rearmLateJobs(env, now)),
-    settle("recover_overdue_runs", () => recoverOverdueRuns(env, now)),
+    settle("recover_overdue_runs", () => recoverOverdueRuns(env, now, reclaimLeases)),
     settle("check_success_deadlines", () => checkSuccessDeadlines(env, now)),
     settle("delete_expired_runs", () => deleteExpiredRuns(env, now)),
     settle("fold_job_stats", () => foldClosedHours(db, now)),
   ]);
-  log("info", "heartbeat", { scheduled_time: new Date(scheduledTime).toISOString(), rearmed, recovered, overdue, expired, folded });
+  log("info", "heartbeat", {
+    scheduled_time: new Date(scheduledTime).toISOString(),
+    rearmed,
+    recovered,
+    overdue,
+    expired,
+    folded,
+    ...(reclaimLeases ? {} : { leases_held_until: new Date((resumedAt ?? now) + OUTCOME_GRACE_MS).toISOString() }),
+  });
+}
+
+/** Whether expired leases may be reclaimed now: not within OUTCOME_GRACE_MS of the heartbeat resuming after a gap. */
+export function reclaimsLeases(resumedAt: number | undefined, now: number): boolean {
+  return resumedAt === undefined || now < resumedAt || now >= resumedAt + OUTCOME_GRACE_MS;
 }
 
 async function settle(step: string, work: () => Promise<number>): Promise<number | null> {
@@ -137,10 +165,10 @@ async function deleteExpiredRuns(env: Env, now: number): Promise<number> {
   return deleted;
 }
 
-/** Reclaims runs whose lease expired and re-sends waiting runs whose message was lost. */
-async function recoverOverdueRuns(env: Env, now: number): Promise<number> {
+/** Reclaims runs whose lease expired (unless `reclaimLeases` is false) and re-sends waiting runs whose message was lost. */
+async function recoverOverdueRuns(env: Env, now: number, reclaimLeases: boolean): Promise<number> {
   const db = database(env.DB);
-  const overdue = await overdueRuns(db, now - LOST_MESSAGE_MS, now, BATCH);
+  const overdue = (await overdueRuns(db, now - LOST_MESSAGE_MS, now, BATCH)).filter((run) => reclaimLeases || run.status !== "running");
   return eachIsolated(overdue, "run", async (run) => {
     const recovered = run.status === "running" ? await reclaimExpiredLease(db, run, now) : await requeueStaleRun(db, run, now);
     if (!recovered) return;

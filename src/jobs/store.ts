@@ -63,7 +63,9 @@ function deadlineColumn(def: JobDefinition, now: number) {
 
 /** A changed job's anchor: kept while its trigger stays the same, the change's time when the trigger changes. */
 function anchorColumn(def: JobDefinition, now: number) {
-  return { anchoredAt: sql`CASE WHEN ${jobs.trigger} = ${JSON.stringify(def.trigger)} THEN coalesce(${jobs.anchoredAt}, ${jobs.createdAt}) ELSE ${now} END` };
+  return {
+    anchoredAt: sql`CASE WHEN ${jobs.trigger} = ${JSON.stringify(def.trigger)} THEN coalesce(${jobs.anchoredAt}, ${jobs.createdAt}) ELSE ${now} END`,
+  };
 }
 
 /** Reads a stored job back as the definition it was created from. */
@@ -94,7 +96,15 @@ export function definitionOf(row: JobRow): JobDefinition {
 export async function insertJob(db: Db, id: string, def: JobDefinition, now: number): Promise<JobView | undefined> {
   const [row] = await db
     .insert(jobs)
-    .values({ id, ...definitionColumns(def, id), successDeadlineAt: firstDeadline(def, now), version: 1, anchoredAt: now, createdAt: now, updatedAt: now })
+    .values({
+      id,
+      ...definitionColumns(def, id),
+      successDeadlineAt: firstDeadline(def, now),
+      version: 1,
+      anchoredAt: now,
+      createdAt: now,
+      updatedAt: now,
+    })
     .onConflictDoNothing()
     .returning(jobView);
   return row;
@@ -108,7 +118,14 @@ export async function upsertJob(db: Db, id: string, def: JobDefinition, now: num
     .values({ id, ...columns, successDeadlineAt: firstDeadline(def, now), version: 1, anchoredAt: now, createdAt: now, updatedAt: now })
     .onConflictDoUpdate({
       target: jobs.id,
-      set: { ...columns, ...deadlineColumn(def, now), ...anchorColumn(def, now), nextRunAt: null, version: sql`${jobs.version} + 1`, updatedAt: now },
+      set: {
+        ...columns,
+        ...deadlineColumn(def, now),
+        ...anchorColumn(def, now),
+        nextRunAt: null,
+        version: sql`${jobs.version} + 1`,
+        updatedAt: now,
+      },
     })
     .returning(jobView);
   if (!row) throw new Error("upsert returned no row");
@@ -122,7 +139,13 @@ export async function upsertJob(db: Db, id: string, def: JobDefinition, now: num
 export async function updateJob(db: Db, id: string, def: JobDefinition, now: number, version: number): Promise<JobView | undefined> {
   const [row] = await db
     .update(jobs)
-    .set({ ...definitionColumns(def, id), ...deadlineColumn(def, now), ...anchorColumn(def, now), version: sql`${jobs.version} + 1`, updatedAt: now })
+    .set({
+      ...definitionColumns(def, id),
+      ...deadlineColumn(def, now),
+      ...anchorColumn(def, now),
+      version: sql`${jobs.version} + 1`,
+      updatedAt: now,
+    })
     .where(and(eq(jobs.id, id), eq(jobs.version, version)))
     .returning(jobView);
   return row;

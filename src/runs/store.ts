@@ -320,24 +320,6 @@ export function cancelPendingRunsQuery(db: Db, jobId: string, now: number) {
 }
 
 /**
- * Marks a run dead when the message for its next attempt could not be
- * delivered (dead-letter queue). A dead letter for an attempt that already
- * happened changes nothing: a newer message is pending.
- */
-export async function markUndeliverable(db: Db, id: string, attempt: number, now: number, reason: string): Promise<RunRow | undefined> {
-  const before = await getRun(db, id);
-  if (!before) return undefined;
-  const update = db
-    .update(runs)
-    .set({ status: "dead", finishedAt: now, leaseExpiresAt: null, availableAt: now, updatedAt: now, error: bounded({ message: reason }) })
-    .where(and(eq(runs.id, id), inArray(runs.status, [...WAITING]), eq(runs.attempt, attempt - 1)))
-    .returning();
-  const dead = await updateWithRollup(db, update, { runId: id, jobId: before.jobId, status: "dead", finishedAt: now, durationMs: null });
-  if (dead) logChange(dead, before.status, "dead", { reason });
-  return dead;
-}
-
-/**
  * Waiting runs due before `waitingBefore` (a lost message) and running runs whose lease expired before `now`.
  * One range scan of runs_pending_idx: a running run keeps the due time it was claimed at, so it is in range.
  */

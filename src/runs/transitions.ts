@@ -23,9 +23,11 @@ export const FINAL: readonly RunStatus[] = ["succeeded", "failed", "dead", "canc
 
 const allowed: Record<RunStatus, readonly RunStatus[]> = {
   // expired: a task whose expires_at passed before its first attempt started.
-  scheduled: ["queued", "running", "cancelled", "dead", "expired"],
-  queued: ["running", "cancelled", "dead", "expired"],
-  retrying: ["running", "cancelled", "dead"],
+  // Only an attempt that ran can make a run dead: a run that waits (for a message
+  // lost or held up by an outage) is handed back to be run, never ended.
+  scheduled: ["queued", "running", "cancelled", "expired"],
+  queued: ["running", "cancelled", "expired"],
+  retrying: ["running", "cancelled"],
   // running -> retrying also covers a lease that expired under a lost consumer;
   // running -> queued gives back a claim the host guard did not let start.
   running: ["succeeded", "failed", "retrying", "queued", "dead", "cancelled"],

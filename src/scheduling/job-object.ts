@@ -1,8 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { database } from "../db/client";
 import type { Env } from "../env";
-import { dispatchRun } from "../execution/dispatch";
-import { sendCallback } from "../execution/finished";
 import type { Priority, RetryPolicy, Target } from "../execution/target-schema";
 import { hostGuard, hostOf } from "../hosts/guard-client";
 import { fireRunId, newId } from "../ids";
@@ -11,7 +9,7 @@ import { getJob, type JobRow, recordSchedule, recordScheduleQuery, recordSuccess
 import { log, useLogLevel } from "../log";
 import { createJobRun, type RunSpec, recordSkippedFire } from "../runs/create";
 import { runTimeoutSeconds } from "../runs/run-timeout";
-import { type RunRow, reclaimExpiredLease } from "../runs/store";
+import type { RunRow } from "../runs/store";
 import { getRuns } from "../runs/store-batch";
 import { isFinal, type RunStatus } from "../runs/transitions";
 import { sendJobAlerts } from "./alert-runs";
@@ -431,10 +429,7 @@ export class JobObject extends DurableObject<Env> {
     if (row.version > job.version) await this.adopt(row, Date.now());
   }
 
-  /**
-   * Looks at the runs whose lease expiry has come: a run that lives on keeps its slot, a final
-   * (or never written) one frees it, and one whose consumer vanished is reclaimed (retried or ended).
-   */
+  /** Looks at the runs whose lease expiry has come: a run that lives on keeps its slot, a final (or never written) one frees it. */
   private async settleExpiredLeases(now: number): Promise<void> {
     const expired = [...new Set([...expiredLeases(this.leases, now), ...[...this.unconfirmed].filter((id) => this.leases.has(id))])];
     this.unconfirmed.clear();
@@ -445,19 +440,8 @@ export class JobObject extends DurableObject<Env> {
       const verdict = checkLease(run, now);
       if (verdict.action === "release") this.leases.delete(id);
       else this.leases.set(id, verdict.until);
-      if (verdict.action === "reclaim" && run) await this.reclaim(run, now);
     }
     await this.storeLeases();
-  }
-
-  /** A run of this job whose consumer vanished: retry it, or end it if it has no attempts left. */
-  private async reclaim(run: RunRow, now: number): Promise<void> {
-    const reclaimed = await reclaimExpiredLease(database(this.env.DB), run, now);
-    if (!reclaimed) return;
-    if (!isFinal(reclaimed.status as RunStatus)) return dispatchRun(this.env, reclaimed, now);
-    this.leases.delete(run.id);
-    await sendCallback(this.env, reclaimed);
-    await this.runFinished(reclaimed.id, reclaimed.status, reclaimed.finishedAt ?? now);
   }
 
   /** Whether `job` (by its creation) was deleted here. */

@@ -2,8 +2,9 @@
  * A job's in-flight leases (max_instances), as pure decisions. A lease is
  * taken under the run's id before the run is written or sent, and released
  * when the run reaches a final status. Its expiry is only a time to look
- * again: a run that is still waiting, retrying or running keeps its slot;
- * one whose consumer vanished is reclaimed (retried or ended), never overlapped.
+ * again: a run that is still waiting, retrying or running keeps its slot. A
+ * run whose consumer vanished keeps it too, until the heartbeat or the run's
+ * redelivered message reclaims it (retries or ends it): never overlapped.
  */
 import { LEASE_GRACE_MS } from "../runs/run-timeout";
 import { isFinal, type RunStatus } from "../runs/transitions";
@@ -23,9 +24,10 @@ export type LeaseVerdict =
   /** The run is final, or was never written: the slot is free. */
   | { action: "release" }
   /** The run lives on: look again at `until`. */
-  | { action: "renew"; until: number }
-  /** The run is running but its consumer's lease ran out: reclaim it (retry or end it) and look again at `until`. */
-  | { action: "reclaim"; until: number };
+  | { action: "renew"; until: number };
+
+/** How soon a running run whose consumer's lease ran out is looked at again: the heartbeat reclaims it within a tick. */
+export const STUCK_RUN_RECHECK_MS = 60_000;
 
 /** How long a run that starts at `startsAt` may hold its slot before it is worth checking on. */
 export function leaseUntil(startsAt: number, timeoutSeconds: number): number {
@@ -37,7 +39,7 @@ export function checkLease(run: LeasedRun | undefined, now: number): LeaseVerdic
   if (run === undefined || isFinal(run.status as RunStatus)) return { action: "release" };
   if (run.status === "running") {
     if (run.leaseExpiresAt !== null && run.leaseExpiresAt > now) return { action: "renew", until: run.leaseExpiresAt };
-    return { action: "reclaim", until: leaseUntil(now, run.timeout) };
+    return { action: "renew", until: now + STUCK_RUN_RECHECK_MS };
   }
   return { action: "renew", until: leaseUntil(Math.max(run.availableAt, now), run.timeout) };
 }

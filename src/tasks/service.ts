@@ -80,11 +80,16 @@ export async function enqueueTaskBatch(env: Env, items: unknown[], requestId: st
     const outcome = created[i];
     if (!outcome) return;
     if ("run" in outcome) results[index] = { index, status: 202, run: toRun(outcome.run) };
-    else {
-      // Only this task failed to be written: say so for it, and keep the others.
-      log("error", "task_insert_failed", { index, error: outcome.error instanceof Error ? outcome.error.message : String(outcome.error) });
-      results[index] = { index, status: 500, error: { code: "internal_error", message: "The task could not be stored; retry it" } };
-    }
+    else results[index] = { index, ...insertFailure(outcome.error, index) };
   });
   return results;
+}
+
+/** Only this task failed to be written: say so for it (503 if storage failed transiently, so retry it), and keep the others. */
+function insertFailure(error: unknown, index: number): { status: number; error: { code: string; message: string; details?: unknown } } {
+  const apiError = toApiError(error);
+  const transient = apiError.code === "unavailable";
+  log(transient ? "warn" : "error", "task_insert_failed", { index, error: error instanceof Error ? error.message : String(error) });
+  if (!transient) return { status: 500, error: { code: "internal_error", message: "The task could not be stored; retry it" } };
+  return { status: apiError.status, error: { code: apiError.code, message: apiError.message, details: apiError.details } };
 }

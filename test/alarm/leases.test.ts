@@ -72,7 +72,7 @@ describe("max_instances holds for a run's whole life", () => {
     expect((await jobRuns(job.id)).map((r) => r.status)).toEqual(["dead", "queued"]);
   });
 
-  it("a run whose consumer vanished is reclaimed when its lease is looked at, and the next fire is not started beside it", async () => {
+  it("a run whose consumer vanished keeps the slot until the heartbeat reclaims it; its retry runs, and the next fire is not started beside it", async () => {
     const h = harness();
     const { job, first } = await jobWithFirstRun(h, "");
     // Test setup: a consumer claimed attempt 1, then vanished; its own lease has run out.
@@ -81,10 +81,10 @@ describe("max_instances holds for a run's whole life", () => {
       .bind(past - 40_000, past, first.id)
       .run();
 
-    expect(await nextFireWhileFirstLives(job.id)).toEqual(["retrying", "skipped"]);
-    const reclaimed = h.lastSent(first.id);
-    expect(reclaimed.body).toMatchObject({ run_id: first.id, attempt: 2 });
-    await h.redeliver(reclaimed);
+    expect(await nextFireWhileFirstLives(job.id)).toEqual(["running", "skipped"]);
+    await h.tick();
+    expect(await mustStoredRun(first.id)).toMatchObject({ status: "retrying", attempt: 1 });
+    await h.redeliver(h.lastSent(first.id));
     expect(await mustStoredRun(first.id)).toMatchObject({ status: "succeeded", attempt: 2 });
     expect((await jobStub(job.id).inspect()).leases).toEqual([]);
   });

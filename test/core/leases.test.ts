@@ -25,9 +25,9 @@ describe("checkLease: a lease lasts until its run is final", () => {
       { action: "renew", until: NOW + 20_000 },
     ],
     [
-      "a running attempt whose consumer vanished",
+      "a running attempt whose consumer vanished: kept until the heartbeat reclaims it",
       run({ status: "running", leaseExpiresAt: NOW - 1 }),
-      { action: "reclaim", until: NOW + 40_000 },
+      { action: "renew", until: NOW + 60_000 },
     ],
   ] as const)("%s", (_name, leased, verdict) => {
     expect(checkLease(leased, NOW)).toEqual(verdict);

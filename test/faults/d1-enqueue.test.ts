@@ -1,15 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import {
-  type BoundStatement,
-  binding,
-  claimRun,
-  deliverBatch,
-  faultyHarness,
-  insertRun,
-  loadRun,
-  TRANSIENT_D1_ERROR,
-} from "../helpers/faults";
+import { redeliveryDelaySeconds } from "../../src/execution/redelivery";
+import { type BoundStatement, binding, claimRun, deliverBatch, faultyHarness, insertRun, loadRun } from "../helpers/faults";
 import { received, receiverUrl } from "../helpers/receiver";
 import { DEAD_LETTER_QUEUE, MANUAL_RETRY, makeDue, mustStoredRun, NO_CHANGE, statsDelta, TASK_QUEUE, taskStats } from "../helpers/runs";
 
@@ -20,20 +12,13 @@ import { DEAD_LETTER_QUEUE, MANUAL_RETRY, makeDue, mustStoredRun, NO_CHANGE, sta
 // redelivers a message the consumer asked to retry, and the heartbeat reclaims
 // a run whose lease expired.
 
-/** The messages of an error and its causes, joined. */
-function causes(error: unknown): string {
-  const messages: string[] = [];
-  for (let e = error; e instanceof Error; e = e.cause) messages.push(e.message);
-  return messages.join(" <- ");
-}
-
 describe("faults: a D1 error inserting the run of POST /v1/tasks", () => {
   async function runsWithKey(key: string): Promise<string[]> {
     const { results } = await env.DB.prepare("SELECT id FROM runs WHERE idempotency_key = ?").bind(key).all<{ id: string }>();
     return results.map((r) => r.id);
   }
 
-  it("the insert is lost: the API answers 500, and the client's retry with the same Idempotency-Key creates the one run, which runs once (every accepted task reaches a final state)", async () => {
+  it("the insert is lost: the API answers 503 with Retry-After, and the client's retry with the same Idempotency-Key creates the one run, which runs once (every accepted task reaches a final state)", async () => {
     const { d1, h } = faultyHarness();
     const { url, prefix } = receiverUrl();
     const key = `fault-${crypto.randomUUID()}`;
@@ -41,8 +26,9 @@ describe("faults: a D1 error inserting the run of POST /v1/tasks", () => {
     d1.failNext({ match: insertRun });
 
     const failed = await h.api("/v1/tasks", { method: "POST", json: task, headers: { "idempotency-key": key } });
-    expect(failed.status).toBe(500);
-    expect(await failed.json()).toMatchObject({ error: { code: "internal_error" } });
+    expect(failed.status).toBe(503);
+    expect(failed.headers.get("retry-after")).toBe("5");
+    expect(await failed.json()).toMatchObject({ error: { code: "unavailable" } });
     expect(await runsWithKey(key)).toEqual([]);
 
     const run = await h.enqueue(task, { "idempotency-key": key });
@@ -53,7 +39,7 @@ describe("faults: a D1 error inserting the run of POST /v1/tasks", () => {
     expect(await received(prefix)).toHaveLength(1);
   });
 
-  it("the insert was applied but its answer lost: the retried request returns that run, and the heartbeat sends its message once it is overdue (every accepted task reaches a final state)", async () => {
+  it("the insert was applied but its answer lost: the API answers 503, the retried request returns that run, and the heartbeat sends its message once it is overdue (every accepted task reaches a final state)", async () => {
     const { d1, h } = faultyHarness();
     const { url, prefix } = receiverUrl();
     const key = `fault-${crypto.randomUUID()}`;
@@ -61,7 +47,7 @@ describe("faults: a D1 error inserting the run of POST /v1/tasks", () => {
     d1.failNext({ match: insertRun, effect: "lost-response" });
 
     const failed = await h.api("/v1/tasks", { method: "POST", json: task, headers: { "idempotency-key": key } });
-    expect(failed.status).toBe(500);
+    expect(failed.status).toBe(503);
     const replay = await h.api("/v1/tasks", { method: "POST", json: task, headers: { "idempotency-key": key } });
     expect(replay.status).toBe(202);
     const run = await replay.json<{ id: string }>();
@@ -105,7 +91,7 @@ describe("faults: a D1 error in a bulk enqueue (POST /v1/tasks/batch)", () => {
     }
   });
 
-  it("a D1 error that follows one task fails only that task's item; the others are accepted and sent (every accepted task reaches a final state)", async () => {
+  it("a D1 error that follows one task fails only that task's item, with 503 (retry it); the others are accepted and sent (every accepted task reaches a final state)", async () => {
     const { d1, h } = faultyHarness();
     const [bad, good] = [receiverUrl(), receiverUrl()];
     d1.failNext({ match: bindsTarget(bad.prefix) });
@@ -117,7 +103,7 @@ describe("faults: a D1 error in a bulk enqueue (POST /v1/tasks/batch)", () => {
     });
     const body = await res.json<{ items: { status: number; run?: { id: string }; error?: { code: string } }[] }>();
 
-    expect(body.items[0]).toMatchObject({ status: 500, error: { code: "internal_error" } });
+    expect(body.items[0]).toMatchObject({ status: 503, error: { code: "unavailable", details: { retry_after_seconds: 5 } } });
     expect(body.items[1]?.status).toBe(202);
     const id = body.items[1]?.run?.id ?? "";
     await h.redeliver(h.lastSent(id));
@@ -177,7 +163,7 @@ describe("faults: one message of a batch fails", () => {
     for (const t of targets) expect(await received(t.prefix)).toHaveLength(1);
   });
 
-  it("a dead-letter handler that throws keeps the acks it made; the platform retries the rest, and each run is counted dead once (every accepted task reaches a final state)", async () => {
+  it("a dead letter whose run D1 cannot read comes back later on the same back-off; the others are handed back at once, and no run is ended (every accepted task reaches a final state)", async () => {
     const { d1, h } = faultyHarness();
     const { url } = receiverUrl();
     const runs = [];
@@ -189,19 +175,19 @@ describe("faults: one message of a batch fails", () => {
 
     const delivery = await deliverBatch(h.env, DEAD_LETTER_QUEUE, [first, second, third]);
 
-    expect(causes(delivery.thrown)).toContain(TRANSIENT_D1_ERROR);
-    expect(delivery.result.explicitAcks).toEqual([first.id]);
-    // A throwing handler: every message not acked comes back (the platform's whole-batch retry).
-    const notAcked = [first, second, third].filter((m) => !delivery.result.explicitAcks.includes(m.id));
-    const retried = await deliverBatch(
-      h.env,
-      DEAD_LETTER_QUEUE,
-      notAcked.map((m) => ({ ...m, attempts: 2 })),
-    );
+    expect(delivery.thrown).toBeUndefined();
+    expect(delivery.result.explicitAcks).toEqual([first.id, third.id]);
+    expect(delivery.result.retryMessages).toEqual([{ msgId: second.id, delaySeconds: redeliveryDelaySeconds(1) }]);
+    const retried = await deliverBatch(h.env, DEAD_LETTER_QUEUE, [{ ...second, attempts: 2 }]);
 
-    expect(retried.thrown).toBeUndefined();
-    expect(retried.result.explicitAcks).toEqual([second.id, third.id]);
-    for (const run of runs) expect(await mustStoredRun(run.id)).toMatchObject({ status: "dead" });
-    expect(statsDelta(before, await taskStats())).toEqual({ ...NO_CHANGE, dead: 3 });
+    expect(retried.result.explicitAcks).toEqual([second.id]);
+    for (const run of runs) {
+      expect(await mustStoredRun(run.id)).toMatchObject({ status: "scheduled", attempt: 0, finished_at: null });
+      expect(h.sentFor(run.id).map((m) => m.body)).toEqual([
+        expect.objectContaining({ attempt: 1 }),
+        expect.objectContaining({ attempt: 1, due_at: (await mustStoredRun(run.id)).available_at }),
+      ]);
+    }
+    expect(statsDelta(before, await taskStats())).toEqual(NO_CHANGE);
   });
 });

@@ -41,6 +41,7 @@ describe("GET /readyz", () => {
     expect(Object.keys(body.checks).sort()).toEqual([
       "configuration:apiToken",
       "d1:responseTime",
+      "d1:write",
       "durableObject:responseTime",
       "jobs:successDeadlines",
       "queue:binding",

@@ -13,7 +13,7 @@ import type { Env } from "../../src/env";
 import worker from "../../src/index";
 import type { JobObject } from "../../src/scheduling/job-object";
 import { createJob, deleteJob, type JobBody, jobRuns, jobStub } from "./jobs";
-import { type Harness, harness, type RunMessage, runReaches } from "./runs";
+import { type Harness, harness, type RunMessage, recordRetryDelays, runReaches, withRetryDelays } from "./runs";
 
 /** The error D1 reports for a dropped connection: transient, worth retrying. */
 export const TRANSIENT_D1_ERROR = "D1_ERROR: Network connection lost";
@@ -57,6 +57,10 @@ export interface FaultyD1 {
    * landing between what the Worker read and the write it computed from that read.
    */
   interleave(match: (statement: BoundStatement) => boolean, work: () => Promise<unknown>): void;
+  /** An outage: every matching call fails (omitted `match`: every call) until `heal()`. */
+  down(rule?: Omit<FaultRule, "nth">): void;
+  /** Ends the outage `down` began. */
+  heal(): void;
 }
 
 interface ArmedRule {
@@ -72,12 +76,14 @@ export function faultyD1(real: D1Database = env.DB): FaultyD1 {
   const broken: BoundStatement[][] = [];
   const interleaved: { match: (statement: BoundStatement) => boolean; work: () => Promise<unknown> }[] = [];
 
+  let outage: ArmedRule | undefined;
+
   async function call<T>(statements: BoundStatement[], execute: () => Promise<T>): Promise<T> {
     calls.push(statements.map((s) => s.sql));
     const hook = interleaved.findIndex((h) => statements.some(h.match));
     if (hook !== -1) await interleaved.splice(hook, 1)[0]?.work();
     const index = rules.findIndex((rule) => statements.some(rule.match) && --rule.remaining === 0);
-    const rule = index === -1 ? undefined : rules.splice(index, 1)[0];
+    const rule = index === -1 ? (outage && statements.some(outage.match) ? outage : undefined) : rules.splice(index, 1)[0];
     if (!rule) return execute();
     broken.push(statements);
     if (rule.effect === "hang") return new Promise<T>(() => {});
@@ -137,6 +143,12 @@ export function faultyD1(real: D1Database = env.DB): FaultyD1 {
     interleave(match, work) {
       interleaved.push({ match, work });
     },
+    down(rule = {}) {
+      outage = { match: rule.match ?? (() => true), remaining: 0, effect: rule.effect ?? "lost-request" };
+    },
+    heal() {
+      outage = undefined;
+    },
   };
 }
 
@@ -163,6 +175,8 @@ export const insertRun = (s: BoundStatement) => s.sql.startsWith('insert into "r
 export const recordSchedule = (s: BoundStatement) => s.sql.startsWith('update "jobs" set') && s.sql.includes('"jobs"."version" = ?');
 /** An API write of a job's definition (PATCH, pause, resume, a conditional PUT): it bumps the version. */
 export const writeJob = (s: BoundStatement) => s.sql.startsWith('update "jobs" set') && s.sql.includes('"version" = "jobs"."version" + 1');
+/** Any statement that writes (D1 refusing writes while reads still work). */
+export const write = (s: BoundStatement) => !/^\s*select\b/i.test(s.sql);
 /** Narrows a matcher to statements that bind `value` (e.g. one run's id). */
 export const binding =
   (value: unknown, match: (s: BoundStatement) => boolean = () => true) =>
@@ -185,6 +199,7 @@ export async function deliverBatch(
     queue,
     messages.map((m) => ({ id: m.id, timestamp: Date.now(), attempts: m.attempts ?? 1, body: m.body })),
   );
+  const delays = recordRetryDelays(batch);
   const ctx = createExecutionContext();
   let thrown: unknown;
   try {
@@ -192,7 +207,7 @@ export async function deliverBatch(
   } catch (error) {
     thrown = error;
   }
-  return { result: await getQueueResult(batch, ctx), thrown };
+  return { result: withRetryDelays(await getQueueResult(batch, ctx), delays), thrown };
 }
 
 /** One Cron Trigger invocation through the Worker's scheduled entry point. */
@@ -289,6 +304,41 @@ export function jobObjectsFailingFor(
       return typeof value === "function" ? value.bind(target) : value;
     },
   });
+}
+
+/** A HostGuard namespace whose objects all fail every call while `down` (a Durable Object outage), else the real ones. */
+export function switchableHostGuards(message = "Durable Object is overloaded. Too many requests queued."): {
+  namespace: Env["HOST_GUARD"];
+  down(): void;
+  heal(): void;
+  /** Calls refused while down. */
+  refused(): number;
+} {
+  const real = env.HOST_GUARD;
+  let down = false;
+  let refused = 0;
+  const fail = async () => {
+    refused++;
+    throw Object.assign(new Error(message), { overloaded: true });
+  };
+  const broken = new Proxy({}, { get: (_target, property) => (property === "then" ? undefined : fail) });
+  const namespace = new Proxy(real, {
+    get(target, property) {
+      if (property === "get") return (id: DurableObjectId) => (down ? broken : target.get(id));
+      const value: unknown = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return {
+    namespace,
+    down: () => {
+      down = true;
+    },
+    heal: () => {
+      down = false;
+    },
+    refused: () => refused,
+  };
 }
 
 /**

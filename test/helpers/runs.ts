@@ -16,11 +16,16 @@ export const TASK_QUEUE = "taskflare-tasks";
 export const HIGH_QUEUE = "taskflare-tasks-high";
 export const DEAD_LETTER_QUEUE = "taskflare-dead-letter";
 
-/** What the Worker puts on a queue: the run and the attempt to start, and when it is due if sent ahead of it. */
+/**
+ * What the Worker puts on a queue: the run and the attempt to start, and when
+ * it is due if sent ahead of it; or, with `outcome`, an attempt's outcome D1
+ * could not record when it ended.
+ */
 export interface RunMessage {
   run_id: string;
   attempt: number;
   due_at?: number;
+  outcome?: { status: string; finished_at: number; result?: unknown; error?: unknown; available_at?: number };
 }
 
 /** One message the Worker sent, as a recording queue saw it. */
@@ -183,9 +188,10 @@ export function harness(overrides: Partial<Env> = {}): Harness {
         body,
       }));
       const batch = createMessageBatch(queue, messages);
+      const delays = recordRetryDelays(batch);
       const ctx = createExecutionContext();
       await worker.queue(batch as MessageBatch<unknown>, harnessEnv, ctx);
-      return getQueueResult(batch, ctx);
+      return withRetryDelays(await getQueueResult(batch, ctx), delays);
     },
     redeliver(message) {
       return h.deliver(message.queue, [message.body]);
@@ -200,6 +206,32 @@ export function harness(overrides: Partial<Env> = {}): Harness {
     },
   };
   return h;
+}
+
+/**
+ * Notes the delay each `retry()` asks for: getQueueResult (vitest-plugin
+ * 1.5) reports which messages were retried but drops their delaySeconds.
+ */
+export function recordRetryDelays(batch: MessageBatch<unknown>): Map<string, number | undefined> {
+  const delays = new Map<string, number | undefined>();
+  for (const message of batch.messages) {
+    const retry = message.retry.bind(message);
+    Object.defineProperty(message, "retry", {
+      value: (options?: QueueRetryOptions) => {
+        delays.set(message.id, options?.delaySeconds);
+        retry(options);
+      },
+    });
+  }
+  return delays;
+}
+
+/** The queue result with the delay each retried message asked for. */
+export function withRetryDelays(result: QueueResult, delays: Map<string, number | undefined>): QueueResult {
+  return {
+    ...result,
+    retryMessages: result.retryMessages.map((m) => (delays.get(m.msgId) === undefined ? m : { ...m, delaySeconds: delays.get(m.msgId) })),
+  };
 }
 
 interface RawRun extends Omit<StoredRun, "result" | "error"> {

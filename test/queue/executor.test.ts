@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { LEASE_GRACE_MS } from "../../src/runs/run-timeout";
 import { received, receiverUrl } from "../helpers/receiver";
 import {
   expireLease,
@@ -27,7 +28,8 @@ describe("queue: duplicate and redelivered messages", () => {
 
     const result = await h.deliver(message.queue, [message.body, message.body], ["msg-1", "msg-1"]);
 
-    expect(result.retryMessages).toEqual([]);
+    // The copy that found the attempt running is asked back for just after its lease, not run.
+    for (const retried of result.retryMessages) expect(retried.delaySeconds).toBeGreaterThan(LEASE_GRACE_MS / 1000);
     expect(await received(prefix)).toHaveLength(1);
     const done = await mustStoredRun(run.id);
     expect(done).toMatchObject({ status: "succeeded", attempt: 1 });
@@ -65,20 +67,24 @@ describe("queue: duplicate and redelivered messages", () => {
     expect(statsDelta(before, await taskStats())).toEqual({ ...NO_CHANGE, succeeded: 1 });
   });
 
-  it("a redelivered message for a run that is running with a live lease does nothing", async () => {
+  it("a redelivered message for a run that is running with a live lease does not run it: it comes back just after the lease expires, and then does nothing to a run that finished", async () => {
     const h = harness();
     const { url, prefix } = receiverUrl("delay_ms=500");
     const run = await h.enqueue({ target: { type: "http", url }, retry: MANUAL_RETRY });
     const message = h.lastSent(run.id);
     const inFlight = h.redeliver(message);
-    await runReaches(run.id, ["running"]);
+    const running = await runReaches(run.id, ["running"]);
 
     const duplicate = await h.redeliver(message);
 
-    expect(duplicate.explicitAcks).toHaveLength(1);
+    const untilLease = ((running.lease_expires_at ?? 0) - Date.now()) / 1000;
+    expect(duplicate.retryMessages).toHaveLength(1);
+    expect(duplicate.retryMessages[0]?.delaySeconds).toBeGreaterThanOrEqual(Math.floor(untilLease));
+    expect(duplicate.retryMessages[0]?.delaySeconds).toBeLessThanOrEqual(Math.ceil(untilLease) + 2);
     expect(await mustStoredRun(run.id)).toMatchObject({ status: "running", attempt: 1 });
     await inFlight;
     expect(await mustStoredRun(run.id)).toMatchObject({ status: "succeeded", attempt: 1 });
+    expect((await h.redeliver(message)).explicitAcks).toHaveLength(1);
     expect(await received(prefix)).toHaveLength(1);
     expect(h.sentFor(run.id)).toHaveLength(1);
   });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { HANDBACK_DELAY_SECONDS } from "../../src/execution/dead-letters";
 import { MAX_QUEUE_DELAY_SECONDS } from "../../src/execution/dispatch";
 import { received, receiverUrl } from "../helpers/receiver";
 import {
@@ -16,7 +17,8 @@ import {
 } from "../helpers/runs";
 
 // Every accepted task reaches a final state: a lost message, a vanished
-// consumer or a message that exhausted its deliveries must not strand a run.
+// consumer or a message that exhausted its deliveries must not strand a run,
+// nor end one that never ran an attempt.
 
 describe("queue: recovering lost messages and consumers", () => {
   it("a retry whose message could not be sent is sent when the queue redelivers the attempt's message", async () => {
@@ -94,20 +96,27 @@ describe("queue: recovering lost messages and consumers", () => {
 });
 
 describe("queue: the dead-letter consumer", () => {
-  it("marks a waiting run whose message was dead-lettered as dead and counts it once", async () => {
+  it("hands a waiting run whose message was dead-lettered back to be run (never ends it), and the run later succeeds once", async () => {
     const h = harness();
     const { url, prefix } = receiverUrl();
-    const run = await h.enqueue({ target: { type: "http", url }, delay: 3600 });
+    const run = await h.enqueue({ target: { type: "http", url }, failure_callback: { type: "http", url: receiverUrl().url } });
     const before = await taskStats();
 
-    await h.deliver(DEAD_LETTER_QUEUE, [{ run_id: run.id, attempt: 1 }]);
+    const dead = await h.deliver(DEAD_LETTER_QUEUE, [{ run_id: run.id, attempt: 1 }]);
     await h.deliver(DEAD_LETTER_QUEUE, [{ run_id: run.id, attempt: 1 }]);
 
-    const dead = await mustStoredRun(run.id);
-    expect(dead.status).toBe("dead");
-    expect(JSON.stringify(dead.error)).toContain("dead-lettered");
-    expect(statsDelta(before, await taskStats())).toEqual({ ...NO_CHANGE, dead: 1 });
-    expect(await received(prefix)).toHaveLength(0);
+    expect(dead.explicitAcks).toHaveLength(1);
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "queued", attempt: 0, finished_at: null });
+    const handedBack = h.sentFor(run.id).slice(1);
+    expect(handedBack).toHaveLength(2);
+    for (const message of handedBack) {
+      expect(message.body).toMatchObject({ run_id: run.id, attempt: 1 });
+      expect(message.delaySeconds).toBeGreaterThanOrEqual(HANDBACK_DELAY_SECONDS - 1);
+      await h.redeliver(message);
+    }
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "succeeded", attempt: 1 });
+    expect(await received(prefix)).toHaveLength(1);
+    expect(statsDelta(before, await taskStats())).toEqual({ ...NO_CHANGE, succeeded: 1 });
   });
 
   it("leaves a finished run as it is", async () => {
