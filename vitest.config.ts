@@ -31,7 +31,7 @@ export default defineConfig(async () => {
       exclude: ["test/e2e/**"],
       setupFiles: ["./test/helpers/apply-migrations.ts"],
       // The Worker logs one JSON line per request and state change; tests assert on behaviour instead.
-      onConsoleLog: (line: string) => !line.startsWith('{"time"'),
+      onConsoleLog: (line: string) => process.env.SHOW_LOGS === "1" || !line.startsWith('{"time"'),
     },
   };
 });

@@ -43,6 +43,11 @@ export const jobs = sqliteTable(
     successDeadlineAt: epochMs("success_deadline_at"),
     /** The success deadline the job missed, while no run has succeeded since; null otherwise. */
     deadlineMissedAt: epochMs("deadline_missed_at"),
+    /**
+     * When the trigger was last set (created, or changed by PATCH/PUT): an interval without a
+     * start_date counts from here (APScheduler's default start, now + interval). Null: created_at.
+     */
+    anchoredAt: epochMs("anchored_at"),
     createdAt: stamp("created_at"),
     updatedAt: stamp("updated_at"),
   },

@@ -6,17 +6,10 @@ import { hostOf } from "../hosts/guard-client";
 import type { GuardAnswer } from "../hosts/host-guard";
 import type { CallOutcome } from "../hosts/policy";
 import { log } from "../log";
-import {
-  type AttemptOutcome,
-  EARLY_START_MS,
-  expireRun,
-  LEASE_GRACE_MS,
-  type RunRow,
-  reclaimExpiredLease,
-  unclaimRun,
-} from "../runs/store";
+import { LEASE_GRACE_MS } from "../runs/run-timeout";
+import { EARLY_START_MS, expireRun, type RunRow, reclaimExpiredLease, unclaimRun } from "../runs/store";
 import { isFinal, type RunStatus } from "../runs/transitions";
-import { retryDelaySeconds } from "./backoff";
+import { type AttemptEnd, classifyAttempt } from "./attempt-outcome";
 import {
   attemptOutcome,
   dispatchRun,
@@ -40,14 +33,6 @@ const MAX_HOLD_MS = 2_000;
 
 /** What the consumer should do with the message: acknowledge it, or have the queue bring it back in so many seconds. */
 export type Disposition = "ack" | { retryInSeconds: number };
-
-function describeError(error: unknown): Record<string, unknown> {
-  if (error instanceof RetryableError || error instanceof PermanentError) {
-    const details = error instanceof RetryableError ? error.details : (error.cause as Record<string, unknown> | undefined);
-    return { message: error.message, ...(details ?? {}) };
-  }
-  return { message: error instanceof Error ? `${error.name}: ${error.message}` : String(error) };
-}
 
 function httpArgs({ type: _type, ...args }: HttpTarget): Omit<HttpTarget, "type"> {
   return args;
@@ -76,17 +61,6 @@ async function runTarget(env: Env, run: RunRow): Promise<unknown> {
   } finally {
     if (timer !== undefined) clearTimeout(timer);
   }
-}
-
-function outcomeOf(run: RunRow, error: unknown, now: number): AttemptOutcome {
-  const described = { ...describeError(error), attempt: run.attempt };
-  if (error instanceof PermanentError) return { status: "failed", error: described };
-  if (run.attempt >= run.maxAttempts) return { status: "dead", error: described };
-  const policy = RetryPolicy.parse(run.retry ?? {});
-  const backoff = retryDelaySeconds(run.attempt, policy, Math.random);
-  const retryAfter = error instanceof RetryableError ? (error.retryAfterSeconds ?? 0) : 0;
-  const delaySeconds = Math.min(Math.max(backoff, retryAfter), Math.max(policy.max_delay, retryAfter));
-  return { status: "retrying", error: described, availableAt: now + delaySeconds * 1000 };
 }
 
 /**
@@ -191,27 +165,23 @@ function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** How a call went, for the host's circuit breaker: any answer that is not a retryable failure shows the host is up. */
-function callOutcome(error: unknown): CallOutcome {
-  if (error === undefined) return "healthy";
-  if (error instanceof RetryableError) return "failure";
-  if (error instanceof PermanentError && error.message.startsWith("refused target")) return "not_called";
-  return "healthy";
-}
-
 async function executeClaimed(env: Env, io: RunIo, run: RunRow, host: string | undefined): Promise<void> {
-  let outcome: AttemptOutcome;
-  let failure: unknown;
+  let end: AttemptEnd;
   try {
-    const result = await runTarget(env, run);
-    outcome = { status: "succeeded", result: result ?? null };
+    end = { ok: true, result: await runTarget(env, run) };
   } catch (error) {
-    failure = error;
-    outcome = outcomeOf(run, error, Date.now());
+    end = { ok: false, error };
   }
   const finishedAt = Date.now();
+  const { outcome, call } = classifyAttempt(end, {
+    attempt: run.attempt,
+    maxAttempts: run.maxAttempts,
+    retry: RetryPolicy.parse(run.retry ?? {}),
+    now: finishedAt,
+    random: Math.random,
+  });
   // Reporting to the host's guard and recording the attempt do not depend on each other.
-  const [, recorded] = await Promise.allSettled([reportToGuard(io, host, run, failure), io.finishAttempt(run, outcome, finishedAt)]);
+  const [, recorded] = await Promise.allSettled([reportToGuard(io, host, run, call), io.finishAttempt(run, outcome, finishedAt)]);
   if (recorded.status === "rejected") {
     if (!isTransientStorageError(recorded.reason)) throw recorded.reason;
     // D1 is down: the outcome travels in a message of its own until D1 takes it, so the
@@ -252,10 +222,10 @@ async function recordPendingOutcome(env: Env, io: RunIo, runId: string, attempt:
   return "ack";
 }
 
-async function reportToGuard(io: RunIo, host: string | undefined, run: RunRow, failure: unknown): Promise<void> {
+async function reportToGuard(io: RunIo, host: string | undefined, run: RunRow, call: CallOutcome): Promise<void> {
   if (host === undefined) return;
   try {
-    await io.releaseHost(host, run.id, callOutcome(failure));
+    await io.releaseHost(host, run.id, call);
   } catch (error) {
     // The guard's hold on this run lapses by itself; the result must still be recorded.
     log("error", "host_guard_release_failed", { run_id: run.id, error: error instanceof Error ? error.message : String(error) });

@@ -1,4 +1,4 @@
-import { PermanentError, RetryableError } from "../handlers/registry";
+import { PermanentError, RefusedTargetError, RetryableError } from "../handlers/registry";
 import { excerpt } from "../runs/bounded";
 import { isRetryableStatus, parseRetryAfter } from "./backoff";
 import { signatureHeaders } from "./signing";
@@ -102,7 +102,7 @@ export async function sendHttpTarget(target: HttpTarget, ctx: OutboundContext): 
   let onTargetOrigin = true;
   for (let hop = 0; ; hop++) {
     const checked = checkTargetUrl(url, { allowPrivate: ctx.allowPrivate });
-    if (!checked.ok) throw new PermanentError(`refused target: ${checked.reason}`);
+    if (!checked.ok) throw new RefusedTargetError(`refused target: ${checked.reason}`);
     if (ctx.signingSecret && onTargetOrigin) {
       // Signed per hop (a redirect may drop the body); webhook-id is the run id on every hop and attempt.
       const signed = await signatureHeaders(ctx.signingSecret, ctx.runId, Math.floor(ctx.now() / 1000), sendBody ?? "");

@@ -40,3 +40,8 @@ export class RetryableError extends Error {
     super(message);
   }
 }
+
+/** A target refused before any call was made (the SSRF rules): fails without retries, and its host was never called. */
+export class RefusedTargetError extends PermanentError {
+  override name = "RefusedTargetError";
+}

@@ -7,7 +7,7 @@ import { onRunFinished } from "../execution/finished";
 import { MAX_REDELIVERY_SECONDS } from "../execution/redelivery";
 import { jobObject } from "../jobs/present";
 import type { JobAlerts } from "../jobs/schema";
-import { type DeadlineTold, deadlinesPassed, deferSuccessDeadlines } from "../jobs/store";
+import { type DeadlineTold, deadlinesPassed, deferSuccessDeadlines, deleteJobAndPendingRuns } from "../jobs/store";
 import { log } from "../log";
 import { foldClosedHours } from "../observe/job-totals";
 import { createRun } from "../runs/create";
@@ -132,7 +132,10 @@ async function rearmLateJobs(env: Env, now: number): Promise<number> {
       .all(),
   ]);
   const late = [...unknown, ...overdue];
-  return eachIsolated(late, "job", (job) => jobObject(env, job.id).ensureArmed(job));
+  return eachIsolated(late, "job", async (job) => {
+    // The JobObject honoured a deletion whose D1 step failed: finish it.
+    if ((await jobObject(env, job.id).ensureArmed(job)) === "removed") await deleteJobAndPendingRuns(db, job, now);
+  });
 }
 
 /**

@@ -3,13 +3,12 @@ import { type Env, readConfig } from "../env";
 import { ApiError } from "../errors";
 import { validateTarget } from "../execution/validate-target";
 import { newId } from "../ids";
-import { forgetJobStats } from "../observe/job-totals";
-import { cancelPendingRunsOfJob, type RunRow } from "../runs/store";
+import type { RunRow } from "../runs/store";
 import type { RunNowResult } from "../scheduling/job-object";
 import { etagOf, satisfies, type VersionCondition } from "./etag";
 import { jobObject } from "./present";
 import { JobDefinition, type JobPatch } from "./schema";
-import { definitionOf, deleteJob, getJob, insertJob, type JobRow, type JobView, updateJob, upsertJob } from "./store";
+import { definitionOf, deleteJobAndPendingRuns, getJob, insertJob, type JobRow, type JobView, updateJob, upsertJob } from "./store";
 
 /**
  * What the jobs API does, callable from HTTP routes, the dashboard and the
@@ -104,24 +103,25 @@ function requireCondition(id: string, row: JobView | undefined, condition: Versi
 }
 
 /**
- * Deletes a job: its pending runs never start, its alarm is gone; a running run still finishes.
+ * Deletes a job: its JobObject first (from then on it fires nothing for it and refuses its
+ * versions), then its row and its pending runs in one D1 batch; a running run still finishes.
+ * Repeated after a failure at any step, it finishes the deletion (the JobObject step is idempotent).
  * With a condition (If-Match), only a job at a version it accepts is deleted (412 otherwise).
  */
 export async function removeJob(env: Env, id: string, condition?: VersionCondition): Promise<void> {
-  // If-Match: checked first, apart from the deletion's own steps below.
-  if (condition !== undefined) requireCondition(id, await getJob(database(env.DB), id), condition);
-
   const db = database(env.DB);
-  const row = await deleteJob(db, id);
+  const row = await getJob(db, id);
+  if (condition !== undefined) requireCondition(id, row, condition);
   if (!row) throw new ApiError("not_found", `No job ${JSON.stringify(id)}`);
-  await cancelPendingRunsOfJob(db, id, Date.now());
-  await forgetJobStats(db, id);
-  await jobObject(env, id).remove();
+  await jobObject(env, id).remove(row.createdAt);
+  await deleteJobAndPendingRuns(db, row, Date.now());
 }
 
 /** Hands the job's new version to its JobObject and returns the row with the state it decided (e.g. finished). */
 export async function armJob<T extends JobRow>(env: Env, row: T): Promise<T> {
   const schedule = await jobObject(env, row.id).sync(row);
+  // The job was deleted while this change was being made: the deletion wins.
+  if (schedule.state === "deleted") throw new ApiError("not_found", `No job ${JSON.stringify(row.id)}`);
   return { ...row, state: schedule.state };
 }
 
@@ -144,9 +144,10 @@ export async function runJobNow(env: Env, id: string, requestId: string | null):
   // RPC types cannot express the run's JSON columns; the shape is RunNowResult.
   let result = (await stub.runNow(requestId)) as unknown as RunNowResult;
   if (!result.run && result.reason === "not_found") {
-    await stub.sync(row); // the JobObject lost its state (or never had it): heal, then try once more
+    await armJob(env, row); // the JobObject never had this job's state: give it, then try once more
     result = (await stub.runNow(requestId)) as unknown as RunNowResult;
   }
+  if (!result.run && result.reason === "not_found") throw new ApiError("not_found", `No job ${JSON.stringify(id)}`);
   if (!result.run) {
     throw new ApiError("conflict", `max_instances (${row.maxInstances}) runs of this job are in flight`, { in_flight: result.inFlight });
   }

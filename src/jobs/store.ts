@@ -1,6 +1,9 @@
 import { and, asc, eq, getTableColumns, gt, isNotNull, like, lt, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { jobs } from "../db/schema";
+import { forgetJobStatsQueries } from "../observe/job-totals";
+import { logChange } from "../runs/run-rows";
+import { cancelPendingRunsQuery } from "../runs/store";
 import type { JobDefinition } from "./schema";
 
 export type JobRow = typeof jobs.$inferSelect;
@@ -58,6 +61,13 @@ function deadlineColumn(def: JobDefinition, now: number) {
     : { successDeadlineAt: sql`coalesce(${jobs.successDeadlineAt}, ${first})` };
 }
 
+/** A changed job's anchor: kept while its trigger stays the same, the change's time when the trigger changes. */
+function anchorColumn(def: JobDefinition, now: number) {
+  return {
+    anchoredAt: sql`CASE WHEN ${jobs.trigger} = ${JSON.stringify(def.trigger)} THEN coalesce(${jobs.anchoredAt}, ${jobs.createdAt}) ELSE ${now} END`,
+  };
+}
+
 /** Reads a stored job back as the definition it was created from. */
 export function definitionOf(row: JobRow): JobDefinition {
   const iso = (ms: number | null) => (ms === null ? undefined : new Date(ms).toISOString());
@@ -86,7 +96,15 @@ export function definitionOf(row: JobRow): JobDefinition {
 export async function insertJob(db: Db, id: string, def: JobDefinition, now: number): Promise<JobView | undefined> {
   const [row] = await db
     .insert(jobs)
-    .values({ id, ...definitionColumns(def, id), successDeadlineAt: firstDeadline(def, now), version: 1, createdAt: now, updatedAt: now })
+    .values({
+      id,
+      ...definitionColumns(def, id),
+      successDeadlineAt: firstDeadline(def, now),
+      version: 1,
+      anchoredAt: now,
+      createdAt: now,
+      updatedAt: now,
+    })
     .onConflictDoNothing()
     .returning(jobView);
   return row;
@@ -97,10 +115,17 @@ export async function upsertJob(db: Db, id: string, def: JobDefinition, now: num
   const columns = definitionColumns(def, id);
   const [row] = await db
     .insert(jobs)
-    .values({ id, ...columns, successDeadlineAt: firstDeadline(def, now), version: 1, createdAt: now, updatedAt: now })
+    .values({ id, ...columns, successDeadlineAt: firstDeadline(def, now), version: 1, anchoredAt: now, createdAt: now, updatedAt: now })
     .onConflictDoUpdate({
       target: jobs.id,
-      set: { ...columns, ...deadlineColumn(def, now), nextRunAt: null, version: sql`${jobs.version} + 1`, updatedAt: now },
+      set: {
+        ...columns,
+        ...deadlineColumn(def, now),
+        ...anchorColumn(def, now),
+        nextRunAt: null,
+        version: sql`${jobs.version} + 1`,
+        updatedAt: now,
+      },
     })
     .returning(jobView);
   if (!row) throw new Error("upsert returned no row");
@@ -114,7 +139,13 @@ export async function upsertJob(db: Db, id: string, def: JobDefinition, now: num
 export async function updateJob(db: Db, id: string, def: JobDefinition, now: number, version: number): Promise<JobView | undefined> {
   const [row] = await db
     .update(jobs)
-    .set({ ...definitionColumns(def, id), ...deadlineColumn(def, now), version: sql`${jobs.version} + 1`, updatedAt: now })
+    .set({
+      ...definitionColumns(def, id),
+      ...deadlineColumn(def, now),
+      ...anchorColumn(def, now),
+      version: sql`${jobs.version} + 1`,
+      updatedAt: now,
+    })
     .where(and(eq(jobs.id, id), eq(jobs.version, version)))
     .returning(jobView);
   return row;
@@ -125,13 +156,21 @@ export async function getJob(db: Db, id: string): Promise<JobView | undefined> {
   return db.select(jobView).from(jobs).where(eq(jobs.id, id)).get();
 }
 
-/** Deletes a job row (only at `version`, when given); returns the row deleted, if any. */
-export async function deleteJob(db: Db, id: string, version?: number): Promise<JobRow | undefined> {
-  const [row] = await db
+/**
+ * Deletes the job created at `createdAt` (not a newer one with its id), cancels its waiting runs
+ * and forgets its statistics, in one D1 batch (one transaction). Repeating it changes nothing.
+ */
+export async function deleteJobAndPendingRuns(db: Db, job: Pick<JobRow, "id" | "createdAt">, now: number): Promise<void> {
+  const remove = db
     .delete(jobs)
-    .where(and(eq(jobs.id, id), version === undefined ? undefined : eq(jobs.version, version)))
-    .returning();
-  return row;
+    .where(and(eq(jobs.id, job.id), eq(jobs.createdAt, job.createdAt)))
+    .toSQL();
+  const cancel = cancelPendingRunsQuery(db, job.id, now).toSQL();
+  const d1 = db.$client;
+  const statements = [remove, cancel, ...forgetJobStatsQueries(db, job.id)];
+  const [, cancelled] = await d1.batch<{ id: string }>(statements.map((q) => d1.prepare(q.sql).bind(...q.params)));
+  for (const run of cancelled?.results ?? [])
+    logChange({ id: run.id, jobId: job.id, requestId: null, attempt: 0 }, "waiting", "cancelled", { reason: "job deleted" });
 }
 
 /** One page of jobs in id order. */

@@ -93,7 +93,10 @@ export async function foldClosedHours(db: Db, now: number): Promise<number> {
   return folded?.meta.changes ?? 0;
 }
 
-/** Forgets a deleted job's statistics, totals and hourly rollups, so a job created later with its id starts at zero. */
-export async function forgetJobStats(db: Db, jobId: string): Promise<void> {
-  await db.batch([db.delete(jobTotals).where(eq(jobTotals.jobId, jobId)), db.delete(jobStats).where(eq(jobStats.jobId, jobId))]);
+/**
+ * The statements that forget a deleted job's statistics, totals and hourly rollups, so a job
+ * created later with its id starts at zero (sent in the deletion's own D1 batch).
+ */
+export function forgetJobStatsQueries(db: Db, jobId: string) {
+  return [db.delete(jobTotals).where(eq(jobTotals.jobId, jobId)).toSQL(), db.delete(jobStats).where(eq(jobStats.jobId, jobId)).toSQL()];
 }

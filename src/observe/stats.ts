@@ -32,7 +32,7 @@ export async function statsSince(db: Db, sinceMs: number, jobId?: string): Promi
   const hour = Math.floor(sinceMs / 3_600_000) * 3_600_000;
   const sums = [...OUTCOMES, "duration_count", "duration_sum_ms", ...bucketColumns].map((c) => `sum("${c}") AS "${c}"`).join(", ");
   // With one max() aggregate, SQLite takes the bare last_* columns from the row holding that max.
-  const sql = `SELECT s.*, j.state, j."trigger", j.timezone, j.start_date, j.end_date, j.jitter, j.created_at FROM (
+  const sql = `SELECT s.*, j.state, j."trigger", j.timezone, j.start_date, j.end_date, j.jitter, j.anchored_at, j.created_at FROM (
       SELECT job_id, ${sums}, max(last_finished_at) AS last_finished_at, last_run_id, last_status
       FROM job_stats WHERE hour >= ?${jobId === undefined ? "" : " AND job_id = ?"} GROUP BY job_id
     ) s LEFT JOIN jobs j ON j.id = s.job_id ORDER BY s.job_id`;
@@ -63,6 +63,7 @@ function scheduleOf(r: Record<string, number | string | null>): JobSchedule {
     startDate: msOrNull(r.start_date),
     endDate: msOrNull(r.end_date),
     jitter: Number(r.jitter ?? 0),
+    anchoredAt: msOrNull(r.anchored_at),
     createdAt: Number(r.created_at),
   };
 }

@@ -4,10 +4,12 @@ import { dispatchRuns } from "../execution/dispatch";
 import { type HttpTarget, type Priority, RetryPolicy, type Target } from "../execution/target-schema";
 import { fireRunId, newId } from "../ids";
 import { log } from "../log";
-import { type Companion, insertFinalRun, insertFireRun, type NewRun, type RunRow } from "./store";
+import { type Companion, insertFinalRun, insertJobRun, type LiveJob, type NewRun, type Refusal, type RunRow } from "./store";
 import { type InsertResult, insertRuns } from "./store-batch";
 
 export interface RunSpec {
+  /** The run's id when the caller needs it first (a lease taken under it); else derived or new. */
+  id?: string;
   target: Target;
   /** When it is due; `scheduledFor` (the fire time) defaults to it, jitter makes them differ. */
   dueAt: number;
@@ -57,17 +59,19 @@ export async function createRuns(env: Env, specs: RunSpec[], now = Date.now()): 
 }
 
 /**
- * createRun for a job's fire, which happens only while the scheduler runs
- * (checked in the insert's own round trip). `fire` is undefined when it is
- * paused: nothing was written or sent. `companion` rides in the insert's round trip.
+ * createRun for a job's run (a fire, or run-now): written only while the job
+ * exists as the caller knows it and, for a fire, while the scheduler runs
+ * (checked in the insert's own round trip). `fire` is undefined when nothing
+ * was written, and `refused` says why. `companion` rides in the insert's round trip.
  */
-export async function createFireRun(
+export async function createJobRun(
   env: Env,
-  spec: RunSpec & { jobId: string; fireSlot: number },
+  spec: RunSpec & { jobId: string },
+  job: LiveJob,
+  options: { checkSchedulerPause: boolean; companion?: Companion | undefined },
   now = Date.now(),
-  companion?: Companion,
-): Promise<{ fire: { run: RunRow; created: boolean } | undefined; companionMatched: boolean }> {
-  const result = await insertFireRun(database(env.DB), await newRunValues(spec, now), companion);
+): Promise<{ fire: { run: RunRow; created: boolean } | undefined; companionMatched: boolean; refused?: Refusal }> {
+  const result = await insertJobRun(database(env.DB), await newRunValues(spec, now), job, options);
   if (result.fire?.created) await sendFirstMessages(env, [result.fire.run], now);
   return result;
 }
@@ -86,7 +90,7 @@ async function newRunValues(spec: RunSpec, now: number): Promise<NewRun> {
   const fireSlot = spec.fireSlot ?? null;
   return {
     // A fire's run has the fire's id, so the same fire cannot start a second run.
-    id: spec.jobId && fireSlot !== null ? await fireRunId(spec.jobId, fireSlot) : newId("run", now),
+    id: spec.id ?? (spec.jobId && fireSlot !== null ? await fireRunId(spec.jobId, fireSlot) : newId("run", now)),
     jobId: spec.jobId ?? null,
     fireSlot,
     status: spec.dueAt > now ? "scheduled" : "queued",

@@ -6,6 +6,7 @@ import { schedulerRunningCondition } from "../scheduling/scheduler-state";
 import { attemptEntry } from "./attempt-history";
 import { bounded } from "./bounded";
 import { fromRaw, logChange, runColumns } from "./run-rows";
+import { LEASE_GRACE_MS } from "./run-timeout";
 import { type FinishedRun, rollupStatement } from "./stats-rollup";
 import { type RunStatus, sourcesOf, WAITING } from "./transitions";
 
@@ -17,9 +18,6 @@ import { type RunStatus, sourcesOf, WAITING } from "./transitions";
  */
 export type RunRow = typeof runs.$inferSelect;
 export type NewRun = typeof runs.$inferInsert;
-
-/** A grace added to the timeout before a running run's lease counts as expired. */
-export const LEASE_GRACE_MS = 30_000;
 
 /** A run due within this window may start now rather than wait for another message. */
 export const EARLY_START_MS = 1_000;
@@ -59,28 +57,40 @@ export interface Companion {
   params: unknown[];
 }
 
+/** Why a job's run was not written: the scheduler is paused, or the job is gone or at another version. */
+export type Refusal = "scheduler_paused" | "job_changed";
+
+/** The job a run belongs to, as the writer knows it: the insert happens only while it exists (at `version`, when given). */
+export interface LiveJob {
+  id: string;
+  version?: number;
+}
+
 /**
- * Inserts a fire's run only while the scheduler is not paused: the check
- * rides in the insert's round trip, so an alarm makes one D1 call per fire,
- * and so may the JobObject's schedule record (`companion`), which runs
- * whether or not the scheduler is paused. `fire` is the new run, the run this
- * fire already has (a repeated alarm), or undefined when the scheduler is paused.
+ * Inserts a job's run (a fire, or run-now) only while the job exists as the
+ * writer knows it and, for a fire, while the scheduler is not paused: the checks
+ * ride in the insert's round trip, so an alarm makes one D1 call per fire, and so
+ * may the JobObject's schedule record (`companion`), which runs whatever the
+ * checks say. `fire` is the new run, or the run this fire already has (a repeated
+ * alarm); when nothing was written, `refused` says why.
  */
-export async function insertFireRun(
+export async function insertJobRun(
   db: Db,
   values: NewRun,
-  companion?: Companion,
-): Promise<{ fire: { run: RunRow; created: boolean } | undefined; companionMatched: boolean }> {
+  job: LiveJob,
+  options: { checkSchedulerPause: boolean; companion?: Companion | undefined },
+): Promise<{ fire: { run: RunRow; created: boolean } | undefined; companionMatched: boolean; refused?: Refusal }> {
   const present = runColumns.filter(([key]) => values[key] !== undefined);
-  const running = schedulerRunningCondition();
+  const conditions = [jobLiveCondition(job), ...(options.checkSchedulerPause ? [schedulerRunningCondition()] : [])];
   // INSERT ... SELECT needs its WHERE before ON CONFLICT (SQLite's upsert parsing rule).
-  const statement = `insert into "runs" (${present.map(([, column]) => `"${column.name}"`).join(", ")}) select ${present.map(() => "?").join(", ")} where ${running.sql} on conflict do nothing returning *`;
+  const statement = `insert into "runs" (${present.map(([, column]) => `"${column.name}"`).join(", ")}) select ${present.map(() => "?").join(", ")} where ${conditions.map((c) => c.sql).join(" and ")} on conflict do nothing returning *`;
   // Null stays SQL NULL (a JSON column would map it to the text 'null'), as Drizzle's own insert does.
   const params = [
     ...present.map(([key, column]) => (values[key] === null ? null : column.mapToDriverValue(values[key]))),
-    ...running.params,
+    ...conditions.flatMap((c) => c.params),
   ];
   const d1 = db.$client;
+  const companion = options.companion;
   const [insert, alongside] = await d1.batch<Record<string, unknown>>([
     d1.prepare(statement).bind(...params),
     ...(companion ? [d1.prepare(companion.sql).bind(...companion.params)] : []),
@@ -89,7 +99,22 @@ export async function insertFireRun(
   const inserted = insert?.results[0];
   if (inserted) return { fire: await insertOutcome(db, values, fromRaw(inserted)), companionMatched };
   const existing = await getRun(db, values.id);
-  return { fire: existing ? { run: existing, created: false } : undefined, companionMatched };
+  if (existing) return { fire: { run: existing, created: false }, companionMatched };
+  return { fire: undefined, companionMatched, refused: await refusalOf(db, job) };
+}
+
+/** A WHERE condition that holds while the job exists (at its version, when given). */
+function jobLiveCondition(job: LiveJob): { sql: string; params: (string | number)[] } {
+  return job.version === undefined
+    ? { sql: `exists (select 1 from "jobs" where "id" = ?)`, params: [job.id] }
+    : { sql: `exists (select 1 from "jobs" where "id" = ? and "version" = ?)`, params: [job.id, job.version] };
+}
+
+/** Why a job's insert wrote nothing (read only then, which is rare). */
+async function refusalOf(db: Db, job: LiveJob): Promise<Refusal> {
+  const row = await db.$client.prepare(`select "version" from "jobs" where "id" = ?`).bind(job.id).first<{ version: number }>();
+  if (!row || (job.version !== undefined && row.version !== job.version)) return "job_changed";
+  return "scheduler_paused";
 }
 
 /** What an insert came to: the new run, or the run holding its key (looked up). */
@@ -285,16 +310,13 @@ export async function reclaimExpiredLease(db: Db, run: RunRow, now: number): Pro
   return reclaimed;
 }
 
-/** Cancels every waiting run of a deleted job: they never start. */
-export async function cancelPendingRunsOfJob(db: Db, jobId: string, now: number): Promise<number> {
-  const cancelled = await db
+/** The UPDATE that cancels every waiting run of a deleted job (they never start); sent in the deletion's batch. */
+export function cancelPendingRunsQuery(db: Db, jobId: string, now: number) {
+  return db
     .update(runs)
     .set({ status: "cancelled", cancelRequested: true, finishedAt: now, updatedAt: now })
     .where(and(eq(runs.jobId, jobId), inArray(runs.status, [...WAITING])))
     .returning({ id: runs.id });
-  for (const run of cancelled)
-    logChange({ id: run.id, jobId, requestId: null, attempt: 0 }, "waiting", "cancelled", { reason: "job deleted" });
-  return cancelled.length;
 }
 
 /**

@@ -3,7 +3,7 @@ import type { JobAlerts } from "../jobs/schema";
 import type { JobRow } from "../jobs/store";
 import { log } from "../log";
 import { createRun } from "../runs/create";
-import { DEFAULT_TIMEOUT_SECONDS } from "../tasks/schema";
+import { runTimeoutSeconds } from "../runs/run-timeout";
 import type { AlertState, AlertToSend, JobEvent } from "./alerts";
 
 /**
@@ -36,7 +36,7 @@ export async function sendJobAlerts(
       dueAt: Date.now(),
       priority: "high",
       retry: undefined,
-      timeoutSeconds: config.target.timeout ?? DEFAULT_TIMEOUT_SECONDS,
+      timeoutSeconds: runTimeoutSeconds(config.target, undefined),
       requestId: null,
       parentRunId: runId,
       idempotencyKey: `alert:${job.id}:${alert.event}:${alert.incidentAt}`,

@@ -1,50 +1,82 @@
 /**
- * The JobObject's fire decision, as a pure function (APScheduler's semantics):
- * paused -> nothing runs; fires past end_date never happen; a fire later than
- * misfire_grace_time is `missed`; with coalesce a backlog runs once (the
- * latest fire); a fire while max_instances runs are in flight is `skipped`.
+ * The JobObject's fire plan, as a pure function (APScheduler's semantics):
+ * fires past end_date never happen (the trigger stops there); a fire later
+ * than misfire_grace_time is `missed`; with coalesce a backlog runs once, at
+ * its latest fire; a fire while max_instances runs are in flight is `skipped`.
+ * Each run is delayed by the trigger's jitter and carries its timeout.
  */
-export interface FireDecisionInput {
-  /** Fire instants that are due (<= now), oldest first. */
-  dueFires: number[];
+import { applyJitter } from "./triggers";
+
+/** What the plan looks at: the due fires and the job's rules. */
+export interface FirePlanInput {
+  /**
+   * Due fires (<= now), oldest first. With coalesce only the last one counts, so
+   * it may be the latest due fire alone (latestDueFire).
+   */
+  due: readonly number[];
+  /** The fire after the last of `due` (it may itself be due when a backlog was cut short). */
+  following: number | undefined;
+  /** The first fire after now: where the clock goes once a backlog is consumed. */
+  nextAfterNow: number | undefined;
   now: number;
-  paused: boolean;
-  endDate: number | undefined;
   /** Seconds; undefined means no limit. */
   misfireGraceTime: number | undefined;
   coalesce: boolean;
   maxInstances: number;
+  /** Runs of this job in flight (leases held). */
   inFlight: number;
-  /** Cap on runs started by one alarm when not coalescing. */
+  /** Seconds of random delay, 0 to this (the resolved trigger's). */
+  jitter: number;
+  /** Cap on runs started by one alarm when not coalescing; the rest waits for the next round. */
   maxRunsPerAlarm: number;
+  random: () => number;
 }
 
 export type FireOutcome = "run" | "missed" | "skipped";
 
-export interface FireDecision {
+/** One fire's fate; a run starts at `dueAt` (the slot plus jitter). */
+export interface PlannedFire {
   slot: number;
   outcome: FireOutcome;
+  dueAt: number;
 }
 
-/** Decides what each due fire becomes. Fires dropped by coalescing are not listed. */
-export function decideFires(input: FireDecisionInput): FireDecision[] {
-  if (input.paused) return [];
-  const inWindow = input.dueFires.filter((fire) => input.endDate === undefined || fire <= input.endDate);
-  const graceMs = input.misfireGraceTime === undefined ? Infinity : input.misfireGraceTime * 1000;
-  const late = (fire: number) => input.now - fire > graceMs;
-  const onTime = inWindow.filter((fire) => !late(fire));
-  const missed: FireDecision[] = inWindow.filter(late).map((slot) => ({ slot, outcome: "missed" }));
-  // With coalesce, a backlog collapses into its latest fire; its missed fires are not recorded one by one.
-  const candidates = input.coalesce ? onTime.slice(-1) : onTime.slice(-input.maxRunsPerAlarm);
-  const decisions: FireDecision[] = input.coalesce ? (onTime.length > 0 ? [] : missed.slice(-1)) : missed.slice(-input.maxRunsPerAlarm);
+export interface FirePlan {
+  fires: PlannedFire[];
+  /** The next fire to wait for (at once when a backlog remains), or undefined when the trigger is done. */
+  nextFire: number | undefined;
+}
+
+/** Decides what each due fire becomes and where the clock goes next. */
+export function planFires(input: FirePlanInput): FirePlan {
+  const graceMs = input.misfireGraceTime === undefined ? Number.POSITIVE_INFINITY : input.misfireGraceTime * 1000;
+  const late = (slot: number) => input.now - slot > graceMs;
   let inFlight = input.inFlight;
-  for (const slot of candidates) {
-    if (inFlight >= input.maxInstances) {
-      decisions.push({ slot, outcome: "skipped" });
-    } else {
-      decisions.push({ slot, outcome: "run" });
-      inFlight++;
-    }
+  let runs = 0;
+  const decide = (slot: number): PlannedFire => {
+    if (late(slot)) return { slot, outcome: "missed", dueAt: slot };
+    if (inFlight >= input.maxInstances) return { slot, outcome: "skipped", dueAt: slot };
+    inFlight++;
+    runs++;
+    return { slot, outcome: "run", dueAt: applyJitter(slot, input.jitter, input.random) };
+  };
+
+  if (input.coalesce) {
+    // The whole backlog collapses into its latest fire, whose fate is the backlog's.
+    const latest = input.due[input.due.length - 1];
+    return { fires: latest === undefined ? [] : [decide(latest)], nextFire: input.nextAfterNow };
   }
-  return decisions.sort((a, b) => a.slot - b.slot);
+  // Every fire gets a record, oldest first; past the cap on runs, the rest waits for the next round.
+  const fires: PlannedFire[] = [];
+  for (const slot of input.due) {
+    const wouldRun = !late(slot) && inFlight < input.maxInstances;
+    if (wouldRun && runs >= input.maxRunsPerAlarm) return { fires, nextFire: slot };
+    fires.push(decide(slot));
+  }
+  return { fires, nextFire: input.following };
+}
+
+/** How long an alarm that could not record its fires waits before trying again: 2 s, doubling, at most a minute. */
+export function alarmRetryDelayMs(failures: number): number {
+  return Math.min(2 ** Math.max(1, failures) * 1000, 60_000);
 }

@@ -59,6 +59,3 @@ export type TaskRequest = z.infer<typeof TaskRequest>;
 export const IdempotencyHeaders = z.object({
   "idempotency-key": z.string().min(1).max(200).optional().openapi({ description: "The same key returns the same run" }),
 });
-
-/** Default attempt timeout, in seconds. */
-export const DEFAULT_TIMEOUT_SECONDS = 30;

@@ -3,9 +3,10 @@ import { ApiError, toApiError, zodDetails, zodSummary } from "../errors";
 import { validateTarget } from "../execution/validate-target";
 import { log } from "../log";
 import { createRun, createRuns, type RunSpec } from "../runs/create";
+import { runTimeoutSeconds } from "../runs/run-timeout";
 import { type Run, toRun } from "../runs/schema";
 import type { RunRow } from "../runs/store";
-import { DEFAULT_TIMEOUT_SECONDS, TaskBatchItem, type TaskRequest } from "./schema";
+import { TaskBatchItem, type TaskRequest } from "./schema";
 
 /** Validates a task's target and creates its run: the one path for HTTP, bulk and RPC enqueues. */
 export async function enqueueTask(
@@ -32,7 +33,7 @@ function taskRunSpec(env: Env, body: TaskRequest, idempotencyKey: string | undef
     dueAt,
     priority: body.priority,
     retry: body.retry,
-    timeoutSeconds: body.timeout ?? target.timeout ?? DEFAULT_TIMEOUT_SECONDS,
+    timeoutSeconds: runTimeoutSeconds(target, body.timeout),
     requestId,
     idempotencyKey,
     expiresAt: body.expires_at === undefined ? null : Date.parse(body.expires_at),

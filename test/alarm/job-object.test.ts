@@ -118,7 +118,7 @@ describe("JobObject alarm: the fire decision", () => {
     }
   });
 
-  it("a due fire costs its alarm one D1 call: the insert checks the scheduler's pause itself, and the job's new promise rides along", async () => {
+  it("a due fire costs its alarm one D1 call: the insert checks the job (at its version) and the scheduler's pause itself, and the job's new promise rides along", async () => {
     const job = await quietJob({ misfire_grace_time: 60 });
     const d1 = faultyD1();
     await useBindingsInJobObject(job.id, { DB: d1.db });
@@ -130,7 +130,9 @@ describe("JobObject alarm: the fire decision", () => {
     // This job's clock moved from 2099 to now, so its promise (jobs.next_run_at) changes too: in the same round trip.
     expect(d1.calls).toEqual([
       [
-        expect.stringMatching(/^insert into "runs" .* where not exists \(select 1 from "scheduler_state" /),
+        expect.stringMatching(
+          /^insert into "runs" .* where exists \(select 1 from "jobs" where "id" = \? and "version" = \?\) and not exists \(select 1 from "scheduler_state" /,
+        ),
         expect.stringMatching(/^update "jobs" set "next_run_at" = \?/),
       ],
     ]);

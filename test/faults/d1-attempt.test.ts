@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { LEASE_GRACE_MS } from "../../src/runs/store";
+import { LEASE_GRACE_MS } from "../../src/runs/run-timeout";
 import { type BoundStatement, binding, claimRun, type FaultEffect, faultyHarness, recordRetry, rollupStats } from "../helpers/faults";
 import { received, receiverUrl } from "../helpers/receiver";
 import {

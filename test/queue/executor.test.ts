@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { LEASE_GRACE_MS } from "../../src/runs/store";
+import { LEASE_GRACE_MS } from "../../src/runs/run-timeout";
 import { received, receiverUrl } from "../helpers/receiver";
 import {
   expireLease,

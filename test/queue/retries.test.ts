@@ -78,7 +78,7 @@ describe("queue: retry timing", () => {
   it("a Retry-After of 120 s is honoured even when the backoff is shorter", async () => {
     const h = harness();
     const { url } = receiverUrl("status=503&retry_after=120");
-    const run = await h.enqueue({ target: { type: "http", url }, retry: { max_attempts: 5, backoff: 1, max_delay: 10 } });
+    const run = await h.enqueue({ target: { type: "http", url }, retry: { max_attempts: 5, backoff: 1, max_delay: 300 } });
 
     const { started, run: stored, next } = await attemptOnce(h, run.id);
 
@@ -86,6 +86,18 @@ describe("queue: retry timing", () => {
     expect(stored.available_at).toBeGreaterThanOrEqual(started + 120_000);
     expect(next.delaySeconds).toBeGreaterThanOrEqual(119); // whole seconds, rounded down: held until due_at
     expect(next.body.due_at).toBe(stored.available_at);
+  });
+
+  it("a Retry-After longer than the policy's max_delay waits max_delay: a target cannot park a run for days", async () => {
+    const h = harness();
+    const { url } = receiverUrl("status=503&retry_after=86400");
+    const run = await h.enqueue({ target: { type: "http", url }, retry: { max_attempts: 5, backoff: 1, max_delay: 10 } });
+
+    const { started, ended, run: stored } = await attemptOnce(h, run.id);
+
+    expect(stored.status).toBe("retrying");
+    expect(stored.available_at).toBeGreaterThanOrEqual(started + 10_000);
+    expect(stored.available_at).toBeLessThanOrEqual(ended + 10_000);
   });
 
   it("a Retry-After on a 429 is honoured too", async () => {

@@ -1,0 +1,1 @@
+ALTER TABLE `jobs` ADD `anchored_at` integer;

@@ -1,0 +1,102 @@
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import type { JobObject } from "../../src/scheduling/job-object";
+import { jobsDeletedAfterEach, useBindingsInJobObject } from "../helpers/faults";
+import { backdateNextFire, jobRuns, jobStub } from "../helpers/jobs";
+import { receiverUrl } from "../helpers/receiver";
+import { type Harness, harness, MANUAL_RETRY, makeDue, mustStoredRun } from "../helpers/runs";
+
+// max_instances holds for a run's whole life: a lease is released when its run is final,
+// and its expiry (due + timeout + 30 s) only makes the JobObject look at the run again.
+
+const jobs = jobsDeletedAfterEach("lease");
+
+/** Test setup only: the lease's first term has run out (as if due + timeout + 30 s had passed). */
+async function expireJobLeases(jobId: string): Promise<void> {
+  await runInDurableObject(jobStub(jobId), async (instance: JobObject) => {
+    const leases = (instance as unknown as { leases: Map<string, number> }).leases;
+    for (const runId of leases.keys()) leases.set(runId, Date.now() - 1);
+  });
+}
+
+/** A max_instances 1 job whose runs go to the harness's queues (the test delivers them), with its first fire run. */
+async function jobWithFirstRun(h: Harness, query: string, overrides: Record<string, unknown> = {}) {
+  const { url, prefix } = receiverUrl(query);
+  const job = await jobs.yearly(url, { max_instances: 1, timeout: 1, retry: MANUAL_RETRY, ...overrides });
+  await useBindingsInJobObject(job.id, { TASK_QUEUE: h.env.TASK_QUEUE, HIGH_QUEUE: h.env.HIGH_QUEUE });
+  await backdateNextFire(job.id, Date.now() - 200);
+  await runDurableObjectAlarm(jobStub(job.id));
+  const [first] = await jobRuns(job.id);
+  if (!first) throw new Error("the first fire made no run");
+  return { job, first, prefix };
+}
+
+/** The next fire falls due while the first run lives on; returns the statuses of the job's runs, oldest first. */
+async function nextFireWhileFirstLives(jobId: string): Promise<string[]> {
+  await expireJobLeases(jobId);
+  await backdateNextFire(jobId, Date.now() - 100);
+  await runDurableObjectAlarm(jobStub(jobId));
+  return (await jobRuns(jobId)).map((r) => r.status);
+}
+
+describe("max_instances holds for a run's whole life", () => {
+  it("a run still retrying after its lease's first term keeps the slot: the next fire is skipped, not started beside it", async () => {
+    const h = harness();
+    const { job, first } = await jobWithFirstRun(h, "status=503");
+    await h.redeliver(h.lastSent(first.id));
+    expect(await mustStoredRun(first.id)).toMatchObject({ status: "retrying", attempt: 1 });
+
+    expect(await nextFireWhileFirstLives(job.id)).toEqual(["retrying", "skipped"]);
+    expect((await jobStub(job.id).inspect()).leases).toEqual([first.id]);
+  });
+
+  it("a run waiting behind a queue backlog after its lease's first term keeps the slot", async () => {
+    const h = harness();
+    const { job, first } = await jobWithFirstRun(h, "");
+    expect(await mustStoredRun(first.id)).toMatchObject({ status: "queued" });
+
+    expect(await nextFireWhileFirstLives(job.id)).toEqual(["queued", "skipped"]);
+  });
+
+  it("the slot is released when the run is final: the next fire then runs", async () => {
+    const h = harness();
+    const { job, first } = await jobWithFirstRun(h, "status=503", { retry: { ...MANUAL_RETRY, max_attempts: 2 } });
+    await h.redeliver(h.lastSent(first.id));
+    await makeDue(first.id);
+    await h.redeliver(h.lastSent(first.id));
+    expect(await mustStoredRun(first.id)).toMatchObject({ status: "dead", attempt: 2 });
+    expect((await jobStub(job.id).inspect()).leases).toEqual([]);
+
+    await backdateNextFire(job.id, Date.now() - 100);
+    await runDurableObjectAlarm(jobStub(job.id));
+    expect((await jobRuns(job.id)).map((r) => r.status)).toEqual(["dead", "queued"]);
+  });
+
+  it("a run whose consumer vanished keeps the slot until the heartbeat reclaims it; its retry runs, and the next fire is not started beside it", async () => {
+    const h = harness();
+    const { job, first } = await jobWithFirstRun(h, "");
+    // Test setup: a consumer claimed attempt 1, then vanished; its own lease has run out.
+    const past = Date.now() - 1;
+    await env.DB.prepare("UPDATE runs SET status = 'running', attempt = 1, started_at = ?, lease_expires_at = ? WHERE id = ?")
+      .bind(past - 40_000, past, first.id)
+      .run();
+
+    expect(await nextFireWhileFirstLives(job.id)).toEqual(["running", "skipped"]);
+    await h.tick();
+    expect(await mustStoredRun(first.id)).toMatchObject({ status: "retrying", attempt: 1 });
+    await h.redeliver(h.lastSent(first.id));
+    expect(await mustStoredRun(first.id)).toMatchObject({ status: "succeeded", attempt: 2 });
+    expect((await jobStub(job.id).inspect()).leases).toEqual([]);
+  });
+
+  it("run-now also waits for a run that lives on past its lease's first term", async () => {
+    const h = harness();
+    const { job, first } = await jobWithFirstRun(h, "status=503");
+    await h.redeliver(h.lastSent(first.id));
+    await expireJobLeases(job.id);
+
+    const res = await h.api(`/v1/jobs/${job.id}/run`, { method: "POST" });
+    expect(res.status).toBe(409);
+    expect((await jobRuns(job.id)).map((r) => r.status)).toEqual(["retrying"]);
+  });
+});
