@@ -1,5 +1,6 @@
 import type { HostGuard } from "./hosts/host-guard";
 import type { JobObject } from "./scheduling/job-object";
+import type { TaskShard } from "./tasks/task-shard";
 
 /** Bindings and secrets the Worker receives (see wrangler.toml and .dev.vars.example). */
 export interface Env {
@@ -8,6 +9,10 @@ export interface Env {
   HIGH_QUEUE: Queue<unknown>;
   JOB_OBJECT: DurableObjectNamespace<JobObject>;
   HOST_GUARD: DurableObjectNamespace<HostGuard>;
+  /** The task shards: each keeps its share of the ad-hoc tasks' runs. */
+  TASK_SHARD: DurableObjectNamespace<TaskShard>;
+  /** How many task shards to spread tasks over (default 16). */
+  TASK_SHARDS?: string;
   /** Bearer token for /v1, /metrics and /dashboard (a Worker secret). */
   API_TOKEN?: string;
   /** While rotating: the token being retired, still accepted until this secret is deleted. */

@@ -7,6 +7,7 @@ import { useLogLevel } from "./log";
 export { HostGuard } from "./hosts/host-guard";
 export { TaskflareRPC } from "./rpc";
 export { JobObject } from "./scheduling/job-object";
+export { TaskShard } from "./tasks/task-shard";
 
 const app = createApp();
 

@@ -74,8 +74,12 @@ async function hourly(env: Env, since: number): Promise<HourPoint[]> {
 }
 
 async function latestFailures(env: Env): Promise<Failure[]> {
+  // The failure index, and the runs D1 kept before runs moved to their owners (until they age out).
   const { results } = await env.DB.prepare(
-    "SELECT id, job_id, status, finished_at, error FROM runs WHERE status IN ('failed', 'dead') ORDER BY finished_at DESC LIMIT 10",
+    `SELECT id, job_id, status, finished_at, json_extract(run, '$.error') AS error FROM run_failures
+     UNION ALL
+     SELECT id, job_id, status, finished_at, error FROM runs WHERE status IN ('failed', 'dead')
+     ORDER BY finished_at DESC LIMIT 10`,
   ).all<{ id: string; job_id: string | null; status: string; finished_at: number | null; error: string | null }>();
   return results.map((r) => {
     let message = r.error ?? "";

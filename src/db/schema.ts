@@ -48,6 +48,8 @@ export const jobs = sqliteTable(
      * start_date counts from here (APScheduler's default start, now + interval). Null: created_at.
      */
     anchoredAt: epochMs("anchored_at"),
+    /** When the job's latest run was due, as its JobObject last reported with its statistics. */
+    lastRunAt: epochMs("last_run_at"),
     createdAt: stamp("created_at"),
     updatedAt: stamp("updated_at"),
   },
@@ -198,3 +200,30 @@ export const hostGuards = sqliteTable("host_guards", {
   deferredRateLimit: integer("deferred_rate_limit").notNull().default(0),
   updatedAt: epochMs("updated_at").notNull(),
 });
+
+/**
+ * How far each owner of runs (a job's JobObject, a task shard) has added its finished runs to
+ * job_stats: an owner's flush moves this mark and adds its counts in one D1 batch, only if the
+ * mark is where the owner read it, so a repeated flush adds nothing twice.
+ */
+export const statsFlushes = sqliteTable("stats_flushes", {
+  ownerId: text("owner_id").primaryKey(),
+  flushedThrough: epochMs("flushed_through").notNull(),
+});
+
+/**
+ * Runs that ended failed or dead, whoever owns them: the dashboard's latest failures and
+ * GET /v1/runs?status=failed|dead read here. A run that succeeds never enters it.
+ */
+export const runFailures = sqliteTable(
+  "run_failures",
+  {
+    id: text("id").primaryKey(),
+    jobId: text("job_id"),
+    status: text("status").notNull(),
+    finishedAt: epochMs("finished_at").notNull(),
+    /** The run as the API shows it, at the time it ended. */
+    run: text("run", { mode: "json" }).notNull(),
+  },
+  (t) => [index("run_failures_finished_idx").on(t.finishedAt)],
+);

@@ -6,8 +6,9 @@ import { hostOf } from "../hosts/guard-client";
 import type { GuardAnswer } from "../hosts/host-guard";
 import type { CallOutcome } from "../hosts/policy";
 import { log } from "../log";
+import { EARLY_START_MS } from "../runs/changes";
 import { LEASE_GRACE_MS } from "../runs/run-timeout";
-import { EARLY_START_MS, expireRun, type RunRow, reclaimExpiredLease, unclaimRun } from "../runs/store";
+import type { RunRow } from "../runs/store";
 import { isFinal, type RunStatus } from "../runs/transitions";
 import { type AttemptEnd, classifyAttempt } from "./attempt-outcome";
 import {
@@ -19,7 +20,6 @@ import {
   RunMessage,
   sendOutcome,
 } from "./dispatch";
-import { onRunFinished } from "./finished";
 import { FIRST_REDELIVERY_SECONDS, redeliveryDelaySeconds, secondsUntilLeaseExpires } from "./redelivery";
 import { batchedRunIo, type RunIo } from "./run-io";
 import { type HttpTarget, RetryPolicy, Target } from "./target-schema";
@@ -91,20 +91,18 @@ export async function processRunMessage(
   // checks every condition below itself). Only a message it does not fit reads the run.
   const claimed = await io.claimRun(message.data.run_id, message.data.attempt, now);
   if (claimed) return startClaimed(env, io, claimed, now, deliveries);
-  const db = io.db;
   const run = await io.getRun(message.data.run_id);
   if (!run) return "ack";
   if (isFinal(run.status as RunStatus)) {
     // The message of the attempt that ended, redelivered: its follow-up (lease release,
     // alerts, callbacks) may have failed the first time; all of it is idempotent.
-    if (message.data.attempt === run.attempt) await onRunFinished(env, run);
+    if (message.data.attempt === run.attempt) await io.followUp(run);
     return "ack";
   }
   if (run.status === "running") {
     // A redelivery while an attempt runs: only an expired lease lets it proceed.
-    const reclaimed = await reclaimExpiredLease(db, run, now);
+    const reclaimed = await io.reclaimRun(run, now);
     if (reclaimed?.status === "retrying") await dispatchRun(env, reclaimed, now);
-    if (reclaimed && isFinal(reclaimed.status as RunStatus)) await onRunFinished(env, reclaimed);
     if (reclaimed || message.data.attempt !== run.attempt || run.leaseExpiresAt === null || run.leaseExpiresAt <= now) return "ack";
     // This attempt's answer was lost (the claim's, or the consumer's): whoever holds the
     // lease may still be running it. Come back just after the lease expires and reclaim it then.
@@ -118,8 +116,7 @@ export async function processRunMessage(
   }
   if (message.data.attempt !== run.attempt + 1) return "ack"; // stale: that attempt already happened
   if (run.attempt === 0 && run.expiresAt !== null && now > run.expiresAt) {
-    const expired = await expireRun(db, run, now);
-    if (expired) await onRunFinished(env, expired);
+    await io.expireRun(run, now);
     return "ack";
   }
   if (run.availableAt > now + EARLY_START_MS) {
@@ -147,12 +144,12 @@ async function startClaimed(env: Env, io: RunIo, run: RunRow, now: number, deliv
       // until this message comes back, so the heartbeat does not take it for lost meanwhile.
       const retryInSeconds = redeliveryDelaySeconds(deliveries);
       log("warn", "host_guard_unavailable", { run_id: run.id, host, retry_in_s: retryInSeconds, error: errorText(error) });
-      await unclaimRun(io.db, run, now + retryInSeconds * 1000, "host guard unavailable", now);
+      await io.unclaimRun(run, now + retryInSeconds * 1000, "host guard unavailable", now);
       return { retryInSeconds };
     }
     if (!answer.allowed) {
       const until = answer.until ?? now + 1000;
-      const waiting = await unclaimRun(io.db, run, until, answer.message ?? "deferred by the host guard", now);
+      const waiting = await io.unclaimRun(run, until, answer.message ?? "deferred by the host guard", now);
       if (waiting) await dispatchRun(env, waiting, now);
       return "ack";
     }
@@ -206,9 +203,10 @@ async function executeClaimed(env: Env, io: RunIo, run: RunRow, host: string | u
  * lost). The run's state decides; every follow-up is idempotent.
  */
 async function settleRecorded(env: Env, io: RunIo, run: RunRow, finished: RunRow | undefined): Promise<void> {
-  if (finished) return followUp(env, finished);
+  // A run that ended was followed up as it was recorded; a retrying one needs its next message.
+  if (finished) return sendNextAttempt(env, finished);
   const current = await io.getRun(run.id);
-  if (current && current.attempt === run.attempt && current.status !== "running") return followUp(env, current);
+  if (current && current.attempt === run.attempt && current.status !== "running") return followUp(env, io, current);
   log("info", "run_result_ignored", { run_id: run.id, attempt: run.attempt, reason: "run is no longer running this attempt" });
 }
 
@@ -217,7 +215,7 @@ async function recordPendingOutcome(env: Env, io: RunIo, runId: string, attempt:
   const run = await io.getRun(runId);
   if (!run || run.attempt !== attempt) return "ack";
   // Already recorded (a try whose answer was lost): only the follow-up may be missing.
-  if (run.status !== "running") await followUp(env, run);
+  if (run.status !== "running") await followUp(env, io, run);
   else await settleRecorded(env, io, run, await io.finishAttempt(run, attemptOutcome(pending), pending.finished_at));
   return "ack";
 }
@@ -232,8 +230,13 @@ async function reportToGuard(io: RunIo, host: string | undefined, run: RunRow, c
   }
 }
 
-/** After an attempt is recorded: send the next attempt's message, or the finished run's follow-up. */
-async function followUp(env: Env, run: RunRow): Promise<void> {
-  if (isFinal(run.status as RunStatus)) await onRunFinished(env, run);
-  else if (run.status === "retrying") await dispatchRun(env, run, Date.now());
+/** A retrying run's next attempt: its message. */
+async function sendNextAttempt(env: Env, run: RunRow): Promise<void> {
+  if (run.status === "retrying") await dispatchRun(env, run, Date.now());
+}
+
+/** An attempt recorded by an earlier try whose answer was lost: the follow-up of an ended run (again), or the next attempt's message. */
+async function followUp(env: Env, io: RunIo, run: RunRow): Promise<void> {
+  if (isFinal(run.status as RunStatus)) await io.followUp(run);
+  else await sendNextAttempt(env, run);
 }

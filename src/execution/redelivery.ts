@@ -36,3 +36,18 @@ export function redeliveryWindowSeconds(retries = MAX_REDELIVERIES): number {
 export function secondsUntilLeaseExpires(leaseExpiresAt: number, now: number, maxDelaySeconds: number): number {
   return Math.min(maxDelaySeconds, Math.max(1, Math.ceil((leaseExpiresAt - now) / 1000) + 1));
 }
+
+/**
+ * A waiting run this far past due has lost its queue message, and is sent again.
+ * A run merely waiting behind a long backlog gets a duplicate, which costs one
+ * claim that misses; a run is re-sent at most once per window.
+ */
+export const LOST_MESSAGE_MS = 60_000;
+
+/**
+ * An attempt whose lease expired is left alone this much longer before it is taken
+ * back. An attempt that ran while its result could not be recorded has that result in
+ * a queue message, which comes back at most MAX_REDELIVERY_SECONDS apart: it must be
+ * recorded, not run again.
+ */
+export const OUTCOME_GRACE_MS = MAX_REDELIVERY_SECONDS * 1000 + 60_000;

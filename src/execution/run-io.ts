@@ -1,40 +1,107 @@
-import { type Db, database } from "../db/client";
+import { database } from "../db/client";
 import type { Env } from "../env";
 import { hasFreePass, hostGuard, noteFreePass } from "../hosts/guard-client";
 import type { GuardAnswer } from "../hosts/host-guard";
 import type { CallOutcome } from "../hosts/policy";
-import type { AttemptOutcome, RunRow } from "../runs/store";
+import { ownerOfRun } from "../ids";
+import { jobObject } from "../jobs/present";
+import type { ClaimItem, FinishItem } from "../ledger/run-owner";
+import { type AttemptOutcome, expireRun, type RunRow, reclaimExpiredLease, unclaimRun } from "../runs/store";
 import { claimRuns, finishAttempts, getRuns } from "../runs/store-batch";
+import { isFinal, type RunStatus } from "../runs/transitions";
+import { taskShard } from "../tasks/shards";
 import { Coalescer } from "./coalescer";
+import { onRunFinished } from "./finished";
 
 /**
  * The reads and writes the executor makes for one message. A queue batch
  * gets one RunIo for all its messages, so steps they reach together share one
- * D1 round trip (a batch of conditional UPDATEs, each still checked on its
- * own) and one HostGuard call per host.
+ * call per owner of runs (a JobObject, a task shard; or D1 for runs written
+ * before runs moved to their owners) and one HostGuard call per host. Each
+ * change is still decided on its own, conditionally, by the owner.
  */
 export interface RunIo {
-  readonly db: Db;
   getRun(id: string): Promise<RunRow | undefined>;
   claimRun(id: string, attempt: number, now: number): Promise<RunRow | undefined>;
+  /** Records how an attempt ended; a run that ended is followed up (alerts, callbacks, failure index) before this resolves. */
   finishAttempt(run: RunRow, outcome: AttemptOutcome, now: number): Promise<RunRow | undefined>;
+  /** Gives back a claim whose attempt could not start, without spending it. */
+  unclaimRun(run: RunRow, until: number, reason: string, now: number): Promise<RunRow | undefined>;
+  /** Ends a task that expired before its first attempt (followed up). */
+  expireRun(run: RunRow, now: number): Promise<RunRow | undefined>;
+  /** Takes back an attempt whose lease expired: it retries, or is dead (followed up). */
+  reclaimRun(run: RunRow, now: number): Promise<RunRow | undefined>;
+  /** Runs an ended run's follow-up again (a redelivered message whose first follow-up failed); idempotent. */
+  followUp(run: RunRow): Promise<void>;
   acquireHost(host: string, runId: string, now: number, holdMs: number): Promise<GuardAnswer>;
   releaseHost(host: string, runId: string, outcome: CallOutcome): Promise<void>;
   /** How many attempts this RunIo recorded, by the status each ended in. */
   readonly ended: Partial<Record<AttemptOutcome["status"], number>>;
 }
 
+/** The calls every owner of runs answers (JobObject and TaskShard share them), keyed by the owner's name. */
+interface OwnerCalls {
+  getRuns(key: string, ids: string[]): Promise<(RunRow | null)[]>;
+  claimRuns(key: string, items: ClaimItem[]): Promise<(RunRow | null)[]>;
+  finishRuns(key: string, items: FinishItem[]): Promise<(RunRow | null)[]>;
+  unclaimRun(key: string, id: string, attempt: number, until: number, reason: string, now: number): Promise<RunRow | null>;
+  expireRun(key: string, id: string, now: number): Promise<RunRow | null>;
+  reclaimRun(key: string, id: string, now: number): Promise<RunRow | null>;
+  cancelRun(key: string, id: string, now: number): Promise<RunRow | null>;
+  followUpRuns(key: string, ids: string[]): Promise<void>;
+}
+
+/** A run's owner, to call: its stub and the key it answers to; undefined for D1's runs (and unknown ids). */
+export function ownerFor(env: Env, runId: string): { name: string; key: string; calls: OwnerCalls } | undefined {
+  const ref = ownerOfRun(runId);
+  // RPC stubs cannot express the runs' JSON columns; the shapes are the owners' own.
+  if (ref?.kind === "job") return { name: `job:${ref.jobId}`, key: ref.jobId, calls: jobObject(env, ref.jobId) as unknown as OwnerCalls };
+  if (ref?.kind === "shard") {
+    return { name: `shard:${ref.shard}`, key: String(ref.shard), calls: taskShard(env, ref.shard) as unknown as OwnerCalls };
+  }
+  return undefined;
+}
+
 /** What a free pass answers without a round trip. */
 const FREE: GuardAnswer = { allowed: true, until: null, reason: null, message: null, freeUntil: null };
 
+const orUndefined = (run: RunRow | null | undefined) => run ?? undefined;
+
 export function batchedRunIo(env: Env): RunIo {
   const db = database(env.DB);
-  const loads = new Coalescer<string, RunRow | undefined>(async (ids) => {
+  // D1's runs (written before runs moved to their owners), until they have drained.
+  const legacyLoads = new Coalescer<string, RunRow | undefined>(async (ids) => {
     const found = new Map((await getRuns(db, [...new Set(ids)])).map((run) => [run.id, run]));
     return ids.map((id) => found.get(id));
   });
-  const claims = new Coalescer((items: { id: string; attempt: number; now: number }[]) => claimRuns(db, items));
-  const finishes = new Coalescer((items: { run: RunRow; outcome: AttemptOutcome; now: number }[]) => finishAttempts(db, items));
+  const legacyClaims = new Coalescer((items: ClaimItem[]) => claimRuns(db, items));
+  const legacyFinishes = new Coalescer((items: { run: RunRow; outcome: AttemptOutcome; now: number }[]) => finishAttempts(db, items));
+  // One coalescer per owner and kind of call: a batch's calls to one owner share a round trip.
+  const perOwner = new Map<string, Coalescer<never, unknown>>();
+  const coalesced = <Item, Result>(
+    kind: string,
+    runId: string,
+    perform: (owner: NonNullable<ReturnType<typeof ownerFor>>, items: Item[]) => Promise<Result[]>,
+  ) => {
+    const owner = ownerFor(env, runId);
+    if (!owner) return undefined;
+    const id = `${kind}|${owner.name}`;
+    let coalescer = perOwner.get(id) as Coalescer<Item, Result> | undefined;
+    if (!coalescer) {
+      coalescer = new Coalescer<Item, Result>((items) => perform(owner, items));
+      perOwner.set(id, coalescer as unknown as Coalescer<never, unknown>);
+    }
+    return coalescer;
+  };
+  const ended: RunIo["ended"] = {};
+  const count = (outcome: AttemptOutcome, run: RunRow | undefined) => {
+    if (run) ended[outcome.status] = (ended[outcome.status] ?? 0) + 1;
+    return run;
+  };
+  const followedUp = async (run: RunRow | undefined) => {
+    if (run && isFinal(run.status as RunStatus)) await onRunFinished(env, run);
+    return run;
+  };
   const acquires = new Map<string, Coalescer<{ runId: string; holdMs: number }, GuardAnswer>>();
   const releases = new Map<string, Coalescer<{ runId: string; outcome: CallOutcome }, number | null>>();
   const perHost = <T>(map: Map<string, T>, host: string, make: () => T): T => {
@@ -45,16 +112,41 @@ export function batchedRunIo(env: Env): RunIo {
     }
     return value;
   };
-  const ended: RunIo["ended"] = {};
   return {
-    db,
     ended,
-    getRun: (id) => loads.call(id),
-    claimRun: (id, attempt, now) => claims.call({ id, attempt, now }),
+    getRun: async (id) => {
+      const loads = coalesced("get", id, (o, ids: string[]) => o.calls.getRuns(o.key, ids));
+      return loads ? orUndefined(await loads.call(id)) : legacyLoads.call(id);
+    },
+    claimRun: async (id, attempt, now) => {
+      const claims = coalesced("claim", id, (o, items: ClaimItem[]) => o.calls.claimRuns(o.key, items));
+      return claims ? orUndefined(await claims.call({ id, attempt, now })) : legacyClaims.call({ id, attempt, now });
+    },
     finishAttempt: async (run, outcome, now) => {
-      const finished = await finishes.call({ run, outcome, now });
-      if (finished) ended[outcome.status] = (ended[outcome.status] ?? 0) + 1;
-      return finished;
+      const finishes = coalesced("finish", run.id, (o, items: FinishItem[]) => o.calls.finishRuns(o.key, items));
+      if (finishes) return count(outcome, orUndefined(await finishes.call({ id: run.id, attempt: run.attempt, outcome, now })));
+      return count(outcome, await followedUp(await legacyFinishes.call({ run, outcome, now })));
+    },
+    unclaimRun: async (run, until, reason, now) => {
+      const owner = ownerFor(env, run.id);
+      return owner
+        ? orUndefined(await owner.calls.unclaimRun(owner.key, run.id, run.attempt, until, reason, now))
+        : unclaimRun(db, run, until, reason, now);
+    },
+    expireRun: async (run, now) => {
+      const owner = ownerFor(env, run.id);
+      return owner ? orUndefined(await owner.calls.expireRun(owner.key, run.id, now)) : followedUp(await expireRun(db, run, now));
+    },
+    reclaimRun: async (run, now) => {
+      const owner = ownerFor(env, run.id);
+      return owner
+        ? orUndefined(await owner.calls.reclaimRun(owner.key, run.id, now))
+        : followedUp(await reclaimExpiredLease(db, run, now));
+    },
+    followUp: async (run) => {
+      const owner = ownerFor(env, run.id);
+      if (owner) await owner.calls.followUpRuns(owner.key, [run.id]);
+      else await onRunFinished(env, run);
     },
     acquireHost: async (host, runId, now, holdMs) => {
       if (hasFreePass(host, now)) return FREE;

@@ -4,36 +4,24 @@ import { jobs } from "../db/schema";
 import type { Env } from "../env";
 import { dispatchRun } from "../execution/dispatch";
 import { onRunFinished } from "../execution/finished";
-import { MAX_REDELIVERY_SECONDS } from "../execution/redelivery";
+import { LOST_MESSAGE_MS, OUTCOME_GRACE_MS } from "../execution/redelivery";
 import { jobObject } from "../jobs/present";
 import type { JobAlerts } from "../jobs/schema";
 import { type DeadlineTold, deadlinesPassed, deferSuccessDeadlines, deleteJobAndPendingRuns } from "../jobs/store";
 import { log } from "../log";
 import { foldClosedHours } from "../observe/job-totals";
-import { createRun } from "../runs/create";
+import { createRun, taskShardCount } from "../runs/create";
 import { deleteOldRuns, RETENTION_PER_TICK, retentionDays } from "../runs/retention";
 import { overdueRuns, reclaimExpiredLease, requeueStaleRun } from "../runs/store";
 import { isFinal, type RunStatus } from "../runs/transitions";
+import { taskShard } from "../tasks/shards";
 import { recordHeartbeat } from "./state";
 import { HEARTBEAT_CRON, staticSchedules } from "./static-schedules";
 
 /** A job this late past the time its JobObject promised to report in (jobs.next_run_at) has lost its alarm. */
 const LATE_JOB_MS = 60_000;
-/**
- * A waiting run this far past due has lost its queue message, and is sent again.
- * A run merely waiting behind a long backlog gets a duplicate, which costs one
- * claim that misses; requeueStaleRun re-sends a run at most once per window,
- * and a tick re-sends at most BATCH runs.
- */
-export const LOST_MESSAGE_MS = 60_000;
 /** Ticks further apart than this mean the heartbeat stopped: D1 (or the Cron Trigger) was down. */
 export const HEARTBEAT_GAP_MS = 90_000;
-/**
- * After such a gap, expired leases are left alone this long. An attempt that
- * ran while D1 was down has its outcome in a queue message, which comes back
- * at most MAX_REDELIVERY_SECONDS apart: it must be recorded, not run again.
- */
-export const OUTCOME_GRACE_MS = MAX_REDELIVERY_SECONDS * 1000 + 60_000;
 /** Work per tick is bounded; what is left waits for the next minute. */
 const BATCH = 100;
 /** When to look again at a job told its deadline passed, should it have a deadline but no window. */
@@ -58,6 +46,7 @@ export async function runHeartbeat(env: Env, scheduledTime: number, cron = HEART
     settle("check_success_deadlines", () => checkSuccessDeadlines(env, now)),
     settle("delete_expired_runs", () => deleteExpiredRuns(env, now)),
     settle("fold_job_stats", () => foldClosedHours(db, now)),
+    settle("nudge_task_shards", () => nudgeTaskShards(env)),
   ]);
   log("info", "heartbeat", {
     scheduled_time: new Date(scheduledTime).toISOString(),
@@ -99,8 +88,9 @@ async function eachIsolated<T extends { id: string }>(items: T[], what: string, 
 }
 
 async function fireStaticSchedule(env: Env, cron: string, target: StaticTarget, scheduledTime: number): Promise<void> {
-  // The fire slot gives the run its id, so a duplicated Cron Trigger invocation creates no second run.
+  // The fire slot names the run's idempotency key, so a duplicated Cron Trigger invocation creates no second run.
   await createRun(env, {
+    idempotencyKey: `static:${cron}:${scheduledTime}`,
     target,
     dueAt: scheduledTime,
     priority: "default",
@@ -112,6 +102,19 @@ async function fireStaticSchedule(env: Env, cron: string, target: StaticTarget, 
   });
 }
 type StaticTarget = (typeof staticSchedules)[number]["target"];
+
+/**
+ * Each task shard keeps its own upkeep alarm while it has runs waiting; this nudge re-arms a
+ * lost one and lets a shard that went quiet still apply retention.
+ */
+async function nudgeTaskShards(env: Env): Promise<number> {
+  const shards = Array.from({ length: taskShardCount(env) }, (_, n) => n);
+  return eachIsolated(
+    shards.map((n) => ({ id: String(n) })),
+    "task_shard",
+    (shard) => taskShard(env, Number(shard.id)).ensureArmed(shard.id),
+  );
+}
 
 /** Re-arms active jobs whose promise is overdue or unknown (a lost alarm, a failed deploy). */
 async function rearmLateJobs(env: Env, now: number): Promise<number> {

@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { database } from "../db/client";
 import { openApiApp } from "../http/openapi-app";
-import { listRuns } from "../runs/queries";
+import { listRuns } from "../runs/listing";
 import { Run, RunList, toRun } from "../runs/schema";
 import { apiRoute, documentedError, jsonResponse as json, jsonBody } from "../schemas/common";
 import { etagOf, parseIfMatch } from "./etag";
@@ -164,6 +164,6 @@ export const jobRoutes = openApiApp()
     const id = c.req.valid("param").id;
     await requireJob(c.env, id);
     const q = c.req.valid("query");
-    const page = await listRuns(database(c.env.DB), { jobId: id, cursor: q.cursor, limit: q.limit });
-    return c.json({ items: page.items.map(toRun), next_cursor: page.nextCursor }, 200);
+    const page = await listRuns(c.env, { jobId: id, cursor: q.cursor, limit: q.limit });
+    return c.json({ items: page.items, next_cursor: page.nextCursor }, 200);
   });

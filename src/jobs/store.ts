@@ -16,10 +16,12 @@ export type JobView = JobRow & { lastRunAt: number | null };
  */
 const jobView = {
   ...getTableColumns(jobs),
-  // "jobs"."id" spelled out: Drizzle writes a column in a selection unqualified, which here would mean r.id.
+  // The JobObject reports last_run_at with its statistics; a job whose runs D1 kept (from before runs
+  // moved to their owners) falls back to them. "jobs"."id" spelled out: Drizzle writes a column in a
+  // selection unqualified, which here would mean r.id.
   lastRunAt: sql<
     number | null
-  >`(SELECT r.scheduled_for FROM runs r WHERE r.job_id = "jobs"."id" AND r.status NOT IN ('missed', 'skipped') ORDER BY r.scheduled_for DESC LIMIT 1)`,
+  >`coalesce("jobs"."last_run_at", (SELECT r.scheduled_for FROM runs r WHERE r.job_id = "jobs"."id" AND r.status NOT IN ('missed', 'skipped') ORDER BY r.scheduled_for DESC LIMIT 1))`,
 };
 
 const toMs = (iso: string | undefined) => (iso === undefined ? null : Date.parse(iso));

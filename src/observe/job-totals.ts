@@ -1,6 +1,6 @@
 import { eq } from "drizzle-orm";
 import type { Db } from "../db/client";
-import { DURATION_BUCKETS_MS, jobStats, jobTotals } from "../db/schema";
+import { DURATION_BUCKETS_MS, jobStats, jobTotals, statsFlushes } from "../db/schema";
 
 /**
  * Per-job totals for /metrics. The hourly rollups (job_stats) grow by an hour per job;
@@ -10,7 +10,7 @@ import { DURATION_BUCKETS_MS, jobStats, jobTotals } from "../db/schema";
 
 const HOUR_MS = 3_600_000;
 /** An hour is folded once it ended this long ago: a run's rollup lands moments after its finished_at. */
-const CLOSE_GRACE_MS = 5 * 60_000;
+const CLOSE_GRACE_MS = 15 * 60_000;
 /** A fold covers at most this many hours of history, so one catching up on years stays a short query. */
 const FOLD_HOURS = 168;
 /** scheduler_state key: the start of the last hour folded into job_totals (epoch ms). */
@@ -98,5 +98,13 @@ export async function foldClosedHours(db: Db, now: number): Promise<number> {
  * created later with its id starts at zero (sent in the deletion's own D1 batch).
  */
 export function forgetJobStatsQueries(db: Db, jobId: string) {
-  return [db.delete(jobTotals).where(eq(jobTotals.jobId, jobId)).toSQL(), db.delete(jobStats).where(eq(jobStats.jobId, jobId)).toSQL()];
+  return [
+    db.delete(jobTotals).where(eq(jobTotals.jobId, jobId)).toSQL(),
+    db.delete(jobStats).where(eq(jobStats.jobId, jobId)).toSQL(),
+    // The JobObject's flush mark: a job created again with this id counts from its own start.
+    db
+      .delete(statsFlushes)
+      .where(eq(statsFlushes.ownerId, `job:${jobId}`))
+      .toSQL(),
+  ];
 }

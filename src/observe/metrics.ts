@@ -4,7 +4,9 @@ import { DURATION_BUCKETS_MS } from "../db/schema";
 import type { Env } from "../env";
 import { lastHeartbeat } from "../heartbeat/state";
 import { openApiApp } from "../http/openapi-app";
+import { taskShardCount } from "../runs/create";
 import { unauthorized, unavailable } from "../schemas/common";
+import { taskShard } from "../tasks/shards";
 import { liveJobCounters } from "./job-totals";
 import { MetricsWriter } from "./prometheus";
 
@@ -13,6 +15,30 @@ const LATE_JOB_MS = 60_000;
 // Prometheus reserves the label `job` for the scrape target (a series' own `job` arrives as `exported_job`).
 const jobLabel = (jobId: string) => ({ job_id: jobId === "" ? "(task)" : jobId });
 
+/**
+ * Tasks not yet finished, by status: each task shard's count (one call per shard) and the runs D1
+ * kept before runs moved to their owners. A job's runs in flight are its JobObject's (GET /v1/jobs/:id/runs).
+ */
+async function tasksInFlight(env: Env): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  const add = (status: string, n: number) => {
+    counts[status] = (counts[status] ?? 0) + n;
+  };
+  const [legacy, ...shards] = await Promise.all([
+    // finished_at IS NULL lets runs_pending_idx (unfinished runs only) serve the count.
+    env.DB.prepare(
+      "SELECT status, count(*) AS n FROM runs WHERE finished_at IS NULL AND status IN ('scheduled','queued','running','retrying') GROUP BY status",
+    ).all<{
+      status: string;
+      n: number;
+    }>(),
+    ...Array.from({ length: taskShardCount(env) }, (_, n) => taskShard(env, n).pendingCounts(String(n))),
+  ]);
+  for (const r of legacy.results) add(r.status, r.n);
+  for (const shard of shards) for (const [status, n] of Object.entries(shard)) add(status, n);
+  return counts;
+}
+
 /** Builds the exposition from D1 (rollups and indexed counts), so every isolate reports the same numbers. */
 export async function renderMetrics(env: Env, now = Date.now()): Promise<string> {
   const db = database(env.DB);
@@ -20,12 +46,7 @@ export async function renderMetrics(env: Env, now = Date.now()): Promise<string>
   const [stats, jobStates, runStates, late, heartbeat, hosts] = await Promise.all([
     liveJobCounters(db),
     d1.prepare("SELECT state, count(*) AS n FROM jobs GROUP BY state").all<{ state: string; n: number }>(),
-    // finished_at IS NULL lets runs_pending_idx (unfinished runs only) serve the count.
-    d1
-      .prepare(
-        "SELECT status, count(*) AS n FROM runs WHERE finished_at IS NULL AND status IN ('scheduled','queued','running','retrying') GROUP BY status",
-      )
-      .all<{ status: string; n: number }>(),
+    tasksInFlight(env),
     d1
       .prepare("SELECT count(*) AS n FROM jobs WHERE state = 'active' AND next_run_at < ?")
       .bind(now - LATE_JOB_MS)
@@ -55,9 +76,9 @@ export async function renderMetrics(env: Env, now = Date.now()): Promise<string>
   out.family("taskflare_jobs", "gauge", "Jobs by state.");
   for (const state of ["active", "paused", "finished"])
     out.sample("taskflare_jobs", { state }, jobStates.results.find((r) => r.state === state)?.n ?? 0);
-  out.family("taskflare_runs_in_flight", "gauge", "Runs not yet finished, by status.");
+  out.family("taskflare_runs_in_flight", "gauge", "Tasks (ad-hoc runs, callbacks and alerts) not yet finished, by status.");
   for (const status of ["scheduled", "queued", "running", "retrying"])
-    out.sample("taskflare_runs_in_flight", { status }, runStates.results.find((r) => r.status === status)?.n ?? 0);
+    out.sample("taskflare_runs_in_flight", { status }, runStates[status] ?? 0);
   out.family(
     "taskflare_jobs_late",
     "gauge",

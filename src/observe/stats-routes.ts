@@ -2,6 +2,7 @@ import { z } from "@hono/zod-openapi";
 import { database } from "../db/client";
 import { ApiError } from "../errors";
 import { openApiApp } from "../http/openapi-app";
+import { jobObject } from "../jobs/present";
 import { JobId } from "../jobs/schema";
 import { getJob } from "../jobs/store";
 import { upcomingFire } from "../scheduling/job-schedule";
@@ -48,6 +49,8 @@ export const statsRoutes = openApiApp()
     const db = database(c.env.DB);
     const job = await getJob(db, id);
     if (!job) throw new ApiError("not_found", `No job ${JSON.stringify(id)}`);
+    // The JobObject adds its ended runs first, so one job's statistics are current.
+    await jobObject(c.env, id).flushStats(id);
     const rows = await statsSince(db, sinceOf(c.req.valid("query").since), id);
     return c.json(presentStats(combine(rows), id, upcomingFire(job, Date.now())), 200);
   });

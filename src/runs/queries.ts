@@ -8,6 +8,8 @@ import { isFinal, type RunStatus } from "./transitions";
 export interface RunFilter {
   status?: string | undefined;
   jobId?: string | undefined;
+  /** Only runs without a job (the ad-hoc tasks). */
+  onlyTasks?: boolean | undefined;
   since?: number | undefined;
   until?: number | undefined;
   cursor?: string | undefined;
@@ -30,9 +32,10 @@ function statusFilter(status: string): SQL[] {
   return [eq(runs.status, status)];
 }
 
-/** One page of runs, newest first, and the cursor of the next page. */
-export async function listRuns(db: Db, filter: RunFilter): Promise<{ items: RunRow[]; nextCursor: string | null }> {
+/** One page of the runs D1 kept before runs moved to their owners, newest first, and the cursor of the next page. */
+export async function listLegacyRuns(db: Db, filter: RunFilter): Promise<{ items: RunRow[]; nextCursor: string | null }> {
   const conditions: SQL[] = [];
+  if (filter.onlyTasks) conditions.push(isNull(runs.jobId));
   if (filter.status) conditions.push(...statusFilter(filter.status));
   if (filter.jobId) conditions.push(eq(runs.jobId, filter.jobId));
   if (filter.since !== undefined) conditions.push(gte(runs.id, idAt(filter.since)));
@@ -48,18 +51,4 @@ export async function listRuns(db: Db, filter: RunFilter): Promise<{ items: RunR
   const items = rows.slice(0, filter.limit);
   const last = items[items.length - 1];
   return { items, nextCursor: rows.length > filter.limit && last ? last.id : null };
-}
-
-/**
- * The runs whose idempotency key starts with `prefix` followed by nothing or by `:` (a run's
- * retries, `retry-of:<id>` and `retry-of:<id>:<n>`): one range scan of the unique key's index.
- */
-export async function runsKeyedUnder(db: Db, prefix: string): Promise<RunRow[]> {
-  // ";" follows ":" in code order, so the range holds the prefix and every "prefix:..." key.
-  const rows = await db
-    .select()
-    .from(runs)
-    .where(and(gte(runs.idempotencyKey, prefix), lt(runs.idempotencyKey, `${prefix};`)))
-    .all();
-  return rows.filter((r) => r.idempotencyKey === prefix || r.idempotencyKey?.startsWith(`${prefix}:`));
 }

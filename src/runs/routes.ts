@@ -1,8 +1,7 @@
 import { z } from "@hono/zod-openapi";
-import { database } from "../db/client";
 import { openApiApp } from "../http/openapi-app";
 import { apiRoute, documentedError, jsonResponse as json } from "../schemas/common";
-import { listRuns } from "./queries";
+import { listRuns } from "./listing";
 import { Run, RunAttempts, RunList, RunListQuery, toRun } from "./schema";
 import { cancelRunById, requireRun, retryRunById } from "./service";
 
@@ -57,7 +56,7 @@ const attempts = apiRoute({
 export const runRoutes = openApiApp()
   .openapi(list, async (c) => {
     const q = c.req.valid("query");
-    const page = await listRuns(database(c.env.DB), {
+    const page = await listRuns(c.env, {
       status: q.status,
       jobId: q.job_id,
       since: q.since === undefined ? undefined : Date.parse(q.since),
@@ -65,7 +64,7 @@ export const runRoutes = openApiApp()
       cursor: q.cursor,
       limit: q.limit,
     });
-    return c.json({ items: page.items.map(toRun), next_cursor: page.nextCursor }, 200);
+    return c.json({ items: page.items, next_cursor: page.nextCursor }, 200);
   })
   .openapi(get, async (c) => c.json(toRun(await requireRun(c.env, c.req.valid("param").id)), 200))
   .openapi(attempts, async (c) => {

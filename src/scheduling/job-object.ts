@@ -3,23 +3,26 @@ import { database } from "../db/client";
 import type { Env } from "../env";
 import type { Priority, RetryPolicy, Target } from "../execution/target-schema";
 import { hostGuard, hostOf } from "../hosts/guard-client";
-import { fireRunId, newId } from "../ids";
+import { jobFireRunId, jobRunPrefix, newJobRunId } from "../ids";
 import type { JobAlerts } from "../jobs/schema";
-import { getJob, type JobRow, recordSchedule, recordScheduleQuery, recordSuccessDeadline, type ScheduleChange } from "../jobs/store";
+import { type JobRow, recordSchedule, recordSuccessDeadline, type ScheduleChange } from "../jobs/store";
+import type { LedgerFilter } from "../ledger/run-ledger";
+import { type ClaimItem, type FinishItem, RunOwner } from "../ledger/run-owner";
 import { log, useLogLevel } from "../log";
-import { createJobRun, type RunSpec, recordSkippedFire } from "../runs/create";
+import { followUpEndedRuns } from "../runs/ended";
+import { newRunRow, type RunSpec } from "../runs/new-run";
+import { retentionDays } from "../runs/retention";
 import { runTimeoutSeconds } from "../runs/run-timeout";
 import type { RunRow } from "../runs/store";
 import { getRuns } from "../runs/store-batch";
-import { isFinal, type RunStatus } from "../runs/transitions";
 import { sendJobAlerts } from "./alert-runs";
 import { type AlertState, applyJobEvent, type JobEvent, NO_INCIDENTS } from "./alerts";
-import { alarmRetryDelayMs, planFires } from "./decide";
+import { alarmRetryDelayMs, type PlannedFire, planFires } from "./decide";
 import { dueFires, latestDueFire } from "./due-fires";
 import { firstFireOfVersion, nextFireAfter, resolvedTriggerOf, scheduleKey } from "./job-schedule";
-import { checkLease, expiredLeases, leaseUntil } from "./leases";
+import { checkLease, expiredLeases } from "./leases";
 import { promisedReport, type RecordedSchedule, scheduleChange } from "./report-promise";
-import { schedulerPaused } from "./scheduler-state";
+import { schedulerPausedRecently } from "./scheduler-state";
 
 /** Bound on the fires one alarm handles without coalesce; a longer backlog continues at once in the next round. */
 const MAX_FIRES_PER_ALARM = 100;
@@ -33,15 +36,14 @@ interface Stored {
   nextFire?: number;
   /** The latest fire slot handled (run, missed or skipped): a date trigger fires once per run_at. */
   lastFire?: number;
+  /** Slots held by runs kept in D1 before runs moved to their owners (`run_…` ids), until they end. */
   leases?: Record<string, number>;
-  /** Leases taken for runs not yet known to be written (a round that was cut short looks at them first). */
-  unconfirmed?: string[];
   alertState?: AlertState;
   /** What D1 holds of the schedule; null when unknown (a new version of the job): the next write sets every column. */
   recorded?: RecordedSchedule | null;
   /** The tombstone: jobs created at or before this instant (their `createdAt`) were deleted. */
   removed?: number;
-  /** Alarms in a row that could not record their fires (D1 or a queue refused). */
+  /** Alarms in a row that could not do their work (a queue or D1 refused). */
   alarmFailures?: number;
 }
 
@@ -58,22 +60,22 @@ export interface SyncResult {
 }
 
 /**
- * One per job: its clock (the alarm) and its lock (in-flight leases for
- * max_instances). It loads what it needs, asks the pure core what to do
- * (decide.ts, due-fires.ts, leases.ts, job-schedule.ts) and stores and sends
- * what that says. Single-threaded, so decisions made between awaits on
- * in-memory state cannot interleave with another request's.
+ * One per job: its clock (the alarm), its lock (max_instances) and its runs,
+ * kept in its own SQLite storage (ledger/). It loads what it needs, asks the
+ * pure core what to do (decide.ts, due-fires.ts, job-schedule.ts) and stores
+ * and sends what that says. Single-threaded, so decisions made between awaits
+ * on in-memory state cannot interleave with another request's.
  */
 export class JobObject extends DurableObject<Env> {
   private job: JobRow | undefined;
   private nextFire: number | undefined;
   private lastFire: number | undefined;
   private leases = new Map<string, number>();
-  private unconfirmed = new Set<string>();
   private alertState: AlertState = NO_INCIDENTS;
   private recorded: RecordedSchedule | null = null;
   private removed: number | undefined;
   private alarmFailures = 0;
+  private owner: RunOwner | undefined;
   /** The round of fires in progress: a sync's catch-up waits for an alarm's instead of racing it. */
   private firing: Promise<boolean> | undefined;
   /** Inside the alarm handler: an alarm that sets no new alarm leaves none, so it deletes nothing. */
@@ -83,17 +85,7 @@ export class JobObject extends DurableObject<Env> {
     super(ctx, env);
     useLogLevel(env.LOG_LEVEL);
     void ctx.blockConcurrencyWhile(async () => {
-      const keys: (keyof Stored)[] = [
-        "job",
-        "nextFire",
-        "lastFire",
-        "leases",
-        "unconfirmed",
-        "alertState",
-        "recorded",
-        "removed",
-        "alarmFailures",
-      ];
+      const keys: (keyof Stored)[] = ["job", "nextFire", "lastFire", "leases", "alertState", "recorded", "removed", "alarmFailures"];
       const stored = await ctx.storage.get<Stored[keyof Stored]>(keys);
       const value = <K extends keyof Stored>(key: K) => stored.get(key) as Stored[K] | undefined;
       this.alertState = value("alertState") ?? NO_INCIDENTS;
@@ -102,10 +94,21 @@ export class JobObject extends DurableObject<Env> {
       this.nextFire = value("nextFire");
       this.lastFire = value("lastFire");
       this.leases = new Map(Object.entries(value("leases") ?? {}));
-      this.unconfirmed = new Set(value("unconfirmed") ?? []);
       this.removed = value("removed");
       this.alarmFailures = value("alarmFailures") ?? 0;
     });
+  }
+
+  /** The job's runs (created with the job's id, which every run id starts with). */
+  private runs(jobId: string): RunOwner {
+    this.owner ??= new RunOwner(
+      this.ctx.storage,
+      this.env,
+      jobRunPrefix(jobId),
+      { finished: (runs) => this.ended(runs) },
+      { statsId: jobId, ownerId: `job:${jobId}` },
+    );
+    return this.owner;
   }
 
   /** Round trip used by /readyz to prove Durable Objects answer. */
@@ -124,10 +127,7 @@ export class JobObject extends DurableObject<Env> {
     if (current && current.version > job.version) return this.schedule();
     const now = Date.now();
     if (current && this.nextFire !== undefined && this.nextFire <= now && this.dropsDueFire(current, job)) {
-      // D1 already holds the new version: these fires belong to the old one, so only the job's existence is checked.
-      await this.fireDue(now, { anyVersion: true }).catch((error: unknown) =>
-        log("warn", "catch_up_failed", { job_id: job.id, error: errorText(error) }),
-      );
+      await this.fireDue(now).catch((error: unknown) => log("warn", "catch_up_failed", { job_id: job.id, error: errorText(error) }));
     }
     await this.adopt(job, Date.now());
     return this.schedule();
@@ -156,7 +156,8 @@ export class JobObject extends DurableObject<Env> {
 
   /**
    * Deletes the job created at `createdAt` (DELETE /v1/jobs/:id), before D1 forgets it: from now
-   * on this object fires nothing for it and refuses its versions. A newer job with the same id is kept.
+   * on this object fires nothing for it and refuses its versions; its runs go with it (a running
+   * attempt still finishes, unrecorded). A newer job with the same id is kept.
    */
   async remove(createdAt: number): Promise<void> {
     if (this.job && this.job.createdAt > createdAt) return;
@@ -166,7 +167,7 @@ export class JobObject extends DurableObject<Env> {
     this.lastFire = undefined;
     this.recorded = null;
     this.leases.clear();
-    this.unconfirmed.clear();
+    this.owner = undefined;
     this.alertState = NO_INCIDENTS;
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
@@ -176,60 +177,87 @@ export class JobObject extends DurableObject<Env> {
   /** Starts a run now (POST /v1/jobs/:id/run), subject to max_instances. */
   async runNow(requestId: string | null): Promise<RunNowResult> {
     if (!this.job) return { run: null, reason: "not_found", inFlight: 0 };
-    await this.settleExpiredLeases(Date.now());
+    await this.settleLegacyLeases(Date.now());
     const job = this.job;
     if (!job) return { run: null, reason: "not_found", inFlight: 0 };
-    if (this.leases.size >= job.maxInstances) return { run: null, reason: "max_instances", inFlight: this.leases.size };
+    const inFlight = this.inFlight();
+    if (inFlight >= job.maxInstances) return { run: null, reason: "max_instances", inFlight };
     const now = Date.now();
-    const timeout = runTimeoutSeconds(job.target as Target, job.timeout);
-    const id = newId("run", now);
-    // The slot is taken under the run's id, in storage, before the run exists anywhere.
-    this.leases.set(id, leaseUntil(now, timeout));
-    this.unconfirmed.add(id);
-    await this.storeLeases();
-    try {
-      const written = await createJobRun(
-        this.env,
-        this.runSpec(job, id, now, now, requestId, null),
-        { id: job.id },
-        { checkSchedulerPause: false },
-        now,
-      );
-      this.unconfirmed.delete(id);
-      if (written.fire) {
-        await this.storeLeases();
-        return { run: written.fire.run, inFlight: this.leases.size };
-      }
-      await this.releaseLease(id);
-      if (written.refused === "job_changed") await this.reloadJob(job);
-      return { run: null, reason: "not_found", inFlight: this.leases.size };
-    } catch (error) {
-      this.unconfirmed.delete(id);
-      await this.releaseLease(id);
-      throw error;
-    }
-  }
-
-  /** Frees the in-flight slot a finished run held. Idempotent. */
-  async releaseLease(runId: string): Promise<void> {
-    const unconfirmed = this.unconfirmed.delete(runId);
-    if (this.leases.delete(runId) || unconfirmed) await this.storeLeases();
+    const runs = this.runs(job.id);
+    const { run } = runs.insert(newRunRow(this.runSpec(job, now, now, requestId, null), newJobRunId(job.id, now), now));
+    await runs.send([run], now);
+    await this.armUpkeep(now);
+    return { run, inFlight: inFlight + 1 };
   }
 
   /**
-   * A run of this job ended: frees its slot and feeds the job's alerts and
-   * success deadline. Told twice about one run (a redelivered message whose
-   * follow-up failed the first time), it only frees the slot again.
+   * Runs a failed or dead run of this job again, as a new run of this job (POST /v1/runs/:id/retry).
+   * `legacy`: the run when D1 keeps it (from before runs moved to their owners).
+   */
+  async retryRun(
+    jobId: string,
+    runId: string,
+    requestId: string | null,
+    legacy?: RunRow,
+  ): Promise<{ run: RunRow | null; reason?: string }> {
+    const runs = this.runs(jobId);
+    const now = Date.now();
+    const result = await runs.retry(runs.get(runId) ?? legacy, newJobRunId(jobId, now), requestId, now);
+    await this.armUpkeep(now);
+    return result;
+  }
+
+  /** Adds this job's ended runs to the statistics now (GET /v1/jobs/:id/stats asks first, so a job's stats are current). */
+  async flushStats(jobId: string): Promise<void> {
+    await this.runs(jobId).stats.flushIfDue(Date.now(), (ended) => lastRunStatement(jobId, ended), true);
+  }
+
+  async getRuns(jobId: string, ids: string[]): Promise<(RunRow | null)[]> {
+    return this.runs(jobId).getMany(ids);
+  }
+
+  async listRuns(jobId: string, filter: LedgerFilter): Promise<RunRow[]> {
+    return this.runs(jobId).list(filter);
+  }
+
+  async claimRuns(jobId: string, items: ClaimItem[]): Promise<(RunRow | null)[]> {
+    return this.runs(jobId).claimMany(items);
+  }
+
+  async finishRuns(jobId: string, items: FinishItem[]): Promise<(RunRow | null)[]> {
+    return this.runs(jobId).finishMany(items);
+  }
+
+  async unclaimRun(jobId: string, id: string, attempt: number, until: number, reason: string, now: number): Promise<RunRow | null> {
+    const waiting = this.runs(jobId).unclaim(id, attempt, until, reason, now);
+    await this.armUpkeep(now);
+    return waiting;
+  }
+
+  async expireRun(jobId: string, id: string, now: number): Promise<RunRow | null> {
+    return this.runs(jobId).expire(id, now);
+  }
+
+  async reclaimRun(jobId: string, id: string, now: number): Promise<RunRow | null> {
+    return this.runs(jobId).reclaim(id, now);
+  }
+
+  async cancelRun(jobId: string, id: string, now: number): Promise<RunRow | null> {
+    return this.runs(jobId).cancel(id, now);
+  }
+
+  async followUpRuns(jobId: string, ids: string[]): Promise<void> {
+    const runs = this.runs(jobId);
+    await runs.followUp(runs.getMany(ids));
+  }
+
+  /**
+   * A run kept in D1 (from before runs moved to their owners) ended: frees its slot and feeds
+   * the job's alerts and success deadline. Told twice about one run, it only frees the slot again.
    */
   async runFinished(runId: string, status: string, finishedAt: number): Promise<void> {
-    await this.releaseLease(runId);
-    if (this.alertState.noted?.includes(runId)) return;
-    this.alertState = { ...this.alertState, noted: [...(this.alertState.noted ?? []), runId].slice(-NOTED_RUNS) };
-    await this.noteEvent({ kind: "outcome", status, at: finishedAt }, runId);
-    const window = this.alertConfig()?.expect_success_within;
-    if (status === "succeeded" && window !== undefined && this.job) {
-      await recordSuccessDeadline(database(this.env.DB), this.job.id, finishedAt + window * 1000);
-    }
+    if (this.leases.delete(runId)) await this.ctx.storage.put("leases", Object.fromEntries(this.leases));
+    await this.noteOutcome(runId, status, finishedAt);
   }
 
   /** The heartbeat found the job's success deadline passed (the dead-man's switch). Idempotent per incident. */
@@ -246,30 +274,33 @@ export class JobObject extends DurableObject<Env> {
     alarm: number | null;
     removed: number | null;
   }> {
+    const pending = this.job ? [...this.runs(this.job.id).pending.keys()] : [];
     return {
       jobId: this.job?.id ?? null,
       version: this.job?.version ?? null,
       nextFire: this.nextFire ?? null,
-      leases: [...this.leases.keys()],
+      leases: [...this.leases.keys(), ...pending],
       alarm: await this.ctx.storage.getAlarm(),
       removed: this.removed ?? null,
     };
   }
 
   override async alarm(): Promise<void> {
-    if (this.job?.state !== "active" || this.nextFire === undefined) return;
+    const job = this.job;
+    if (!job) return;
     const now = Date.now();
-    let handled: boolean;
     this.inAlarm = true;
     try {
-      handled = await this.fireDue(now);
+      await this.fireDue(now);
+      await this.runs(job.id).upkeep(now, (ended) => lastRunStatement(job.id, ended));
+      this.runs(job.id).retain(retentionDays(this.env.RUN_RETENTION_DAYS), now);
     } catch (error) {
-      // D1 or a queue refused: the due fires stay due, and this object comes back for them with
-      // a back-off of its own (the platform gives up on a throwing alarm after six retries).
+      // A queue or D1 refused: due fires stay due, and this object comes back for them with a
+      // back-off of its own (the platform gives up on a throwing alarm after six retries).
       this.alarmFailures++;
       const retryAt = now + alarmRetryDelayMs(this.alarmFailures);
       log("warn", "alarm_failed", {
-        job_id: this.job?.id,
+        job_id: job.id,
         failures: this.alarmFailures,
         retry_at: new Date(retryAt).toISOString(),
         error: errorText(error),
@@ -284,14 +315,13 @@ export class JobObject extends DurableObject<Env> {
       this.alarmFailures = 0;
       await this.ctx.storage.put("alarmFailures", 0);
     }
-    // An alarm that found nothing due (it came early) leaves the clock where it was.
-    if (!handled && this.nextFire !== undefined) await this.ctx.storage.setAlarm(Math.max(this.nextFire, now));
+    await this.arm(now);
   }
 
   /** One round of due fires at a time; resolves whether there were any. */
-  private async fireDue(now: number, options: { anyVersion?: boolean } = {}): Promise<boolean> {
+  private async fireDue(now: number): Promise<boolean> {
     while (this.firing) await this.firing.catch(() => false);
-    const round = this.fireDueRound(now, options.anyVersion ?? false);
+    const round = this.fireDueRound(now);
     this.firing = round;
     try {
       return await round;
@@ -300,22 +330,23 @@ export class JobObject extends DurableObject<Env> {
     }
   }
 
-  /** Load, decide, store, send: the due fires of the current version. */
-  private async fireDueRound(now: number, anyVersion: boolean): Promise<boolean> {
+  /** Load, decide, store, send: the due fires of the current version, each recorded in this object's own storage. */
+  private async fireDueRound(now: number): Promise<boolean> {
     const job = this.job;
     const from = this.nextFire;
     if (job?.state !== "active" || from === undefined || from > now) return false;
-    await this.settleExpiredLeases(now);
+    await this.settleLegacyLeases(now);
     const trigger = resolvedTriggerOf(job);
-    const timeout = runTimeoutSeconds(job.target as Target, job.timeout);
     const nextAfterNow = nextFireAfter(trigger, now);
     const latest = job.coalesce ? latestDueFire(trigger, from, now) : undefined;
     const { due, next } = job.coalesce
       ? { due: latest === undefined ? [] : [latest], next: nextAfterNow }
       : dueFires(trigger, from, now, MAX_FIRES_PER_ALARM);
-    // A due fire's own lease (taken by a round that was cut short) does not count against it.
-    const ownIds = new Set(await Promise.all(due.map((slot) => fireRunId(job.id, slot))));
-    const input = {
+    const runs = this.runs(job.id);
+    // A due fire's own run (written by a round that was cut short) does not count against it.
+    const own = new Set(due.map((slot) => jobFireRunId(job.id, slot)));
+    const inFlight = this.leases.size + [...runs.pending.keys()].filter((id) => !own.has(id)).length;
+    let plan = planFires({
       due,
       following: next,
       nextAfterNow,
@@ -323,75 +354,37 @@ export class JobObject extends DurableObject<Env> {
       misfireGraceTime: job.misfireGraceTime ?? undefined,
       coalesce: job.coalesce,
       maxInstances: job.maxInstances,
-      inFlight: [...this.leases.keys()].filter((id) => !ownIds.has(id)).length,
+      inFlight,
       jitter: trigger.jitter,
       maxRunsPerAlarm: MAX_RUNS_PER_ALARM,
       random: Math.random,
-    };
-    let plan = planFires(input);
-    // A run's insert checks the scheduler's pause itself (one D1 call per fire); only recording a
-    // missed or skipped fire, which is rare, reads the flag first. Paused, nothing is recorded.
-    if (plan.fires.some((f) => f.outcome !== "run") && (await schedulerPaused(database(this.env.DB)))) plan = { ...plan, fires: [] };
-    const runs = await Promise.all(
-      plan.fires.filter((f) => f.outcome === "run").map(async (f) => ({ ...f, id: await fireRunId(job.id, f.slot) })),
-    );
-    // The slots are taken under the runs' ids, in storage, before anything is written or sent.
-    for (const run of runs) {
-      this.leases.set(run.id, leaseUntil(Math.max(run.dueAt, now), timeout));
-      this.unconfirmed.add(run.id);
-    }
-    if (runs.length > 0) await this.storeLeases();
-    // What D1 should then hold of the schedule rides in the first run's round trip.
-    let schedule = this.scheduleRecord(plan.nextFire, now);
-    for (const fire of plan.fires) {
-      if (fire.outcome === "run") {
-        const id = await fireRunId(job.id, fire.slot);
-        const companion = schedule && recordScheduleQuery(database(this.env.DB), job.id, job.version, schedule.change).toSQL();
-        const spec = this.runSpec(job, id, fire.slot, fire.dueAt, null, fire.slot);
-        const written = await createJobRun(
-          this.env,
-          spec,
-          anyVersion ? { id: job.id } : { id: job.id, version: job.version },
-          { checkSchedulerPause: true, companion },
-          now,
-        );
-        if (schedule) await this.noteRecorded(job, schedule.next, written.companionMatched);
-        schedule = undefined;
-        this.unconfirmed.delete(id);
-        if (!written.fire || isFinal(written.fire.run.status as RunStatus)) this.leases.delete(id);
-        if (written.refused === "job_changed") {
-          // The job was changed or deleted since this version arrived: its due fire waits for the version D1 holds.
-          await this.storeLeases();
-          await this.reloadJob(job);
-          return true;
-        }
-        if (written.refused) log("debug", "fire_paused", { job_id: job.id, slot: new Date(fire.slot).toISOString() });
-      } else {
-        await recordSkippedFire(
-          this.env,
-          {
-            jobId: job.id,
-            jobVersion: job.version,
-            slot: fire.slot,
-            status: fire.outcome,
-            target: job.target as Target,
-            priority: job.priority as Priority,
-          },
-          now,
-        );
-        if (fire.outcome === "missed") await this.noteEvent({ kind: "outcome", status: "missed", at: now }, null);
-        log("info", "fire_not_run", { job_id: job.id, slot: new Date(fire.slot).toISOString(), outcome: fire.outcome });
-      }
-      this.lastFire = Math.max(this.lastFire ?? fire.slot, fire.slot);
-    }
-    if (this.job !== job) {
-      // Removed, or a new version arrived during the fires (its sync armed the clock): keep only what was done here.
-      if (this.job) await this.ctx.storage.put({ ...this.leaseRecord(), lastFire: this.lastFire } satisfies Stored);
-      return true;
-    }
+    });
+    // While the scheduler is paused nothing runs and nothing is recorded; the clock moves on.
+    if (plan.fires.length > 0 && (await schedulerPausedRecently(database(this.env.DB), now))) plan = { ...plan, fires: [] };
+    if (this.job !== job) return true; // removed, or a new version arrived meanwhile: its sync armed the clock
+    const written = plan.fires.map((fire) => runs.insert(this.fireRow(job, fire, now)));
+    for (const fire of plan.fires) this.lastFire = Math.max(this.lastFire ?? fire.slot, fire.slot);
     this.nextFire = plan.nextFire;
+    // The runs are stored before their messages go (a crash in between re-runs this round, which
+    // finds the slots' runs and sends nothing twice); the clock is stored after, off the fire's path.
+    await runs.send(
+      written.filter((w) => w.created && w.run.status !== "missed" && w.run.status !== "skipped").map((w) => w.run),
+      now,
+    );
     await this.persistAndArm(now);
+    for (const fire of plan.fires.filter((f) => f.outcome !== "run")) {
+      log("info", "fire_not_run", { job_id: job.id, slot: new Date(fire.slot).toISOString(), outcome: fire.outcome });
+      if (fire.outcome === "missed") await this.noteEvent({ kind: "outcome", status: "missed", at: now }, null);
+    }
     return true;
+  }
+
+  /** A fire's run: waiting to be sent, or already final when the fire was missed or skipped. */
+  private fireRow(job: JobRow, fire: PlannedFire, now: number): RunRow {
+    const row = newRunRow(this.runSpec(job, fire.slot, fire.dueAt, null, fire.slot), jobFireRunId(job.id, fire.slot), now);
+    if (fire.outcome === "run") return row;
+    const message = fire.outcome === "missed" ? "fire was later than misfire_grace_time" : "max_instances runs were in flight";
+    return { ...row, status: fire.outcome, maxAttempts: 0, finishedAt: now, availableAt: now, error: { message } };
   }
 
   /** Whether a change from `before` to `after` would drop a fire that is due now (so it is handled first). */
@@ -418,30 +411,39 @@ export class JobObject extends DurableObject<Env> {
     await this.persistAndArm(now, { jobChanged: true });
   }
 
-  /** A job's insert was refused: D1 holds another version of it, or none. Follows D1. */
-  private async reloadJob(job: JobRow): Promise<void> {
-    const row = await getJob(database(this.env.DB), job.id);
-    if (!row || row.createdAt !== job.createdAt) {
-      log("info", "job_gone", { job_id: job.id });
-      if (this.job === job) await this.remove(job.createdAt);
-      return;
-    }
-    if (row.version > job.version) await this.adopt(row, Date.now());
+  /** What this job has in flight: its unfinished runs, and runs kept in D1 that still hold a slot. */
+  private inFlight(): number {
+    return this.leases.size + (this.job ? this.runs(this.job.id).pending.size : 0);
   }
 
-  /** Looks at the runs whose lease expiry has come: a run that lives on keeps its slot, a final (or never written) one frees it. */
-  private async settleExpiredLeases(now: number): Promise<void> {
-    const expired = [...new Set([...expiredLeases(this.leases, now), ...[...this.unconfirmed].filter((id) => this.leases.has(id))])];
-    this.unconfirmed.clear();
+  /** Looks at the D1 runs whose lease expiry has come: a run that lives on keeps its slot, a final (or missing) one frees it. */
+  private async settleLegacyLeases(now: number): Promise<void> {
+    const expired = expiredLeases(this.leases, now);
     if (expired.length === 0) return;
-    const runs = new Map((await getRuns(database(this.env.DB), expired)).map((run) => [run.id, run]));
+    const found = new Map((await getRuns(database(this.env.DB), expired)).map((run) => [run.id, run]));
     for (const id of expired) {
-      const run = runs.get(id);
-      const verdict = checkLease(run, now);
+      const verdict = checkLease(found.get(id), now);
       if (verdict.action === "release") this.leases.delete(id);
       else this.leases.set(id, verdict.until);
     }
-    await this.storeLeases();
+    await this.ctx.storage.put("leases", Object.fromEntries(this.leases));
+  }
+
+  /** Runs of this job that ended: their alerts, success deadline and failure index. */
+  private async ended(runs: RunRow[]): Promise<void> {
+    await followUpEndedRuns(this.env, runs);
+    for (const run of runs) await this.noteOutcome(run.id, run.status, run.finishedAt ?? Date.now());
+  }
+
+  /** Feeds one ended run to the job's alerts and success deadline, once. */
+  private async noteOutcome(runId: string, status: string, finishedAt: number): Promise<void> {
+    if (this.alertState.noted?.includes(runId)) return;
+    this.alertState = { ...this.alertState, noted: [...(this.alertState.noted ?? []), runId].slice(-NOTED_RUNS) };
+    await this.noteEvent({ kind: "outcome", status, at: finishedAt }, runId);
+    const window = this.alertConfig()?.expect_success_within;
+    if (status === "succeeded" && window !== undefined && this.job) {
+      await recordSuccessDeadline(database(this.env.DB), this.job.id, finishedAt + window * 1000);
+    }
   }
 
   /** Whether `job` (by its creation) was deleted here. */
@@ -492,24 +494,38 @@ export class JobObject extends DurableObject<Env> {
     return nextFire === undefined ? "finished" : "active";
   }
 
-  private leaseRecord() {
-    return { leases: Object.fromEntries(this.leases), unconfirmed: [...this.unconfirmed] } satisfies Stored;
+  /** The next time this object must wake: its next fire, or sooner when a pending run needs a look. */
+  private wakeAt(now: number): number | undefined {
+    const upkeep = this.job ? this.runs(this.job.id).nextLookAt(now) : undefined;
+    const fire = this.job?.state === "active" ? this.nextFire : undefined;
+    if (fire === undefined) return upkeep;
+    return upkeep === undefined ? Math.max(fire, now) : Math.max(Math.min(fire, upkeep), now);
   }
 
-  private async storeLeases(): Promise<void> {
-    await this.ctx.storage.put(this.leaseRecord());
+  /** Sets the alarm to the next wake, or leaves none (an alarm handler that sets none leaves none). */
+  private async arm(now: number): Promise<void> {
+    const at = this.wakeAt(now);
+    if (at !== undefined) await this.ctx.storage.setAlarm(at);
+    else if (!this.inAlarm) await this.ctx.storage.deleteAlarm();
+  }
+
+  /** Makes sure a run sent to the queue is looked after: wakes for upkeep if nothing wakes this object sooner. */
+  private async armUpkeep(now: number): Promise<void> {
+    const at = this.wakeAt(now);
+    if (at === undefined) return;
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
 
   /**
-   * The one place the alarm is set: alarm, storage and D1's promise move together. Storage gets
+   * The one place the clock is stored: alarm, storage and D1's promise move together. Storage gets
    * what a round of fires changes; the job itself only when a new version arrived (`jobChanged`).
    */
   private async persistAndArm(now: number, { jobChanged = false } = {}): Promise<void> {
     const job = this.job;
     if (!job) return;
-    if (this.nextFire !== undefined) await this.ctx.storage.setAlarm(Math.max(this.nextFire, now));
-    else if (!this.inAlarm) await this.ctx.storage.deleteAlarm();
-    const changed = { nextFire: this.nextFire, lastFire: this.lastFire, ...this.leaseRecord() } satisfies Stored;
+    await this.arm(now);
+    const changed = { nextFire: this.nextFire, lastFire: this.lastFire } satisfies Stored;
     await this.ctx.storage.put(jobChanged ? ({ ...changed, job, recorded: null } satisfies Stored) : changed);
     await this.recordSchedule(now);
   }
@@ -522,7 +538,10 @@ export class JobObject extends DurableObject<Env> {
     const job = this.job;
     const schedule = this.scheduleRecord(this.nextFire, now);
     if (!job || !schedule) return;
-    await this.noteRecorded(job, schedule.next, await recordSchedule(database(this.env.DB), job.id, job.version, schedule.change));
+    const taken = await recordSchedule(database(this.env.DB), job.id, job.version, schedule.change);
+    if (!taken || this.job !== job) return;
+    this.recorded = schedule.next;
+    await this.ctx.storage.put("recorded", schedule.next);
   }
 
   /** What D1 should hold of the schedule given the next fire, and the columns that differ from what it holds; undefined if none do. */
@@ -536,26 +555,8 @@ export class JobObject extends DurableObject<Env> {
     return Object.keys(change).length === 0 ? undefined : { next, change };
   }
 
-  /**
-   * D1's row took `next` (`taken`), or a newer version is in D1, whose sync will record the
-   * schedule again. A sync that ran during the write did so already.
-   */
-  private async noteRecorded(job: JobRow, next: RecordedSchedule, taken: boolean): Promise<void> {
-    if (!taken || this.job !== job) return;
-    this.recorded = next;
-    await this.ctx.storage.put("recorded", next);
-  }
-
-  private runSpec(
-    job: JobRow,
-    id: string,
-    scheduledFor: number,
-    dueAt: number,
-    requestId: string | null,
-    fireSlot: number | null,
-  ): RunSpec & { jobId: string } {
+  private runSpec(job: JobRow, scheduledFor: number, dueAt: number, requestId: string | null, fireSlot: number | null): RunSpec {
     return {
-      id,
       target: job.target as Target,
       scheduledFor,
       dueAt,
@@ -568,6 +569,13 @@ export class JobObject extends DurableObject<Env> {
       fireSlot,
     };
   }
+}
+
+/** The job's last_run_at moves to its latest run's due time among `runs`, with the flush that counts them. */
+function lastRunStatement(jobId: string, runs: RunRow[]): { sql: string; params: (string | number | null)[] }[] {
+  const ran = runs.filter((r) => r.status !== "missed" && r.status !== "skipped").map((r) => r.scheduledFor);
+  if (ran.length === 0) return [];
+  return [{ sql: "UPDATE jobs SET last_run_at = max(coalesce(last_run_at, 0), ?) WHERE id = ?", params: [Math.max(...ran), jobId] }];
 }
 
 function errorText(error: unknown): string {

@@ -20,8 +20,29 @@ export function schedulerRunningCondition(): { sql: string; params: string[] } {
 
 /** Pauses or resumes every job at once; alarms keep ticking but start nothing while paused. */
 export async function setSchedulerPaused(db: Db, paused: boolean, now: number): Promise<void> {
+  forgetPauseFlag();
   await db
     .insert(schedulerState)
     .values({ key: PAUSED_KEY, value: String(paused), updatedAt: now })
     .onConflictDoUpdate({ target: schedulerState.key, set: { value: String(paused), updatedAt: now } });
+}
+
+/** How long an isolate trusts the scheduler's pause flag it last read. */
+const PAUSE_FLAG_TTL_MS = 2_000;
+let pauseFlag: { paused: boolean; readAt: number } | undefined;
+
+/**
+ * schedulerPaused, read at most once per PAUSE_FLAG_TTL_MS per isolate: a fire checks the flag
+ * without a D1 round trip on its path, so a scheduler-wide pause takes effect within two seconds.
+ */
+export async function schedulerPausedRecently(db: Db, now: number): Promise<boolean> {
+  if (pauseFlag && now - pauseFlag.readAt < PAUSE_FLAG_TTL_MS && now >= pauseFlag.readAt) return pauseFlag.paused;
+  const paused = await schedulerPaused(db);
+  pauseFlag = { paused, readAt: now };
+  return paused;
+}
+
+/** Forgets the cached flag (after this isolate changed it). */
+export function forgetPauseFlag(): void {
+  pauseFlag = undefined;
 }

@@ -1,9 +1,8 @@
 import { z } from "@hono/zod-openapi";
-import { database } from "../db/client";
 import { ApiError } from "../errors";
 import { openApiApp } from "../http/openapi-app";
 import { Run, toRun } from "../runs/schema";
-import { getRun } from "../runs/store";
+import { findRun } from "../runs/service";
 import { apiRoute, documentedError, jsonResponse as json, jsonBody } from "../schemas/common";
 import { IdempotencyHeaders, TaskBatchRequest, TaskBatchResponse, TaskRequest } from "./schema";
 import { enqueueTask, enqueueTaskBatch } from "./service";
@@ -48,7 +47,7 @@ export const taskRoutes = openApiApp()
   })
   .openapi(enqueueBatch, async (c) => c.json({ items: await enqueueTaskBatch(c.env, c.req.valid("json").tasks, c.get("requestId")) }, 200))
   .openapi(getTask, async (c) => {
-    const run = await getRun(database(c.env.DB), c.req.valid("param").id);
+    const run = await findRun(c.env, c.req.valid("param").id);
     if (!run || run.jobId !== null) throw new ApiError("not_found", "No such task");
     return c.json(toRun(run), 200);
   });

@@ -16,7 +16,7 @@ export async function enqueueTask(
   requestId: string | null,
 ): Promise<{ run: RunRow; created: boolean }> {
   const now = Date.now();
-  return createRun(env, taskRunSpec(env, body, idempotencyKey, requestId, now), now);
+  return createRun(env, taskRunSpec(env, body, idempotencyKey, requestId, now));
 }
 
 /** The run a task asks for; throws the API error of an unacceptable target. */
@@ -74,7 +74,6 @@ export async function enqueueTaskBatch(env: Env, items: unknown[], requestId: st
   const created = await createRuns(
     env,
     accepted.map((a) => a.spec),
-    now,
   );
   accepted.forEach(({ index }, i) => {
     const outcome = created[i];

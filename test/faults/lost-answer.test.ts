@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { LOST_MESSAGE_MS, OUTCOME_GRACE_MS } from "../../src/heartbeat/tick";
+import { LOST_MESSAGE_MS, OUTCOME_GRACE_MS } from "../../src/execution/redelivery";
 import { claimRun, faultyHarness } from "../helpers/faults";
 import { OutagePlatform, simulatedClock } from "../helpers/outage";
 import { received, receiverUrl } from "../helpers/receiver";

@@ -1,0 +1,162 @@
+/**
+ * An owner's runs, in its own Durable Object SQLite storage: a JobObject keeps
+ * its job's runs, a TaskShard its share of the tasks. Calls are synchronous,
+ * so a load, a decision (runs/changes.ts) and a store happen in one step of a
+ * single-threaded object: every change is conditional without a transaction.
+ *
+ * One row per run, keyed by its time-ordered id in a WITHOUT ROWID table, so
+ * writing a run is one row written (no separate index to maintain); the
+ * fields other than the few queried ones live in one JSON column. Listing is
+ * the primary key's order; anything else is a scan, and reads are cheap.
+ */
+import type { RunRow } from "../runs/store";
+
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY NOT NULL,
+    status TEXT NOT NULL,
+    finished_at INTEGER,
+    body TEXT NOT NULL
+  ) WITHOUT ROWID`,
+  // Only runs given an Idempotency-Key (or a callback's or alert's key) have a row here.
+  `CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY NOT NULL, run_id TEXT NOT NULL) WITHOUT ROWID`,
+];
+
+/** What a listing asks for; ids sort by creation time, so time bounds are id bounds. */
+export interface LedgerFilter {
+  status?: string | undefined;
+  /** Ids at or after this one (created at or after a time). */
+  fromId?: string | undefined;
+  /** Ids before this one (created before a time, or a cursor). */
+  beforeId?: string | undefined;
+  limit: number;
+}
+
+type Row = { id: string; status: string; finished_at: number | null; body: string };
+
+/** The runs of one owner. Construct it once per object; it creates its tables if they are missing. */
+export class RunLedger {
+  constructor(private readonly sql: SqlStorage) {
+    for (const statement of SCHEMA) sql.exec(statement);
+  }
+
+  /** One run by id. */
+  get(id: string): RunRow | undefined {
+    const [row] = this.sql.exec<Row>("SELECT * FROM runs WHERE id = ?", id).toArray();
+    return row && decode(row);
+  }
+
+  /** The run an idempotency key belongs to, if any. */
+  byKey(key: string): RunRow | undefined {
+    const [row] = this.sql.exec<{ run_id: string }>("SELECT run_id FROM idempotency WHERE key = ?", key).toArray();
+    return row && this.get(row.run_id);
+  }
+
+  /**
+   * Writes a new run. When its id or idempotency key is taken (a replayed request, a repeated
+   * fire), returns the run that holds it instead, and writes nothing.
+   */
+  insert(run: RunRow): { run: RunRow; created: boolean } {
+    const holder = (run.idempotencyKey !== null ? this.byKey(run.idempotencyKey) : undefined) ?? this.get(run.id);
+    if (holder) return { run: holder, created: false };
+    if (run.idempotencyKey !== null) this.sql.exec("INSERT INTO idempotency (key, run_id) VALUES (?, ?)", run.idempotencyKey, run.id);
+    const endedAt = run.finishedAt === null ? null : Date.now();
+    this.sql.exec("INSERT INTO runs (id, status, finished_at, body) VALUES (?, ?, ?, ?)", run.id, run.status, endedAt, encode(run));
+    return { run, created: true };
+  }
+
+  /**
+   * Stores a run's new state (from runs/changes.ts, decided on the state `get` returned). The
+   * finished_at column is this owner's clock when the run ended: statistics are counted by it.
+   */
+  save(run: RunRow): RunRow {
+    this.sql.exec(
+      "UPDATE runs SET status = ?, finished_at = CASE WHEN ? IS NULL THEN NULL ELSE coalesce(finished_at, ?) END, body = ? WHERE id = ?",
+      run.status,
+      run.finishedAt,
+      Date.now(),
+      encode(run),
+      run.id,
+    );
+    return run;
+  }
+
+  /** Loads a run, applies a change to it, and stores the result; undefined when there is no run or the change does not apply. */
+  apply(id: string, change: (run: RunRow) => RunRow | undefined): RunRow | undefined {
+    const run = this.get(id);
+    const changed = run && change(run);
+    return changed && this.save(changed);
+  }
+
+  /** A page of runs, newest first. */
+  list(filter: LedgerFilter): RunRow[] {
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    if (filter.status !== undefined) {
+      where.push("status = ?");
+      params.push(filter.status);
+    }
+    if (filter.fromId !== undefined) {
+      where.push("id >= ?");
+      params.push(filter.fromId);
+    }
+    if (filter.beforeId !== undefined) {
+      where.push("id < ?");
+      params.push(filter.beforeId);
+    }
+    const clause = where.length > 0 ? `WHERE ${where.join(" AND ")}` : "";
+    return this.sql
+      .exec<Row>(`SELECT * FROM runs ${clause} ORDER BY id DESC LIMIT ?`, ...params, filter.limit)
+      .toArray()
+      .map(decode);
+  }
+
+  /** Runs that have not finished, created at or after `fromId` (every one when undefined), oldest first. */
+  unfinished(fromId?: string): RunRow[] {
+    return this.sql
+      .exec<Row>("SELECT * FROM runs WHERE id >= ? AND finished_at IS NULL ORDER BY id", fromId ?? "")
+      .toArray()
+      .map(decode);
+  }
+
+  /**
+   * Runs created at or after `fromId` that ended in (fromMs, toMs] by this owner's clock (the
+   * time the ledger recorded their end): what a statistics flush counts.
+   */
+  endedBetween(fromId: string, fromMs: number, toMs: number): RunRow[] {
+    return this.sql
+      .exec<Row>("SELECT * FROM runs WHERE id >= ? AND finished_at > ? AND finished_at <= ?", fromId, fromMs, toMs)
+      .toArray()
+      .map(decode);
+  }
+
+  /** Deletes up to `limit` finished runs created before `beforeId` (retention); returns how many. */
+  deleteFinishedBefore(beforeId: string, limit: number): number {
+    const doomed = this.sql
+      .exec<{ id: string; body: string }>(
+        "SELECT id, body FROM runs WHERE id < ? AND finished_at IS NOT NULL ORDER BY id LIMIT ?",
+        beforeId,
+        limit,
+      )
+      .toArray();
+    for (const { id, body } of doomed) {
+      const key = (JSON.parse(body) as RunRow).idempotencyKey;
+      if (key !== null) this.sql.exec("DELETE FROM idempotency WHERE key = ? AND run_id = ?", key, id);
+      this.sql.exec("DELETE FROM runs WHERE id = ?", id);
+    }
+    return doomed.length;
+  }
+
+  /** How many runs this owner holds (for diagnostics). */
+  count(): number {
+    return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM runs").one().n;
+  }
+}
+
+function encode(run: RunRow): string {
+  return JSON.stringify(run);
+}
+
+function decode(row: Row): RunRow {
+  return JSON.parse(row.body) as RunRow;
+}
