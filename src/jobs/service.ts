@@ -3,6 +3,7 @@ import { type Env, readConfig } from "../env";
 import { ApiError } from "../errors";
 import { validateTarget } from "../execution/validate-target";
 import { newId } from "../ids";
+import { sendFirstMessage } from "../runs/service";
 import type { RunRow } from "../runs/store";
 import type { RunNowResult } from "../scheduling/job-object";
 import { etagOf, satisfies, type VersionCondition } from "./etag";
@@ -151,5 +152,6 @@ export async function runJobNow(env: Env, id: string, requestId: string | null):
   if (!result.run) {
     throw new ApiError("conflict", `max_instances (${row.maxInstances}) runs of this job are in flight`, { in_flight: result.inFlight });
   }
+  await sendFirstMessage(env, result.run);
   return result.run;
 }

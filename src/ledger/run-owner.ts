@@ -61,7 +61,8 @@ export class RunOwner {
 
   constructor(
     private readonly storage: DurableObjectStorage,
-    private readonly env: Env,
+    /** The owner's bindings, read at each use (tests give an object other bindings). */
+    private readonly env: () => Env,
     /** The common prefix of this owner's run ids (`job-id:` or `tsk007_`). */
     readonly idPrefix: string,
     private readonly hooks: FinishHooks,
@@ -69,7 +70,13 @@ export class RunOwner {
     statsIds: { statsId: string; ownerId: string },
   ) {
     this.ledger = new RunLedger(storage.sql);
-    this.stats = new StatsFlush(env.DB, this.ledger, (ms) => this.idAt(ms), statsIds.statsId, statsIds.ownerId);
+    this.stats = new StatsFlush(
+      () => env().DB,
+      this.ledger,
+      (ms) => this.idAt(ms),
+      statsIds.statsId,
+      statsIds.ownerId,
+    );
     const watermark = storage.kv.get<{ id: string }>(WATERMARK_KEY)?.id ?? idPrefix;
     for (const run of this.ledger.unfinished(watermark)) this.pending.set(run.id, run);
   }
@@ -106,7 +113,7 @@ export class RunOwner {
   async send(runs: RunRow[], now: number): Promise<void> {
     if (runs.length === 0) return;
     try {
-      await dispatchRuns(this.env, runs, now);
+      await dispatchRuns(this.env(), runs, now);
     } catch (error) {
       log("error", "dispatch_failed", { run_ids: runs.map((r) => r.id), error: error instanceof Error ? error.message : String(error) });
     }
@@ -128,8 +135,8 @@ export class RunOwner {
   }
 
   /**
-   * Runs a failed or dead run again as a new run (new id, so receivers see a new webhook-id),
-   * written here with `id`. While its latest retry has not finished, asking again returns that
+   * Writes a failed or dead run's retry: a new run (new id, so receivers see a new webhook-id),
+   * written here with `id`; the caller sends its first message. While its latest retry has not finished, asking again returns that
    * retry (a double click starts one run); once it has finished, asking again starts another.
    * `reason` says why there is no run: the old run's status, or not_found.
    */
@@ -161,9 +168,7 @@ export class RunOwner {
         now,
       ),
     };
-    const { run, created } = this.insert(retry);
-    if (created) await this.send([run], now);
-    return { run };
+    return this.insert(retry);
   }
 
   /** The key of a run's next retry: `retry-of:<id>` for the first, `retry-of:<id>:<n>` once the earlier ones have finished. */
@@ -221,8 +226,12 @@ export class RunOwner {
   async upkeep(now: number, flushExtra?: FlushExtra): Promise<number | undefined> {
     const plan = upkeepPlan([...this.pending.values()], this.resentAt, now);
     await this.stats.flushIfDue(now, flushExtra);
-    for (const id of plan.reclaim) await this.reclaim(id, now);
-    const resend = plan.resend.map((id) => this.pending.get(id)).filter((r): r is RunRow => r !== undefined);
+    const reclaimed: RunRow[] = [];
+    for (const id of plan.reclaim) {
+      const run = await this.reclaim(id, now);
+      if (run?.status === "retrying") reclaimed.push(run);
+    }
+    const resend = [...reclaimed, ...plan.resend.map((id) => this.pending.get(id)).filter((r): r is RunRow => r !== undefined)];
     for (const run of resend) this.resentAt.set(run.id, now);
     if (resend.length > 0) {
       log("warn", "run_requeued", { run_ids: resend.map((r) => r.id) });

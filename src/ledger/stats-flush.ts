@@ -127,7 +127,7 @@ export class StatsFlush {
   private waiting = 1;
 
   constructor(
-    private readonly d1: D1Database,
+    private readonly db: () => D1Database,
     private readonly ledger: RunLedger,
     private readonly idAt: (ms: number) => string,
     private readonly statsId: string,
@@ -151,7 +151,8 @@ export class StatsFlush {
     const through = now;
     const ended = this.ledger.endedBetween(this.idAt(from - LOOKBACK_MS), from, through);
     const statements = [...flushStatements(this.statsId, this.ownerId, from, through, countByHour(ended)), ...extra(ended)];
-    const results = await this.d1.batch(statements.map((s) => this.d1.prepare(s.sql).bind(...s.params)));
+    const d1 = this.db();
+    const results = await d1.batch(statements.map((s) => d1.prepare(s.sql).bind(...s.params)));
     if ((results[0]?.meta.changes ?? 0) === 0) {
       // The mark had moved (another instance flushed): read it again and count from there next time.
       this.markedThrough = undefined;
@@ -163,11 +164,12 @@ export class StatsFlush {
   }
 
   private async readMark(): Promise<number> {
-    const row = await this.d1
+    const row = await this.db()
       .prepare("SELECT flushed_through FROM stats_flushes WHERE owner_id = ?")
       .bind(this.ownerId)
       .first<{ flushed_through: number }>();
-    this.markedThrough = row?.flushed_through ?? 0;
-    return this.markedThrough;
+    const mark = row?.flushed_through ?? 0;
+    this.markedThrough = mark;
+    return mark;
   }
 }

@@ -1,10 +1,12 @@
 import { database } from "../db/client";
 import type { Env } from "../env";
 import { ApiError } from "../errors";
+import { dispatchRun } from "../execution/dispatch";
 import { onRunFinished } from "../execution/finished";
 import { ownerFor } from "../execution/run-io";
 import { ownerOfRun, shardOfKey } from "../ids";
 import { jobObject } from "../jobs/present";
+import { log } from "../log";
 import { taskShard } from "../tasks/shards";
 import { taskShardCount } from "./create";
 import { cancelRun, getRun, type RunRow } from "./store";
@@ -66,8 +68,20 @@ export async function retryRunById(env: Env, id: string, requestId: string | nul
       : ref === undefined
         ? { run: null, reason: "not_found" }
         : await taskShard(env, shard).retryRun(String(shard), id, requestId, legacy)
-  ) as { run: RunRow | null; reason?: string };
-  if (result.run) return result.run;
+  ) as { run: RunRow | null; created?: boolean; reason?: string };
+  if (result.run) {
+    if (result.created) await sendFirstMessage(env, result.run);
+    return result.run;
+  }
   if (result.reason === "not_found") throw new ApiError("not_found", "No such run");
   throw new ApiError("conflict", `Only failed or dead runs can be retried; this one is ${result.reason}`, { status: result.reason });
+}
+
+/** Sends a new run's first message; if it cannot, its owner's upkeep re-sends it once it is overdue. */
+export async function sendFirstMessage(env: Env, run: RunRow): Promise<void> {
+  try {
+    await dispatchRun(env, run, Date.now());
+  } catch (error) {
+    log("error", "dispatch_failed", { run_ids: [run.id], error: error instanceof Error ? error.message : String(error) });
+  }
 }

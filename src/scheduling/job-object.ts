@@ -103,7 +103,7 @@ export class JobObject extends DurableObject<Env> {
   private runs(jobId: string): RunOwner {
     this.owner ??= new RunOwner(
       this.ctx.storage,
-      this.env,
+      () => this.env,
       jobRunPrefix(jobId),
       { finished: (runs) => this.ended(runs) },
       { statsId: jobId, ownerId: `job:${jobId}` },
@@ -183,9 +183,8 @@ export class JobObject extends DurableObject<Env> {
     const inFlight = this.inFlight();
     if (inFlight >= job.maxInstances) return { run: null, reason: "max_instances", inFlight };
     const now = Date.now();
-    const runs = this.runs(job.id);
-    const { run } = runs.insert(newRunRow(this.runSpec(job, now, now, requestId, null), newJobRunId(job.id, now), now));
-    await runs.send([run], now);
+    // The caller sends the run's first message; should it not, upkeep re-sends it once it is overdue.
+    const { run } = this.runs(job.id).insert(newRunRow(this.runSpec(job, now, now, requestId, null), newJobRunId(job.id, now), now));
     await this.armUpkeep(now);
     return { run, inFlight: inFlight + 1 };
   }
@@ -199,10 +198,10 @@ export class JobObject extends DurableObject<Env> {
     runId: string,
     requestId: string | null,
     legacy?: RunRow,
-  ): Promise<{ run: RunRow | null; reason?: string }> {
+  ): Promise<{ run: RunRow | null; created?: boolean; reason?: string }> {
     const runs = this.runs(jobId);
     const now = Date.now();
-    const result = await runs.retry(runs.get(runId) ?? legacy, newJobRunId(jobId, now), requestId, now);
+    const result = runs.retry(runs.get(runId) ?? legacy, newJobRunId(jobId, now), requestId, now);
     await this.armUpkeep(now);
     return result;
   }

@@ -34,7 +34,7 @@ export class TaskShard extends DurableObject<Env> {
       if (this.ctx.storage.kv.get<number>("shard") !== shard) this.ctx.storage.kv.put("shard", shard);
       this.owner = new RunOwner(
         this.ctx.storage,
-        this.env,
+        () => this.env,
         shardPrefix(shard),
         { finished: (runs) => followUpEndedRuns(this.env, runs) },
         // Tasks' statistics are the rollups' job_id ''; each shard adds its own.
@@ -63,10 +63,15 @@ export class TaskShard extends DurableObject<Env> {
   }
 
   /** Runs a failed or dead task again, as a new task in this shard. `legacy`: the run when D1 keeps it. */
-  async retryRun(key: string, runId: string, requestId: string | null, legacy?: RunRow): Promise<{ run: RunRow | null; reason?: string }> {
+  async retryRun(
+    key: string,
+    runId: string,
+    requestId: string | null,
+    legacy?: RunRow,
+  ): Promise<{ run: RunRow | null; created?: boolean; reason?: string }> {
     const owner = this.runs(key);
     const now = Date.now();
-    const result = await owner.retry(owner.get(runId) ?? legacy, newTaskRunId(Number(key), now), requestId, now);
+    const result = owner.retry(owner.get(runId) ?? legacy, newTaskRunId(Number(key), now), requestId, now);
     await this.armUpkeep(owner, now);
     return result;
   }

@@ -1,8 +1,10 @@
-import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { OUTCOME_GRACE_MS } from "../../src/execution/redelivery";
 import type { JobObject } from "../../src/scheduling/job-object";
 import { jobsDeletedAfterEach, useBindingsInJobObject } from "../helpers/faults";
 import { backdateNextFire, jobRuns, jobStub } from "../helpers/jobs";
+import { changeOwnedRun } from "../helpers/owners";
 import { receiverUrl } from "../helpers/receiver";
 import { type Harness, harness, MANUAL_RETRY, makeDue, mustStoredRun } from "../helpers/runs";
 
@@ -72,19 +74,18 @@ describe("max_instances holds for a run's whole life", () => {
     expect((await jobRuns(job.id)).map((r) => r.status)).toEqual(["dead", "queued"]);
   });
 
-  it("a run whose consumer vanished keeps the slot until the heartbeat reclaims it; its retry runs, and the next fire is not started beside it", async () => {
+  it("a run whose consumer vanished keeps the slot until the JobObject takes it back; its retry runs, and the next fire is not started beside it", async () => {
     const h = harness();
     const { job, first } = await jobWithFirstRun(h, "");
-    // Test setup: a consumer claimed attempt 1, then vanished; its own lease has run out.
-    const past = Date.now() - 1;
-    await env.DB.prepare("UPDATE runs SET status = 'running', attempt = 1, started_at = ?, lease_expires_at = ? WHERE id = ?")
-      .bind(past - 40_000, past, first.id)
-      .run();
+    // Test setup: a consumer claimed attempt 1, then vanished; its own lease ran out long enough
+    // ago that no result of it can still be on its way.
+    const past = Date.now() - OUTCOME_GRACE_MS - 1;
+    await changeOwnedRun(first.id, { status: "running", attempt: 1, startedAt: past - 40_000, leaseExpiresAt: past });
 
-    expect(await nextFireWhileFirstLives(job.id)).toEqual(["running", "skipped"]);
-    await h.tick();
-    expect(await mustStoredRun(first.id)).toMatchObject({ status: "retrying", attempt: 1 });
-    await h.redeliver(h.lastSent(first.id));
+    expect(await nextFireWhileFirstLives(job.id)).toEqual(["retrying", "skipped"]);
+    const retry = h.lastSent(first.id);
+    expect(retry.body).toMatchObject({ run_id: first.id, attempt: 2 });
+    await h.redeliver(retry);
     expect(await mustStoredRun(first.id)).toMatchObject({ status: "succeeded", attempt: 2 });
     expect((await jobStub(job.id).inspect()).leases).toEqual([]);
   });

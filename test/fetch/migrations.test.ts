@@ -4,7 +4,7 @@ import { database } from "../../src/db/client";
 import { fireRunId } from "../../src/ids";
 import { deadlinesPassed, getJob, overdueJobs } from "../../src/jobs/store";
 import { foldClosedHours, liveJobCounters } from "../../src/observe/job-totals";
-import { listRuns } from "../../src/runs/queries";
+import { listLegacyRuns } from "../../src/runs/queries";
 import { overdueRuns } from "../../src/runs/store";
 import { faultyD1 } from "../helpers/faults";
 
@@ -42,8 +42,8 @@ describe("D1 migrations", () => {
     const d1 = faultyD1();
     const db = database(d1.db);
     await overdueRuns(db, Date.now(), Date.now(), 10);
-    await listRuns(db, { status: "queued", limit: 10 });
-    await listRuns(db, { status: "failed", limit: 10 });
+    await listLegacyRuns(db, { status: "queued", limit: 10 });
+    await listLegacyRuns(db, { status: "failed", limit: 10 });
     await getJob(db, "a-job");
     await deadlinesPassed(db, Date.now(), 10);
     await overdueJobs(db, Date.now(), 10);

@@ -1,11 +1,11 @@
 import { env } from "cloudflare:workers";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { describe, expect, it } from "vitest";
-import { database } from "../../src/db/client";
 import { escapeLabel, MetricsWriter } from "../../src/observe/prometheus";
-import { finishAttempt, getRun } from "../../src/runs/store";
+import type { RunRow } from "../../src/runs/store";
 import { api, call } from "../helpers/http";
 import { createJob, deleteJob, jobStub } from "../helpers/jobs";
+import { changeOwnedRun, flushStats } from "../helpers/owners";
 
 interface Family {
   name: string;
@@ -13,20 +13,19 @@ interface Family {
   metrics: { value?: string; labels?: Record<string, string>; buckets?: Record<string, string>; count?: string; sum?: string }[];
 }
 
-/** Creates a job run through the API (due in an hour so nothing delivers it) and finishes it after `durationMs`, through the store the executor uses. */
+/** Creates a job run through the API (due in an hour so nothing delivers it) and finishes it after `durationMs`, through its owner, as the executor does. */
 async function finishedRun(jobId: string, durationMs: number, status: "succeeded" | "failed" | "dead") {
   const res = await api(`/v1/jobs/${jobId}/run`, { method: "POST" });
   const { id } = await res.json<{ id: string }>();
   const now = Date.now();
-  await env.DB.prepare("UPDATE runs SET status = 'running', attempt = 1, started_at = ? WHERE id = ?")
-    .bind(now - durationMs, id)
-    .run();
-  const db = database(env.DB);
-  const run = await getRun(db, id);
-  if (!run) throw new Error("run vanished");
+  const stub = jobStub(jobId);
+  // Test setup: the run was due `durationMs` ago, when its attempt started.
+  await changeOwnedRun(id, { availableAt: now - durationMs });
+  const [claimed] = (await stub.claimRuns(jobId, [{ id, attempt: 1, now: now - durationMs }])) as unknown as (RunRow | null)[];
+  if (!claimed) throw new Error("the run could not be claimed");
   const outcome = status === "succeeded" ? { status, result: null } : { status, error: { message: "x" } };
-  expect(await finishAttempt(db, run, outcome, now)).toBeDefined();
-  await jobStub(jobId).releaseLease(id); // as the executor does when a run ends
+  const [finished] = (await stub.finishRuns(jobId, [{ id, attempt: 1, outcome, now }])) as unknown as (RunRow | null)[];
+  expect(finished).toBeTruthy();
 }
 
 async function jobWithRuns(id: string, durations: number[], failures = 0) {
@@ -101,6 +100,8 @@ describe("GET /metrics", () => {
   it("parses as Prometheus text and matches the runs that were created", async () => {
     const id = `metrics-${Date.now()}`;
     await jobWithRuns(id, [20, 200, 2000], 1);
+    // Owners add their ended runs to the statistics in batches; this scrape reads them now.
+    await flushStats([id]);
     try {
       const res = await api("/metrics");
       expect(res.status).toBe(200);
@@ -139,6 +140,7 @@ describe("GET /metrics", () => {
   it("names a job's label job_id: no series carries the label `job`, which Prometheus reserves for the scrape target", async () => {
     const id = `metrics-label-${Date.now()}`;
     await jobWithRuns(id, [20], 1);
+    await flushStats([id]);
     try {
       const families = parsePrometheusTextFormat(await (await api("/metrics")).text()) as Family[];
       const labelNames = new Set(families.flatMap((f) => f.metrics.flatMap((m) => Object.keys(m.labels ?? {}))));

@@ -13,6 +13,7 @@ import type { Env } from "../../src/env";
 import worker from "../../src/index";
 import type { JobObject } from "../../src/scheduling/job-object";
 import { createJob, deleteJob, type JobBody, jobRuns, jobStub } from "./jobs";
+import { flushStats } from "./owners";
 import { type Harness, harness, type RunMessage, recordRetryDelays, runReaches, withRetryDelays } from "./runs";
 
 /** The error D1 reports for a dropped connection: transient, worth retrying. */
@@ -227,6 +228,7 @@ export async function recordedHeartbeat(): Promise<number | null> {
 export async function jobStats(
   jobId: string,
 ): Promise<{ succeeded: number; failed: number; dead: number; missed: number; skipped: number }> {
+  await flushStats([jobId]);
   const row = await env.DB.prepare(
     `SELECT coalesce(sum(succeeded), 0) AS succeeded, coalesce(sum(failed), 0) AS failed, coalesce(sum(dead), 0) AS dead,
             coalesce(sum(missed), 0) AS missed, coalesce(sum(skipped), 0) AS skipped

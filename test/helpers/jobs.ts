@@ -1,5 +1,6 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import type { RunRow } from "../../src/runs/store";
 import type { JobObject } from "../../src/scheduling/job-object";
 import { api } from "./http";
 
@@ -50,10 +51,10 @@ export async function holdLeases(id: string, count: number): Promise<void> {
   });
 }
 
-/** Run rows of a job, oldest fire first. */
+/** A job's runs (its JobObject keeps them), oldest fire first. */
 export async function jobRuns(jobId: string): Promise<{ id: string; status: string; fire_slot: number | null; scheduled_for: number }[]> {
-  const { results } = await env.DB.prepare("SELECT id, status, fire_slot, scheduled_for FROM runs WHERE job_id = ? ORDER BY scheduled_for")
-    .bind(jobId)
-    .all<{ id: string; status: string; fire_slot: number | null; scheduled_for: number }>();
-  return results;
+  const runs = (await jobStub(jobId).listRuns(jobId, { limit: 10_000 })) as unknown as RunRow[];
+  return runs
+    .map((r) => ({ id: r.id, status: r.status, fire_slot: r.fireSlot, scheduled_for: r.scheduledFor }))
+    .sort((a, b) => a.scheduled_for - b.scheduled_for || (a.id < b.id ? -1 : 1));
 }

@@ -9,7 +9,9 @@ import {
 import { env } from "cloudflare:workers";
 import type { Env } from "../../src/env";
 import worker from "../../src/index";
+import type { RunRow } from "../../src/runs/store";
 import { BASE, TOKEN } from "./http";
+import { changeOwnedRun, flushStats, isOwned, ownedRun } from "./owners";
 import { eventually } from "./receiver";
 
 export const TASK_QUEUE = "taskflare-tasks";
@@ -65,9 +67,14 @@ export interface StoredRun {
   retry_of: string | null;
   result: unknown;
   error: unknown;
-  /** Bytes of the stored result and error columns, as D1 holds them. */
+  /** Bytes of the stored result and error, as JSON. */
   result_bytes: number;
   error_bytes: number;
+  timeout?: number;
+  job_version?: number | null;
+  scheduled_for?: number;
+  fire_slot?: number | null;
+  deferred_reason?: string | null;
 }
 
 /** Outcome counters of the tasks' (job_id '') stats rollups, summed over all hours. */
@@ -239,8 +246,12 @@ interface RawRun extends Omit<StoredRun, "result" | "error"> {
   error: string | null;
 }
 
-/** The run's row in D1, or undefined. */
+/** A run where it is kept (its owner, or D1 for runs from before), in the shape of its D1 row, or undefined. */
 export async function storedRun(id: string): Promise<StoredRun | undefined> {
+  if (isOwned(id)) {
+    const run = await ownedRun(id);
+    return run && asStored(run);
+  }
   const raw = await env.DB.prepare(
     `SELECT *, coalesce(length(CAST(result AS BLOB)), 0) AS result_bytes, coalesce(length(CAST(error AS BLOB)), 0) AS error_bytes
      FROM runs WHERE id = ?`,
@@ -250,6 +261,34 @@ export async function storedRun(id: string): Promise<StoredRun | undefined> {
   if (!raw) return undefined;
   const parse = (text: string | null): unknown => (text === null ? null : JSON.parse(text));
   return { ...raw, result: parse(raw.result), error: parse(raw.error) };
+}
+
+/** An owner's run in the shape of a D1 row (the fields these tests read). */
+function asStored(run: RunRow): StoredRun {
+  const bytes = (value: unknown) => (value === null || value === undefined ? 0 : new TextEncoder().encode(JSON.stringify(value)).length);
+  return {
+    id: run.id,
+    status: run.status,
+    attempt: run.attempt,
+    max_attempts: run.maxAttempts,
+    priority: run.priority,
+    available_at: run.availableAt,
+    started_at: run.startedAt,
+    finished_at: run.finishedAt,
+    lease_expires_at: run.leaseExpiresAt,
+    request_id: run.requestId,
+    idempotency_key: run.idempotencyKey,
+    retry_of: run.retryOf,
+    result: run.result ?? null,
+    error: run.error ?? null,
+    result_bytes: bytes(run.result),
+    error_bytes: bytes(run.error),
+    timeout: run.timeout,
+    job_version: run.jobVersion,
+    scheduled_for: run.scheduledFor,
+    fire_slot: run.fireSlot,
+    deferred_reason: run.deferredReason,
+  };
 }
 
 /** The run's row in D1; fails when it does not exist. */
@@ -273,6 +312,7 @@ export function runReaches(id: string, statuses: string[], timeoutMs = 10_000): 
 
 /** Setup only: the time a waiting run was waiting for has passed (`agoMs` ago). */
 export async function makeDue(id: string, agoMs = 1): Promise<void> {
+  if (isOwned(id)) return changeOwnedRun(id, { availableAt: Date.now() - agoMs });
   await env.DB.prepare("UPDATE runs SET available_at = ? WHERE id = ?")
     .bind(Date.now() - agoMs, id)
     .run();
@@ -281,11 +321,14 @@ export async function makeDue(id: string, agoMs = 1): Promise<void> {
 /** Setup only: the lease of a running run ran out (its consumer is gone). */
 export async function expireLease(id: string): Promise<void> {
   const past = Date.now() - 1;
+  const owned = isOwned(id) ? await ownedRun(id) : undefined;
+  if (owned) return owned.status === "running" ? changeOwnedRun(id, { leaseExpiresAt: past }) : undefined;
   await env.DB.prepare("UPDATE runs SET lease_expires_at = ? WHERE id = ? AND status = 'running'").bind(past, id).run();
 }
 
 /** The tasks' stats rollup totals (job_id ''). */
 export async function taskStats(): Promise<TaskStats> {
+  await flushStats();
   const row = await env.DB.prepare(
     `SELECT coalesce(sum(succeeded), 0) AS succeeded, coalesce(sum(failed), 0) AS failed,
             coalesce(sum(dead), 0) AS dead, coalesce(sum(cancelled), 0) AS cancelled
