@@ -90,3 +90,17 @@ export function shardOfKey(key: string, shards: number): number {
   }
   return hash % shards;
 }
+
+/** The fire slot a job's fire run id names (undefined for its other runs: run-now, retries). */
+export function fireSlotOf(runId: string): number | undefined {
+  const colon = runId.indexOf(":");
+  if (colon < 0 || !runId.endsWith("0000000000000000")) return undefined;
+  const time = runId.slice(colon + 1, colon + 11);
+  let ms = 0;
+  for (const ch of time) {
+    const digit = CROCKFORD.indexOf(ch);
+    if (digit < 0) return undefined;
+    ms = ms * 32 + digit;
+  }
+  return ms;
+}

@@ -1,7 +1,5 @@
 import type { Env } from "../env";
 import { isTransientStorageError } from "../errors";
-import { findHandler } from "../handlers";
-import { type HandlerContext, PermanentError, RetryableError } from "../handlers/registry";
 import { hostOf } from "../hosts/guard-client";
 import type { GuardAnswer } from "../hosts/host-guard";
 import type { CallOutcome } from "../hosts/policy";
@@ -22,7 +20,8 @@ import {
 } from "./dispatch";
 import { FIRST_REDELIVERY_SECONDS, redeliveryDelaySeconds, secondsUntilLeaseExpires } from "./redelivery";
 import { batchedRunIo, type RunIo } from "./run-io";
-import { type HttpTarget, RetryPolicy, Target } from "./target-schema";
+import { runTarget } from "./run-target";
+import { RetryPolicy, type Target } from "./target-schema";
 
 /**
  * The longest a consumer holds a message that arrived before its run is due:
@@ -33,35 +32,6 @@ const MAX_HOLD_MS = 2_000;
 
 /** What the consumer should do with the message: acknowledge it, or have the queue bring it back in so many seconds. */
 export type Disposition = "ack" | { retryInSeconds: number };
-
-function httpArgs({ type: _type, ...args }: HttpTarget): Omit<HttpTarget, "type"> {
-  return args;
-}
-
-async function runTarget(env: Env, run: RunRow): Promise<unknown> {
-  const target = Target.parse(run.target);
-  const handler = findHandler(target.type === "http" ? "http" : target.name);
-  if (!handler) throw new PermanentError(`unknown handler ${target.type === "handler" ? target.name : "http"}`);
-  const args = target.type === "http" ? httpArgs(target) : (target.args ?? {});
-  const parsed = handler.args.safeParse(args);
-  if (!parsed.success) throw new PermanentError(`invalid arguments for handler ${handler.name}`);
-  const timeoutMs = run.timeout * 1000;
-  const controller = new AbortController();
-  const ctx: HandlerContext = { env, runId: run.id, attempt: run.attempt, requestId: run.requestId, signal: controller.signal };
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  // The race guarantees the timeout even for a handler that ignores its signal.
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      controller.abort();
-      reject(new RetryableError(`timed out after ${run.timeout} s`));
-    }, timeoutMs);
-  });
-  try {
-    return await Promise.race([handler.run(parsed.data, ctx), timeout]);
-  } finally {
-    if (timer !== undefined) clearTimeout(timer);
-  }
-}
 
 /**
  * Runs the attempt a message names, if it is still due, or records the

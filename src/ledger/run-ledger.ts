@@ -147,6 +147,12 @@ export class RunLedger {
     return doomed.length;
   }
 
+  /** The newest run id that matches a LIKE pattern (a job's latest fire: ids ending in its fire suffix). */
+  newestIdLike(pattern: string): string | undefined {
+    const [row] = this.sql.exec<{ id: string }>("SELECT id FROM runs WHERE id LIKE ? ORDER BY id DESC LIMIT 1", pattern).toArray();
+    return row?.id;
+  }
+
   /** How many runs this owner holds (for diagnostics). */
   count(): number {
     return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM runs").one().n;

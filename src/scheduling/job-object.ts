@@ -1,14 +1,16 @@
 import { DurableObject } from "cloudflare:workers";
 import { database } from "../db/client";
 import type { Env } from "../env";
+import { attemptInPlace } from "../execution/attempt-in-place";
 import type { Priority, RetryPolicy, Target } from "../execution/target-schema";
 import { hostGuard, hostOf } from "../hosts/guard-client";
-import { jobFireRunId, jobRunPrefix, newJobRunId } from "../ids";
+import { fireSlotOf, jobFireRunId, jobRunPrefix, newJobRunId } from "../ids";
 import type { JobAlerts } from "../jobs/schema";
 import { type JobRow, recordSchedule, recordSuccessDeadline, type ScheduleChange } from "../jobs/store";
 import type { LedgerFilter } from "../ledger/run-ledger";
 import { type ClaimItem, type FinishItem, RunOwner } from "../ledger/run-owner";
 import { log, useLogLevel } from "../log";
+import { claim, finish, unclaim } from "../runs/changes";
 import { followUpEndedRuns } from "../runs/ended";
 import { newRunRow, type RunSpec } from "../runs/new-run";
 import { retentionDays } from "../runs/retention";
@@ -17,7 +19,7 @@ import type { RunRow } from "../runs/store";
 import { getRuns } from "../runs/store-batch";
 import { sendJobAlerts } from "./alert-runs";
 import { type AlertState, applyJobEvent, type JobEvent, NO_INCIDENTS } from "./alerts";
-import { alarmRetryDelayMs, type PlannedFire, planFires } from "./decide";
+import { alarmRetryDelayMs, executionPath, type PlannedFire, planFires } from "./decide";
 import { dueFires, latestDueFire } from "./due-fires";
 import { firstFireOfVersion, nextFireAfter, resolvedTriggerOf, scheduleKey } from "./job-schedule";
 import { checkLease, expiredLeases } from "./leases";
@@ -30,6 +32,8 @@ const MAX_FIRES_PER_ALARM = 100;
 const MAX_RUNS_PER_ALARM = 10;
 /** How many finished runs a JobObject remembers, to ignore a repeated notice of one. */
 const NOTED_RUNS = 100;
+/** How many recent attempts decide where the next one is made. */
+const RECENT_DURATIONS = 20;
 
 interface Stored {
   job?: JobRow;
@@ -80,6 +84,12 @@ export class JobObject extends DurableObject<Env> {
   private firing: Promise<boolean> | undefined;
   /** Inside the alarm handler: an alarm that sets no new alarm leaves none, so it deletes nothing. */
   private inAlarm = false;
+  /** Runs whose attempt this object is making right now (a fast target, from its alarm). */
+  private readonly executing = new Map<string, RunRow>();
+  /** Runs this instance sent to the queue: the consumer makes their attempts. */
+  private readonly sentToQueue = new Set<string>();
+  /** The durations of the job's last attempts (ms), newest last. */
+  private recentDurations: number[] = [];
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -96,7 +106,29 @@ export class JobObject extends DurableObject<Env> {
       this.leases = new Map(Object.entries(value("leases") ?? {}));
       this.removed = value("removed");
       this.alarmFailures = value("alarmFailures") ?? 0;
+      this.restoreClock();
     });
+  }
+
+  /**
+   * A round of fires stores no clock (that would be a row written per fire): the clock is where
+   * the stored one says, or after the latest fire the ledger holds, whichever is later. The last
+   * attempts' durations come from the ledger too.
+   */
+  private restoreClock(): void {
+    const job = this.job;
+    if (!job) return;
+    const runs = this.runs(job.id);
+    const latestId = runs.ledger.newestIdLike(`${jobRunPrefix(job.id)}%0000000000000000`);
+    const latest = latestId === undefined ? undefined : fireSlotOf(latestId);
+    if (latest !== undefined && (this.lastFire === undefined || latest > this.lastFire)) this.lastFire = latest;
+    if (this.nextFire !== undefined && this.lastFire !== undefined && this.lastFire >= this.nextFire) {
+      this.nextFire = nextFireAfter(resolvedTriggerOf(job), this.lastFire);
+    }
+    this.recentDurations = runs.ledger
+      .list({ limit: RECENT_DURATIONS })
+      .flatMap((run) => (run.durationMs === null ? [] : [run.durationMs]))
+      .reverse();
   }
 
   /** The job's runs (created with the job's id, which every run id starts with). */
@@ -212,11 +244,21 @@ export class JobObject extends DurableObject<Env> {
   }
 
   async getRuns(jobId: string, ids: string[]): Promise<(RunRow | null)[]> {
-    return this.runs(jobId).getMany(ids);
+    const stored = this.runs(jobId).getMany(ids);
+    return ids.map((id, i) => this.executing.get(id) ?? stored[i] ?? null);
   }
 
   async listRuns(jobId: string, filter: LedgerFilter): Promise<RunRow[]> {
-    return this.runs(jobId).list(filter);
+    const stored = this.runs(jobId).list(filter);
+    // A fast target's run is stored when its attempt ends; until then it is listed from memory.
+    const live = [...this.executing.values()].filter(
+      (run) =>
+        !stored.some((s) => s.id === run.id) &&
+        (filter.status === undefined || run.status === filter.status) &&
+        (filter.fromId === undefined || run.id >= filter.fromId) &&
+        (filter.beforeId === undefined || run.id < filter.beforeId),
+    );
+    return [...live, ...stored].sort((a, b) => (a.id < b.id ? 1 : -1)).slice(0, filter.limit);
   }
 
   async claimRuns(jobId: string, items: ClaimItem[]): Promise<(RunRow | null)[]> {
@@ -291,6 +333,7 @@ export class JobObject extends DurableObject<Env> {
     this.inAlarm = true;
     try {
       await this.fireDue(now);
+      await this.attemptDueRuns(now);
       await this.runs(job.id).upkeep(now, (ended) => lastRunStatement(job.id, ended));
       this.runs(job.id).retain(retentionDays(this.env.RUN_RETENTION_DAYS), now);
     } catch (error) {
@@ -344,7 +387,8 @@ export class JobObject extends DurableObject<Env> {
     const runs = this.runs(job.id);
     // A due fire's own run (written by a round that was cut short) does not count against it.
     const own = new Set(due.map((slot) => jobFireRunId(job.id, slot)));
-    const inFlight = this.leases.size + [...runs.pending.keys()].filter((id) => !own.has(id)).length;
+    const inFlight =
+      this.leases.size + [...new Set([...runs.pending.keys(), ...this.executing.keys()])].filter((id) => !own.has(id)).length;
     let plan = planFires({
       due,
       following: next,
@@ -361,21 +405,78 @@ export class JobObject extends DurableObject<Env> {
     // While the scheduler is paused nothing runs and nothing is recorded; the clock moves on.
     if (plan.fires.length > 0 && (await schedulerPausedRecently(database(this.env.DB), now))) plan = { ...plan, fires: [] };
     if (this.job !== job) return true; // removed, or a new version arrived meanwhile: its sync armed the clock
-    const written = plan.fires.map((fire) => runs.insert(this.fireRow(job, fire, now)));
     for (const fire of plan.fires) this.lastFire = Math.max(this.lastFire ?? fire.slot, fire.slot);
     this.nextFire = plan.nextFire;
-    // The runs are stored before their messages go (a crash in between re-runs this round, which
-    // finds the slots' runs and sends nothing twice); the clock is stored after, off the fire's path.
-    await runs.send(
-      written.filter((w) => w.created && w.run.status !== "missed" && w.run.status !== "skipped").map((w) => w.run),
-      now,
-    );
+    const rows = plan.fires.map((fire) => this.fireRow(job, fire, now));
+    const viaAlarm = executionPath(job.maxInstances, this.recentDurations) === "alarm";
+    // Missed and skipped fires, and fires sent to the queue, are stored before anything goes out (a crash in
+    // between re-runs this round, which finds the slots' runs and sends nothing twice).
+    const stored = rows.filter((row) => !viaAlarm || row.status !== "queued").map((row) => runs.insert(row));
+    const toQueue = stored.filter((w) => w.created && w.run.status === "queued").map((w) => w.run);
+    for (const run of toQueue) this.sentToQueue.add(run.id);
+    await runs.send(toQueue, now);
+    if (plan.fires.length === 0) await this.storeClock();
     await this.persistAndArm(now);
     for (const fire of plan.fires.filter((f) => f.outcome !== "run")) {
       log("info", "fire_not_run", { job_id: job.id, slot: new Date(fire.slot).toISOString(), outcome: fire.outcome });
       if (fire.outcome === "missed") await this.noteEvent({ kind: "outcome", status: "missed", at: now }, null);
     }
+    // A fast target is called right here; its run is stored once, when the attempt has ended.
+    if (viaAlarm) for (const row of rows.filter((r) => r.status === "queued")) await this.attemptHere(row, now, { stored: false });
     return true;
+  }
+
+  /**
+   * Makes a run's next attempt from this alarm (a fast target): claims it, asks its host's guard,
+   * calls it and records how it ended (retrying runs wait here for their next attempt). A fire's
+   * new run (`stored: false`) is written once, when its attempt has ended; while it runs it is
+   * visible from memory, and a crash of this object makes its alarm run the fire again.
+   */
+  private async attemptHere(run: RunRow, now: number, { stored }: { stored: boolean }): Promise<void> {
+    const job = this.job;
+    if (!job) return;
+    const runs = this.runs(job.id);
+    const attempt = run.attempt + 1;
+    const claimed = stored ? (runs.claimMany([{ id: run.id, attempt, now }])[0] ?? undefined) : claim(run, attempt, now);
+    if (!claimed) return;
+    this.executing.set(claimed.id, claimed);
+    try {
+      const result = await attemptInPlace(this.env, claimed, now);
+      if (this.job?.id !== job.id) return; // removed meanwhile: nothing of it is kept
+      if (result.kind === "deferred") {
+        const waiting = unclaim(claimed, attempt, result.until, result.reason, Date.now());
+        if (waiting && stored) runs.unclaim(run.id, attempt, result.until, result.reason, Date.now());
+        else if (waiting) runs.insert(waiting);
+        return;
+      }
+      if (claimed.durationMs === null) this.noteDuration(result.finishedAt - (claimed.startedAt ?? now));
+      if (stored) {
+        await runs.finishMany([{ id: run.id, attempt, outcome: result.outcome, now: result.finishedAt }]);
+        return;
+      }
+      const ended = finish(claimed, attempt, result.outcome, result.finishedAt);
+      if (!ended) return;
+      runs.insert(ended);
+      await runs.followUp([ended]);
+    } finally {
+      this.executing.delete(claimed.id);
+    }
+  }
+
+  /** Attempts of this job's waiting runs that are due and not in the queue's hands (retries and deferrals of fast targets). */
+  private async attemptDueRuns(now: number): Promise<void> {
+    const job = this.job;
+    if (!job || executionPath(job.maxInstances, this.recentDurations) !== "alarm") return;
+    const runs = this.runs(job.id);
+    const due = [...runs.pending.values()].filter(
+      (run) => run.status !== "running" && run.availableAt <= now && !this.sentToQueue.has(run.id),
+    );
+    for (const run of due) await this.attemptHere(run, now, { stored: true });
+  }
+
+  /** Keeps the last few attempts' durations: they decide where the next attempt is made. */
+  private noteDuration(ms: number): void {
+    this.recentDurations = [...this.recentDurations, ms].slice(-RECENT_DURATIONS);
   }
 
   /** A fire's run: waiting to be sent, or already final when the fire was missed or skipped. */
@@ -412,7 +513,8 @@ export class JobObject extends DurableObject<Env> {
 
   /** What this job has in flight: its unfinished runs, and runs kept in D1 that still hold a slot. */
   private inFlight(): number {
-    return this.leases.size + (this.job ? this.runs(this.job.id).pending.size : 0);
+    const pending = this.job ? this.runs(this.job.id).pending : new Map<string, RunRow>();
+    return this.leases.size + pending.size + [...this.executing.keys()].filter((id) => !pending.has(id)).length;
   }
 
   /** Looks at the D1 runs whose lease expiry has come: a run that lives on keeps its slot, a final (or missing) one frees it. */
@@ -524,9 +626,13 @@ export class JobObject extends DurableObject<Env> {
     const job = this.job;
     if (!job) return;
     await this.arm(now);
-    const changed = { nextFire: this.nextFire, lastFire: this.lastFire } satisfies Stored;
-    await this.ctx.storage.put(jobChanged ? ({ ...changed, job, recorded: null } satisfies Stored) : changed);
+    if (jobChanged) await this.ctx.storage.put({ nextFire: this.nextFire, lastFire: this.lastFire, job, recorded: null } satisfies Stored);
     await this.recordSchedule(now);
+  }
+
+  /** Stores the clock when a round of fires left no run to restore it from (the scheduler was paused). */
+  private async storeClock(): Promise<void> {
+    await this.ctx.storage.put({ nextFire: this.nextFire, lastFire: this.lastFire } satisfies Stored);
   }
 
   /**

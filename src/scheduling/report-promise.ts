@@ -2,13 +2,13 @@
  * D1's jobs.next_run_at is a promise: the time by which the job's JobObject
  * will have run its alarm again; the heartbeat re-arms jobs more than a minute
  * past it. Renewing it only once the next fire passes it, and then a horizon
- * ahead, makes a job firing every second write its row once per five minutes
+ * ahead, makes a job firing every second, or every minute, write its row once per half hour
  * while a daily job writes once per fire. The price: a frequent job's lost
  * alarm is noticed up to the horizon later.
  */
 
 /** How far ahead of now a frequent job promises to report in. */
-export const PROMISE_HORIZON_MS = 5 * 60_000;
+export const PROMISE_HORIZON_MS = 30 * 60_000;
 
 /** What D1's jobs row holds of a job's schedule, as its JobObject last wrote it. */
 export interface RecordedSchedule {

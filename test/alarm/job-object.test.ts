@@ -194,10 +194,10 @@ describe("pause and resume", () => {
 });
 
 describe("the schedule the JobObject keeps in D1 (jobs.next_run_at: when it promises to report in)", () => {
-  it("a job firing every second does not write its jobs row on each fire: it promises five minutes ahead", async () => {
+  it("a job firing every second does not write its jobs row on each fire: it promises half an hour ahead", async () => {
     const job = await quietJob({ trigger: { type: "interval", seconds: 1 }, misfire_grace_time: 60 });
     const promised = (await storedJob(job.id))?.next_run_at ?? 0;
-    expect(promised).toBeGreaterThan(Date.now() + 4 * 60_000);
+    expect(promised).toBeGreaterThan(Date.now() + 29 * 60_000);
     const d1 = faultyD1();
     await useBindingsInJobObject(job.id, { DB: d1.db });
     const fired = (await jobRuns(job.id)).length;

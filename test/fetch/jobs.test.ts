@@ -128,7 +128,7 @@ describe("jobs API", () => {
     });
     const nextMinute = new Date(Math.floor(Date.now() / 60_000) * 60_000 + 60_000).toISOString();
     const promised = await env.DB.prepare("SELECT next_run_at FROM jobs WHERE id = ?").bind(id).first<number>("next_run_at");
-    expect(promised).toBeGreaterThan(Date.now() + 4 * 60_000);
+    expect(promised).toBeGreaterThan(Date.now() + 29 * 60_000);
     const slot = Math.floor(Date.now() / 60_000) * 60_000;
     await backdateNextFire(id, slot);
     await runDurableObjectAlarm(jobStub(id));

@@ -1,0 +1,77 @@
+/**
+ * One attempt of a claimed run, made where its owner lives (a JobObject's
+ * alarm, for a job whose target answers fast): the host's guard is asked,
+ * the target called, and how it ended classified, as the queue consumer does,
+ * without a queue message or a round trip to an owner.
+ */
+import type { Env } from "../env";
+import { hasFreePass, hostGuard, hostOf, noteFreePass } from "../hosts/guard-client";
+import type { CallOutcome } from "../hosts/policy";
+import { log } from "../log";
+import { LEASE_GRACE_MS } from "../runs/run-timeout";
+import type { AttemptOutcome, RunRow } from "../runs/store";
+import { classifyAttempt } from "./attempt-outcome";
+import { runTarget } from "./run-target";
+import { RetryPolicy, type Target } from "./target-schema";
+
+export type AttemptResult =
+  | { kind: "ran"; outcome: AttemptOutcome; finishedAt: number }
+  /** The host's guard said wait (or did not answer): the attempt was not made and is not spent. */
+  | { kind: "deferred"; until: number; reason: string };
+
+/** How long an attempt waits when the host's guard does not answer. */
+const GUARD_UNAVAILABLE_WAIT_MS = 2_000;
+
+/**
+ * Hosts whose last outcome this isolate reported was not healthy: their guard needs to hear
+ * the next healthy call, to reset its count. Healthy calls under a free pass are otherwise
+ * not reported (a closed circuit with no cap learns nothing from them).
+ */
+const reportedTrouble = new Set<string>();
+
+/** Makes the attempt of `run` (already claimed: status running) and says how it ended. */
+export async function attemptInPlace(env: Env, run: RunRow, now: number): Promise<AttemptResult> {
+  const host = hostOf(run.target as Target);
+  const free = host !== undefined && hasFreePass(host, now);
+  if (host !== undefined && !free) {
+    try {
+      const [answer] = await hostGuard(env, host).acquireMany(host, [{ runId: run.id, holdMs: run.timeout * 1000 + LEASE_GRACE_MS }]);
+      if (!answer) throw new Error("the host guard gave no answer");
+      noteFreePass(host, answer.freeUntil);
+      if (!answer.allowed)
+        return { kind: "deferred", until: answer.until ?? now + 1000, reason: answer.message ?? "deferred by the host guard" };
+    } catch (error) {
+      log("warn", "host_guard_unavailable", { run_id: run.id, host, error: error instanceof Error ? error.message : String(error) });
+      return { kind: "deferred", until: now + GUARD_UNAVAILABLE_WAIT_MS, reason: "host guard unavailable" };
+    }
+  }
+  let end: { ok: true; result: unknown } | { ok: false; error: unknown };
+  try {
+    end = { ok: true, result: await runTarget(env, run) };
+  } catch (error) {
+    end = { ok: false, error };
+  }
+  const finishedAt = Date.now();
+  const { outcome, call } = classifyAttempt(end, {
+    attempt: run.attempt,
+    maxAttempts: run.maxAttempts,
+    retry: RetryPolicy.parse(run.retry ?? {}),
+    now: finishedAt,
+    random: Math.random,
+  });
+  if (host !== undefined) await report(env, host, run.id, call, free);
+  return { kind: "ran", outcome, finishedAt };
+}
+
+/** Tells the host's guard how the call went, unless it learns nothing from it (a healthy call under a free pass). */
+async function report(env: Env, host: string, runId: string, call: CallOutcome, free: boolean): Promise<void> {
+  if (free && call === "healthy" && !reportedTrouble.has(host)) return;
+  try {
+    noteFreePass(host, await hostGuard(env, host).releaseMany([{ runId, outcome: call }]));
+    if (call === "healthy") reportedTrouble.delete(host);
+    else reportedTrouble.add(host);
+  } catch (error) {
+    // The guard's hold on this run lapses by itself; the result must still be recorded.
+    log("error", "host_guard_release_failed", { run_id: runId, error: error instanceof Error ? error.message : String(error) });
+  }
+}

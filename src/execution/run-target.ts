@@ -1,0 +1,35 @@
+import type { Env } from "../env";
+import { findHandler } from "../handlers";
+import { type HandlerContext, PermanentError, RetryableError } from "../handlers/registry";
+import type { RunRow } from "../runs/store";
+import { type HttpTarget, Target } from "./target-schema";
+
+function httpArgs({ type: _type, ...args }: HttpTarget): Omit<HttpTarget, "type"> {
+  return args;
+}
+
+/** Runs a run's target (an HTTP call, or a handler) for its current attempt, within its timeout. */
+export async function runTarget(env: Env, run: RunRow): Promise<unknown> {
+  const target = Target.parse(run.target);
+  const handler = findHandler(target.type === "http" ? "http" : target.name);
+  if (!handler) throw new PermanentError(`unknown handler ${target.type === "handler" ? target.name : "http"}`);
+  const args = target.type === "http" ? httpArgs(target) : (target.args ?? {});
+  const parsed = handler.args.safeParse(args);
+  if (!parsed.success) throw new PermanentError(`invalid arguments for handler ${handler.name}`);
+  const timeoutMs = run.timeout * 1000;
+  const controller = new AbortController();
+  const ctx: HandlerContext = { env, runId: run.id, attempt: run.attempt, requestId: run.requestId, signal: controller.signal };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  // The race guarantees the timeout even for a handler that ignores its signal.
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      reject(new RetryableError(`timed out after ${run.timeout} s`));
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([handler.run(parsed.data, ctx), timeout]);
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+  }
+}
