@@ -1,14 +1,15 @@
 import { z } from "@hono/zod-openapi";
 import { database } from "../db/client";
+import type { Env } from "../env";
 import { openApiApp } from "../http/openapi-app";
 import { listRuns } from "../runs/listing";
 import { Run, RunList, toRun } from "../runs/schema";
 import { apiRoute, documentedError, jsonResponse as json, jsonBody } from "../schemas/common";
 import { etagOf, parseIfMatch } from "./etag";
-import { toJob } from "./present";
+import { jobObject, toJob } from "./present";
 import { IfMatchHeader, Job, JobCreate, JobDefinition, JobId, JobList, JobListQuery, JobPatch } from "./schema";
 import { createJob, patchJob, putJob, removeJob, requireJob, runJobNow, setJobPaused } from "./service";
-import { listJobs } from "./store";
+import { type JobView, listJobs } from "./store";
 
 const IdParam = z.object({ id: JobId });
 const notFound = { 404: documentedError("No such job") };
@@ -121,6 +122,12 @@ const routes = {
   }),
 };
 
+/** A job with its latest run's due time as its JobObject knows it now (D1 holds it as of the last statistics flush). */
+async function withLastRun(env: Env, row: JobView): Promise<JobView> {
+  const latest = await jobObject(env, row.id).lastRunAt(row.id);
+  return latest === null || (row.lastRunAt !== null && row.lastRunAt >= latest) ? row : { ...row, lastRunAt: latest };
+}
+
 /** The jobs API: definitions in D1, clocks and locks in each job's JobObject. */
 export const jobRoutes = openApiApp()
   .openapi(routes.create, async (c) => {
@@ -139,7 +146,7 @@ export const jobRoutes = openApiApp()
     return c.json({ items: page.items.map((row) => toJob(row)), next_cursor: page.nextCursor }, 200);
   })
   .openapi(routes.get, async (c) => {
-    const row = await requireJob(c.env, c.req.valid("param").id);
+    const row = await withLastRun(c.env, await requireJob(c.env, c.req.valid("param").id));
     return c.json(toJob(row, true), 200, etag(row));
   })
   .openapi(routes.patch, async (c) => {

@@ -153,6 +153,12 @@ export class RunLedger {
     return row?.id;
   }
 
+  /** The newest run that ran (not a missed or skipped fire), by id. */
+  newestRan(): RunRow | undefined {
+    const [row] = this.sql.exec<Row>("SELECT * FROM runs WHERE status NOT IN ('missed', 'skipped') ORDER BY id DESC LIMIT 1").toArray();
+    return row && decode(row);
+  }
+
   /** How many runs this owner holds (for diagnostics). */
   count(): number {
     return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM runs").one().n;

@@ -43,6 +43,8 @@ export interface FinishItem {
 const WATERMARK_KEY = "runs:watermark";
 /** The watermark moves at most this often. */
 const WATERMARK_EVERY_MS = 10 * 60_000;
+/** KV key: how far this owner has added its ended runs to the statistics (its copy of the D1 mark). */
+const STATS_MARK_KEY = "stats:flushed_through";
 /** KV key: when retention last ran. */
 const RETENTION_KEY = "runs:retained_at";
 const DAY_MS = 86_400_000;
@@ -76,6 +78,7 @@ export class RunOwner {
       (ms) => this.idAt(ms),
       statsIds.statsId,
       statsIds.ownerId,
+      { get: () => storage.kv.get<number>(STATS_MARK_KEY), set: (ms) => storage.kv.put(STATS_MARK_KEY, ms) },
     );
     const watermark = storage.kv.get<{ id: string }>(WATERMARK_KEY)?.id ?? idPrefix;
     for (const run of this.ledger.unfinished(watermark)) this.pending.set(run.id, run);

@@ -65,11 +65,14 @@ export function countByHour(runs: RunRow[]): HourCounts[] {
   return [...hours.values()].sort((a, b) => a.hour - b.hour);
 }
 
-/** Whether an owner should flush now: an hour has closed since its mark, or a busy owner's runs have waited a while. */
-export function flushDue(markedThrough: number, waiting: number, now: number): boolean {
+/**
+ * Whether an owner should flush now: the hour in which its oldest waiting run ended has closed,
+ * or a busy owner's runs have waited a while. `waitingSince`: when the oldest waiting run ended.
+ */
+export function flushDue(waitingSince: number, waiting: number, now: number): boolean {
   if (waiting === 0) return false;
-  if (Math.floor(now / HOUR_MS) > Math.floor(markedThrough / HOUR_MS)) return true;
-  return waiting >= EARLY_FLUSH_RUNS && now - markedThrough >= EARLY_FLUSH_MS;
+  if (Math.floor(now / HOUR_MS) > Math.floor(waitingSince / HOUR_MS)) return true;
+  return waiting >= EARLY_FLUSH_RUNS && now - waitingSince >= EARLY_FLUSH_MS;
 }
 
 /** When an owner with runs waiting must flush at the latest: when the current hour closes. */
@@ -123,8 +126,10 @@ function flushStatements(
 export class StatsFlush {
   /** The mark as this object last read or wrote it; undefined until read from D1. */
   private markedThrough: number | undefined;
-  /** Runs that ended since the mark, as far as this instance saw (a restart assumes some). */
-  private waiting = 1;
+  /** Runs that ended since the mark (at least: a wake counts whether any did). */
+  private waiting: number;
+  /** When the oldest of them ended (a wake takes its copy of the mark). */
+  private waitingSince: number;
 
   constructor(
     private readonly db: () => D1Database,
@@ -132,22 +137,30 @@ export class StatsFlush {
     private readonly idAt: (ms: number) => string,
     private readonly statsId: string,
     private readonly ownerId: string,
-  ) {}
+    /** The owner's own copy of its mark (KV), so a wake knows whether runs are waiting without asking D1. */
+    private readonly localMark: { get(): number | undefined; set(ms: number): void },
+  ) {
+    const mark = localMark.get() ?? 0;
+    this.waiting = ledger.endedBetween(idAt(mark - LOOKBACK_MS), mark, Number.MAX_SAFE_INTEGER).length > 0 ? 1 : 0;
+    this.waitingSince = mark;
+  }
 
   /** Notes that runs ended (their counts wait for the next flush). */
   ended(count: number): void {
+    if (this.waiting === 0) this.waitingSince = Date.now();
     this.waiting += count;
   }
 
   /** When this owner must wake to flush, if runs are waiting: the end of the current hour. */
   deadline(now: number): number | undefined {
-    return this.waiting > 0 ? flushDeadline(now) : undefined;
+    return this.waiting > 0 ? flushDeadline(Math.min(now, this.waitingSince)) : undefined;
   }
 
-  /** Flushes if it is time (or `force`); returns whether anything was written. */
+  /** Flushes if runs are waiting and it is time (or `force`: now); returns whether it counted any. */
   async flushIfDue(now: number, extra: FlushExtra = () => [], force = false): Promise<boolean> {
+    if (this.waiting === 0) return false;
+    if (!force && !flushDue(this.waitingSince, this.waiting, now)) return false;
     const from = this.markedThrough ?? (await this.readMark());
-    if (!force && !flushDue(from, this.waiting, now)) return false;
     const through = now;
     const ended = this.ledger.endedBetween(this.idAt(from - LOOKBACK_MS), from, through);
     const statements = [...flushStatements(this.statsId, this.ownerId, from, through, countByHour(ended)), ...extra(ended)];
@@ -159,6 +172,7 @@ export class StatsFlush {
       return false;
     }
     this.markedThrough = through;
+    this.localMark.set(through);
     this.waiting = 0;
     return ended.length > 0;
   }

@@ -238,6 +238,14 @@ export class JobObject extends DurableObject<Env> {
     return result;
   }
 
+  /** When this job's latest run was due (GET /v1/jobs/:id shows it current; D1's copy comes with the statistics). */
+  async lastRunAt(jobId: string): Promise<number | null> {
+    const times = [...this.executing.values()].map((r) => r.scheduledFor);
+    const newest = this.runs(jobId).ledger.newestRan();
+    if (newest) times.push(newest.scheduledFor);
+    return times.length > 0 ? Math.max(...times) : null;
+  }
+
   /** Adds this job's ended runs to the statistics now (GET /v1/jobs/:id/stats asks first, so a job's stats are current). */
   async flushStats(jobId: string): Promise<void> {
     await this.runs(jobId).stats.flushIfDue(Date.now(), (ended) => lastRunStatement(jobId, ended), true);

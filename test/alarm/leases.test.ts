@@ -5,27 +5,28 @@ import type { JobObject } from "../../src/scheduling/job-object";
 import { jobsDeletedAfterEach, useBindingsInJobObject } from "../helpers/faults";
 import { backdateNextFire, jobRuns, jobStub } from "../helpers/jobs";
 import { changeOwnedRun } from "../helpers/owners";
-import { receiverUrl } from "../helpers/receiver";
+import { received, receiverUrl } from "../helpers/receiver";
 import { type Harness, harness, MANUAL_RETRY, makeDue, mustStoredRun } from "../helpers/runs";
 
-// max_instances holds for a run's whole life: a lease is released when its run is final,
-// and its expiry (due + timeout + 30 s) only makes the JobObject look at the run again.
+// max_instances holds for a run's whole life: a job's runs live in its JobObject, and a run
+// holds its slot until it is final, whether its attempts are made from the JobObject's alarm
+// (a fast target) or by the queue consumer (a slow one), however long it waits or retries.
 
 const jobs = jobsDeletedAfterEach("lease");
 
-/** Test setup only: the lease's first term has run out (as if due + timeout + 30 s had passed). */
-async function expireJobLeases(jobId: string): Promise<void> {
+/** Test setup only: the job's recent attempts took 5 s, so its attempts go through the queue. */
+async function slowTarget(jobId: string): Promise<void> {
   await runInDurableObject(jobStub(jobId), async (instance: JobObject) => {
-    const leases = (instance as unknown as { leases: Map<string, number> }).leases;
-    for (const runId of leases.keys()) leases.set(runId, Date.now() - 1);
+    (instance as unknown as { recentDurations: number[] }).recentDurations = [5_000];
   });
 }
 
-/** A max_instances 1 job whose runs go to the harness's queues (the test delivers them), with its first fire run. */
-async function jobWithFirstRun(h: Harness, query: string, overrides: Record<string, unknown> = {}) {
+/** A max_instances 1 job with its first fire made; `viaQueue` sends its runs to the harness's queues (the test delivers them). */
+async function jobWithFirstRun(h: Harness, query: string, { viaQueue = false, overrides = {} as Record<string, unknown> } = {}) {
   const { url, prefix } = receiverUrl(query);
   const job = await jobs.yearly(url, { max_instances: 1, timeout: 1, retry: MANUAL_RETRY, ...overrides });
   await useBindingsInJobObject(job.id, { TASK_QUEUE: h.env.TASK_QUEUE, HIGH_QUEUE: h.env.HIGH_QUEUE });
+  if (viaQueue) await slowTarget(job.id);
   await backdateNextFire(job.id, Date.now() - 200);
   await runDurableObjectAlarm(jobStub(job.id));
   const [first] = await jobRuns(job.id);
@@ -35,48 +36,47 @@ async function jobWithFirstRun(h: Harness, query: string, overrides: Record<stri
 
 /** The next fire falls due while the first run lives on; returns the statuses of the job's runs, oldest first. */
 async function nextFireWhileFirstLives(jobId: string): Promise<string[]> {
-  await expireJobLeases(jobId);
   await backdateNextFire(jobId, Date.now() - 100);
   await runDurableObjectAlarm(jobStub(jobId));
   return (await jobRuns(jobId)).map((r) => r.status);
 }
 
 describe("max_instances holds for a run's whole life", () => {
-  it("a run still retrying after its lease's first term keeps the slot: the next fire is skipped, not started beside it", async () => {
+  it("a fast target's run retrying from the JobObject's alarm keeps the slot: the next fire is skipped, not started beside it", async () => {
     const h = harness();
-    const { job, first } = await jobWithFirstRun(h, "status=503");
-    await h.redeliver(h.lastSent(first.id));
+    const { job, first, prefix } = await jobWithFirstRun(h, "status=503");
     expect(await mustStoredRun(first.id)).toMatchObject({ status: "retrying", attempt: 1 });
+    expect(await received(prefix)).toHaveLength(1);
+    expect(h.sentFor(first.id)).toEqual([]); // made from the alarm: no queue message
 
     expect(await nextFireWhileFirstLives(job.id)).toEqual(["retrying", "skipped"]);
     expect((await jobStub(job.id).inspect()).leases).toEqual([first.id]);
   });
 
-  it("a run waiting behind a queue backlog after its lease's first term keeps the slot", async () => {
+  it("a slow target's run waiting behind a queue backlog keeps the slot", async () => {
     const h = harness();
-    const { job, first } = await jobWithFirstRun(h, "");
+    const { job, first } = await jobWithFirstRun(h, "", { viaQueue: true });
     expect(await mustStoredRun(first.id)).toMatchObject({ status: "queued" });
+    expect(h.sentFor(first.id)).toHaveLength(1);
 
     expect(await nextFireWhileFirstLives(job.id)).toEqual(["queued", "skipped"]);
   });
 
   it("the slot is released when the run is final: the next fire then runs", async () => {
     const h = harness();
-    const { job, first } = await jobWithFirstRun(h, "status=503", { retry: { ...MANUAL_RETRY, max_attempts: 2 } });
-    await h.redeliver(h.lastSent(first.id));
+    const { job, first } = await jobWithFirstRun(h, "status=503", { overrides: { retry: { ...MANUAL_RETRY, max_attempts: 2 } } });
     await makeDue(first.id);
-    await h.redeliver(h.lastSent(first.id));
+    // The retry is due: the JobObject's alarm makes it (the receiver still answers 503).
+    await runDurableObjectAlarm(jobStub(job.id));
     expect(await mustStoredRun(first.id)).toMatchObject({ status: "dead", attempt: 2 });
     expect((await jobStub(job.id).inspect()).leases).toEqual([]);
 
-    await backdateNextFire(job.id, Date.now() - 100);
-    await runDurableObjectAlarm(jobStub(job.id));
-    expect((await jobRuns(job.id)).map((r) => r.status)).toEqual(["dead", "queued"]);
+    expect((await nextFireWhileFirstLives(job.id)).slice(1)).toEqual(["retrying"]);
   });
 
   it("a run whose consumer vanished keeps the slot until the JobObject takes it back; its retry runs, and the next fire is not started beside it", async () => {
     const h = harness();
-    const { job, first } = await jobWithFirstRun(h, "");
+    const { job, first } = await jobWithFirstRun(h, "", { viaQueue: true });
     // Test setup: a consumer claimed attempt 1, then vanished; its own lease ran out long enough
     // ago that no result of it can still be on its way.
     const past = Date.now() - OUTCOME_GRACE_MS - 1;
@@ -90,11 +90,9 @@ describe("max_instances holds for a run's whole life", () => {
     expect((await jobStub(job.id).inspect()).leases).toEqual([]);
   });
 
-  it("run-now also waits for a run that lives on past its lease's first term", async () => {
+  it("run-now also waits for a run that lives on", async () => {
     const h = harness();
-    const { job, first } = await jobWithFirstRun(h, "status=503");
-    await h.redeliver(h.lastSent(first.id));
-    await expireJobLeases(job.id);
+    const { job } = await jobWithFirstRun(h, "status=503");
 
     const res = await h.api(`/v1/jobs/${job.id}/run`, { method: "POST" });
     expect(res.status).toBe(409);

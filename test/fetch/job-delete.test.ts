@@ -1,21 +1,17 @@
-import { env, runDurableObjectAlarm } from "cloudflare:test";
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { database } from "../../src/db/client";
 import { getJob } from "../../src/jobs/store";
+import type { JobObject } from "../../src/scheduling/job-object";
 import { faultyHarness, jobsDeletedAfterEach, setRecordedNextRun, storedJob } from "../helpers/faults";
 import { api } from "../helpers/http";
 import { backdateNextFire, jobRuns, jobStub } from "../helpers/jobs";
-import { receiverUrl } from "../helpers/receiver";
+import { received, receiverUrl } from "../helpers/receiver";
 
 // A deleted job is gone, and stays gone: the JobObject honours the removal first (a
 // tombstone), then D1 forgets the row, and nothing that raced the deletion brings it back.
 
 const jobs = jobsDeletedAfterEach("delete");
-
-/** Deleting the job's row in D1, as a deletion the JobObject never heard of would (test setup only). */
-async function deleteRowBehindItsBack(jobId: string): Promise<void> {
-  await env.DB.prepare("DELETE FROM jobs WHERE id = ?").bind(jobId).run();
-}
 
 /** The DELETE's D1 batch (the row, its pending runs and its statistics). */
 const deleteJobRow = (s: { sql: string }) => s.sql.startsWith('delete from "jobs"');
@@ -38,20 +34,19 @@ describe("DELETE /v1/jobs/:id", () => {
     expect((await h.api(`/v1/jobs/${job.id}`)).status).toBe(404);
   });
 
-  it("the heartbeat finishes a deletion whose D1 step failed, cancelling the job's pending runs", async () => {
+  it("the heartbeat finishes a deletion whose D1 step failed; the job's runs went with its JobObject", async () => {
     const { d1, h } = faultyHarness();
     const { url } = receiverUrl();
     const job = await jobs.yearly(url);
     const run = await (await h.api(`/v1/jobs/${job.id}/run`, { method: "POST" })).json<{ id: string }>();
     d1.failNext({ match: deleteJobRow });
     expect((await h.api(`/v1/jobs/${job.id}`, { method: "DELETE" })).status).toBeGreaterThanOrEqual(500);
+    expect((await h.api(`/v1/runs/${run.id}`)).status).toBe(404);
 
     await setRecordedNextRun(job.id, Date.now() - 5 * 60_000);
     await h.tick();
 
     expect(await storedJob(job.id)).toBeNull();
-    const { status } = await (await h.api(`/v1/runs/${run.id}`)).json<{ status: string }>();
-    expect(status).toBe("cancelled");
   });
 
   it("a change that raced the deletion cannot bring the job's clock back", async () => {
@@ -80,28 +75,18 @@ describe("DELETE /v1/jobs/:id", () => {
   });
 });
 
-describe("a job deleted while its JobObject was busy", () => {
-  it("an alarm of a job whose row is gone records nothing and forgets the job", async () => {
-    const { url } = receiverUrl();
+describe("a deleted job's JobObject", () => {
+  it("records nothing for a fire that was due, and starts nothing on run-now", async () => {
+    const { url, prefix } = receiverUrl();
     const job = await jobs.yearly(url);
-    await deleteRowBehindItsBack(job.id);
     await backdateNextFire(job.id, Date.now() - 100);
+    expect((await api(`/v1/jobs/${job.id}`, { method: "DELETE" })).status).toBe(204);
 
-    await runDurableObjectAlarm(jobStub(job.id));
+    await runInDurableObject(jobStub(job.id), (instance: JobObject) => instance.alarm());
+    expect(await jobStub(job.id).runNow(null)).toMatchObject({ run: null, reason: "not_found" });
 
     expect(await jobRuns(job.id)).toEqual([]);
-    expect(await jobStub(job.id).inspect()).toMatchObject({ jobId: null, alarm: null });
-  });
-
-  it("run-now of a job whose row is gone starts nothing", async () => {
-    const { url } = receiverUrl();
-    const job = await jobs.yearly(url);
-    await deleteRowBehindItsBack(job.id);
-
-    const result = await jobStub(job.id).runNow(null);
-
-    expect(result).toMatchObject({ run: null, reason: "not_found" });
-    expect(await jobRuns(job.id)).toEqual([]);
+    expect(await received(prefix)).toEqual([]);
     expect(await jobStub(job.id).inspect()).toMatchObject({ jobId: null, alarm: null });
   });
 });
