@@ -228,7 +228,10 @@ export class RunOwner {
    */
   async upkeep(now: number, flushExtra?: FlushExtra): Promise<number | undefined> {
     const plan = upkeepPlan([...this.pending.values()], this.resentAt, now);
-    await this.stats.flushIfDue(now, flushExtra);
+    // D1 being down delays the statistics, nothing else: the runs wait here and are counted next time.
+    await this.stats
+      .flushIfDue(now, flushExtra)
+      .catch((error: unknown) => log("warn", "stats_flush_failed", { owner: this.idPrefix, error: error instanceof Error ? error.message : String(error) }));
     const reclaimed: RunRow[] = [];
     for (const id of plan.reclaim) {
       const run = await this.reclaim(id, now);

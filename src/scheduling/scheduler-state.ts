@@ -1,6 +1,7 @@
 import { eq } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { schedulerState } from "../db/schema";
+import { log } from "../log";
 
 const PAUSED_KEY = "paused";
 
@@ -33,13 +34,20 @@ let pauseFlag: { paused: boolean; readAt: number } | undefined;
 
 /**
  * schedulerPaused, read at most once per PAUSE_FLAG_TTL_MS per isolate: a fire checks the flag
- * without a D1 round trip on its path, so a scheduler-wide pause takes effect within two seconds.
+ * without a D1 round trip on its path, so a scheduler-wide pause takes effect within two seconds,
+ * and a D1 outage does not stop fires.
  */
 export async function schedulerPausedRecently(db: Db, now: number): Promise<boolean> {
   if (pauseFlag && now - pauseFlag.readAt < PAUSE_FLAG_TTL_MS && now >= pauseFlag.readAt) return pauseFlag.paused;
-  const paused = await schedulerPaused(db);
-  pauseFlag = { paused, readAt: now };
-  return paused;
+  try {
+    const paused = await schedulerPaused(db);
+    pauseFlag = { paused, readAt: now };
+    return paused;
+  } catch (error) {
+    // D1 is down: fires keep their schedule, with the flag as last read (not paused if never read).
+    log("warn", "scheduler_flag_unreadable", { error: error instanceof Error ? error.message : String(error) });
+    return pauseFlag?.paused ?? false;
+  }
 }
 
 /** Forgets the cached flag (after this isolate changed it). */

@@ -132,7 +132,9 @@ export class TaskShard extends DurableObject<Env> {
   async ensureArmed(key: string): Promise<void> {
     const owner = this.runs(key);
     const now = Date.now();
-    // Retention runs here too, so a shard that went quiet still forgets its old runs.
+    // Upkeep and retention run here too, so a shard whose alarm was lost, or that went quiet,
+    // still looks after its runs once a minute.
+    await owner.upkeep(now);
     owner.retain(retentionDays(this.env.RUN_RETENTION_DAYS), now);
     await this.armUpkeep(owner, now);
   }

@@ -1,5 +1,5 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { OUTCOME_GRACE_MS } from "../../src/execution/redelivery";
 import {
   cronTick,
   expectFutureAlarm,
@@ -10,6 +10,7 @@ import {
   setRecordedNextRun,
 } from "../helpers/faults";
 import { backdateNextFire, jobRuns, jobStub } from "../helpers/jobs";
+import { changeOwnedRun, tasksWithKey, useBindingsInTaskShards } from "../helpers/owners";
 import { eventually, received, receiverUrl } from "../helpers/receiver";
 import {
   expireLease,
@@ -41,15 +42,22 @@ const thisMinute = () => Math.floor(Date.now() / MINUTE) * MINUTE;
 const sentAfter = (h: Harness, runId: string, skip: number) => h.sentFor(runId).slice(skip);
 
 async function staticRuns(slot: number): Promise<{ id: string; status: string }[]> {
-  const { results } = await env.DB.prepare("SELECT id, status FROM runs WHERE job_id = ? AND fire_slot = ?")
-    .bind(`static:${STATIC_CRON}`, slot)
-    .all<{ id: string; status: string }>();
-  return results;
+  return (await tasksWithKey(`static:${STATIC_CRON}:${slot}`)).map(({ id, status }) => ({ id, status }));
 }
+
+/** A harness whose queues also record what the task shards send by themselves (their upkeep). */
+async function shardHarness(overrides: Parameters<typeof harness>[0] = {}): Promise<Harness> {
+  const h = harness(overrides);
+  await useBindingsInTaskShards({ TASK_QUEUE: h.env.TASK_QUEUE, HIGH_QUEUE: h.env.HIGH_QUEUE });
+  return h;
+}
+
+// A task's lost message and vanished consumer are its shard's to repair (its upkeep, which each
+// tick also nudges, so a shard whose own alarm was lost still repairs them).
 
 describe("faults: the Cron Trigger fires twice for one minute", () => {
   it("the same tick delivered twice re-sends a lost message once and records the heartbeat (no run executes twice unless a retry was due)", async () => {
-    const h = harness();
+    const h = await shardHarness();
     const { url, prefix } = receiverUrl();
     const run = await h.enqueue({ target: { type: "http", url }, retry: MANUAL_RETRY });
     await makeDue(run.id, 10 * MINUTE); // its message was lost ten minutes ago
@@ -66,7 +74,7 @@ describe("faults: the Cron Trigger fires twice for one minute", () => {
   });
 
   it("two concurrent invocations of the same tick may both re-send a lost message, but the run executes once and is counted once (no run executes twice unless a retry was due)", async () => {
-    const h = harness();
+    const h = await shardHarness();
     const { url, prefix } = receiverUrl();
     const run = await h.enqueue({ target: { type: "http", url }, retry: MANUAL_RETRY });
     await makeDue(run.id, 10 * MINUTE);
@@ -85,12 +93,13 @@ describe("faults: the Cron Trigger fires twice for one minute", () => {
   });
 
   it("two concurrent invocations reclaiming the same expired lease send one retry (no run executes twice unless a retry was due)", async () => {
-    const h = harness();
+    const h = await shardHarness();
     const { url, prefix } = receiverUrl("delay_ms=300");
     const run = await h.enqueue({ target: { type: "http", url }, retry: MANUAL_RETRY });
     const lost = h.redeliver(h.lastSent(run.id));
     await runReaches(run.id, ["running"]);
-    await expireLease(run.id);
+    // Long enough ago that no result of that attempt can still be on its way.
+    await expireLease(run.id, OUTCOME_GRACE_MS + 1);
 
     await Promise.all([cronTick(h.env, thisMinute()), cronTick(h.env, thisMinute())]);
 
@@ -176,7 +185,7 @@ describe("faults: the Cron Trigger does not fire for ten minutes", () => {
   });
 
   it("the next tick re-sends each run whose message was lost, once, and reclaims a run whose consumer vanished (every accepted task reaches a final state)", async () => {
-    const h = harness();
+    const h = await shardHarness();
     const lostMessage = receiverUrl();
     const lostConsumer = receiverUrl();
     const waiting = await h.enqueue({ target: { type: "http", url: lostMessage.url }, retry: MANUAL_RETRY });
@@ -184,11 +193,13 @@ describe("faults: the Cron Trigger does not fire for ten minutes", () => {
     await makeDue(waiting.id, 10 * MINUTE);
     // The consumer that claimed `running` died ten minutes ago without calling the target.
     const tenMinutesAgo = Date.now() - 10 * MINUTE;
-    await env.DB.prepare(
-      "UPDATE runs SET status = 'running', attempt = 1, started_at = ?, lease_expires_at = ?, available_at = ? WHERE id = ?",
-    )
-      .bind(tenMinutesAgo, tenMinutesAgo, tenMinutesAgo, running.id)
-      .run();
+    await changeOwnedRun(running.id, {
+      status: "running",
+      attempt: 1,
+      startedAt: tenMinutesAgo,
+      leaseExpiresAt: tenMinutesAgo,
+      availableAt: tenMinutesAgo,
+    });
     const before = await taskStats();
 
     await cronTick(h.env, thisMinute());
@@ -211,7 +222,7 @@ describe("faults: one JobObject keeps failing", () => {
     const { id } = await jobs.yearly(receiverUrl().url);
     // Its fire is overdue in D1, so every tick asks its (broken) JobObject to re-arm.
     await setRecordedNextRun(id, Date.now() - 2 * MINUTE);
-    const h = harness({ JOB_OBJECT: jobObjectsFailingFor(id) });
+    const h = await shardHarness({ JOB_OBJECT: jobObjectsFailingFor(id) });
     const { url, prefix } = receiverUrl();
     const run = await h.enqueue({ target: { type: "http", url }, retry: MANUAL_RETRY });
     await makeDue(run.id, 10 * MINUTE);

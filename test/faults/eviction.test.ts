@@ -1,11 +1,10 @@
-import { abortAllDurableObjects, evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
+import { abortAllDurableObjects, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import type { JobObject } from "../../src/scheduling/job-object";
 import {
   expectFutureAlarm,
-  faultyD1,
   finishedRunsOfSlot,
   hangingQueue,
-  insertRun,
   jobsDeletedAfterEach,
   loseAlarm,
   retryAlarm,
@@ -14,7 +13,7 @@ import {
 } from "../helpers/faults";
 import { backdateNextFire, jobRuns, jobStub } from "../helpers/jobs";
 import { eventually, received, receiverUrl } from "../helpers/receiver";
-import { harness, makeDue, mustStoredRun, runReaches } from "../helpers/runs";
+import { harness, makeDue, mustStoredRun } from "../helpers/runs";
 
 // Invariants: every accepted fire reaches a final state, and no fire slot
 // executes twice. A Durable Object can be evicted (its memory dropped, its
@@ -23,6 +22,13 @@ import { harness, makeDue, mustStoredRun, runReaches } from "../helpers/runs";
 // the heartbeat repairs.
 
 const jobs = jobsDeletedAfterEach("evict");
+
+/** Test setup only: the job's recent attempts took 5 s, so its attempts go through the queue. */
+async function slowTarget(jobId: string): Promise<void> {
+  await runInDurableObject(jobStub(jobId), async (instance: JobObject) => {
+    (instance as unknown as { recentDurations: number[] }).recentDurations = [5_000];
+  });
+}
 
 /** Evicts the job's JobObject (it must be running, so it is woken first). */
 async function evict(jobId: string): Promise<void> {
@@ -62,15 +68,17 @@ describe("faults: a JobObject evicted around its alarm", () => {
     await expectFutureAlarm(job.id);
   });
 
-  it("evicted between two alarms: the next alarm reloads the in-flight lease, so max_instances still holds (no fire slot executes twice)", async () => {
-    const { url } = receiverUrl("delay_ms=1500");
+  it("evicted between two alarms while a slow target's run is in the queue's hands: the next alarm reloads it from the JobObject's runs, so max_instances still holds (no fire slot executes twice)", async () => {
+    const h = harness();
+    const { url, prefix } = receiverUrl();
     const job = await jobs.yearly(url, { max_instances: 1 });
+    await useBindingsInJobObject(job.id, { TASK_QUEUE: h.env.TASK_QUEUE, HIGH_QUEUE: h.env.HIGH_QUEUE });
+    await slowTarget(job.id);
     const first = Date.now() - 200;
     await backdateNextFire(job.id, first);
     await runDurableObjectAlarm(jobStub(job.id));
-    const [running] = await jobRuns(job.id);
-    if (!running) throw new Error("the first fire made no run");
-    await runReaches(running.id, ["running"]);
+    const [queued] = await jobRuns(job.id);
+    if (!queued) throw new Error("the first fire made no run");
     await evict(job.id);
 
     const second = Date.now() - 100;
@@ -78,40 +86,40 @@ describe("faults: a JobObject evicted around its alarm", () => {
     await runDurableObjectAlarm(jobStub(job.id));
 
     expect((await jobRuns(job.id)).find((r) => r.fire_slot === second)?.status).toBe("skipped");
-    await runReaches(running.id, ["succeeded"]);
+    await h.redeliver(h.lastSent(queued.id));
+    expect(await mustStoredRun(queued.id)).toMatchObject({ status: "succeeded", attempt: 1 });
+    expect(await received(prefix)).toHaveLength(1);
     await expectFutureAlarm(job.id);
   });
 });
 
-describe("faults: a JobObject aborted in the middle of its fire decision", () => {
-  it("aborted while D1 is writing the fire's run: the retried alarm writes the slot's one run, which runs once (every accepted fire reaches a final state)", async () => {
-    const { url, prefix } = receiverUrl();
+describe("faults: a JobObject aborted in the middle of its fire", () => {
+  it("aborted while calling a fast target from its alarm: the retried alarm makes the fire's attempt again, and the slot has one run (every accepted fire reaches a final state)", async () => {
+    const { url, prefix } = receiverUrl("delay_ms=1000");
     const job = await jobs.yearly(url);
-    const d1 = faultyD1();
-    d1.failNext({ match: insertRun, effect: "hang" });
-    await useBindingsInJobObject(job.id, { DB: d1.db });
     const slot = Date.now() - 100;
     await backdateNextFire(job.id, slot);
 
     const alarm = runDurableObjectAlarm(jobStub(job.id)).catch((error: unknown) => error);
-    await eventually(async () => d1.broken.length > 0, 5_000, "the alarm to reach the run insert");
+    await eventually(async () => (await received(prefix)).length > 0, 5_000, "the alarm to call the target");
     await abortAllDurableObjects();
     expect(await alarm).toBeInstanceOf(Error);
     expect(await jobRuns(job.id)).toEqual([]);
 
-    // The platform retries an alarm that did not complete.
+    // The platform retries an alarm that did not complete: the attempt is made again, as after a vanished consumer.
     await retryAlarm(job.id);
 
     expect(await finishedRunsOfSlot(job.id, slot)).toEqual([{ id: expect.any(String), status: "succeeded" }]);
-    expect(await received(prefix)).toHaveLength(1);
+    expect(await received(prefix)).toHaveLength(2);
     await expectFutureAlarm(job.id);
   });
 
-  it("aborted after writing the fire's run but before sending its message: the retried alarm adds no second run, and the heartbeat sends the message once it is overdue (every accepted fire reaches a final state; no fire slot executes twice)", async () => {
+  it("aborted after storing a slow target's run but before sending its message: the retried alarm adds no second run, and its upkeep sends the message once it is overdue (every accepted fire reaches a final state; no fire slot executes twice)", async () => {
     const { url, prefix } = receiverUrl();
     const job = await jobs.yearly(url);
     const hanging = hangingQueue();
     await useBindingsInJobObject(job.id, { TASK_QUEUE: hanging.queue });
+    await slowTarget(job.id);
     const slot = Date.now() - 100;
     await backdateNextFire(job.id, slot);
 
@@ -120,16 +128,19 @@ describe("faults: a JobObject aborted in the middle of its fire decision", () =>
     await abortAllDurableObjects();
     expect(await alarm).toBeInstanceOf(Error);
 
+    const h = harness();
+    await useBindingsInJobObject(job.id, { TASK_QUEUE: h.env.TASK_QUEUE, HIGH_QUEUE: h.env.HIGH_QUEUE });
+    await slowTarget(job.id);
     await retryAlarm(job.id);
     const runs = await jobRuns(job.id);
     expect(runs).toEqual([expect.objectContaining({ fire_slot: slot, status: "queued" })]);
-    await expectFutureAlarm(job.id);
-
-    const h = harness();
     const [run] = runs;
     if (!run) throw new Error("no run for the slot");
-    await makeDue(run.id, 10 * 60_000);
-    await h.tick();
+    expect(h.sentFor(run.id)).toEqual([]);
+
+    // A minute overdue, the JobObject's upkeep sends it again.
+    await makeDue(run.id, 2 * 60_000);
+    await retryAlarm(job.id);
     await h.redeliver(h.lastSent(run.id));
 
     expect(await mustStoredRun(run.id)).toMatchObject({ status: "succeeded", attempt: 1 });

@@ -1,5 +1,6 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import type { Env } from "../../src/env";
 import { ownerOfRun } from "../../src/ids";
 import type { RunOwner } from "../../src/ledger/run-owner";
 import { taskShardCount } from "../../src/runs/create";
@@ -68,4 +69,19 @@ export async function tasksWithKey(key: string): Promise<RunRow[]> {
     ),
   );
   return (all.flat() as unknown as RunRow[]).filter((run) => run.idempotencyKey === key);
+}
+
+/**
+ * Test setup only: every task shard's current instance uses `bindings` (a harness's recording
+ * queues, say) until it is evicted, so what a shard sends by itself (upkeep) is seen too.
+ */
+export async function useBindingsInTaskShards(bindings: Partial<Env>): Promise<void> {
+  await Promise.all(
+    Array.from({ length: taskShardCount(env) }, (_, n) =>
+      runInDurableObject(env.TASK_SHARD.get(env.TASK_SHARD.idFromName(`shard:${n}`)), (instance: unknown) => {
+        const holder = instance as { env: Env };
+        holder.env = { ...holder.env, ...bindings };
+      }),
+    ),
+  );
 }

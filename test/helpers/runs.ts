@@ -318,9 +318,9 @@ export async function makeDue(id: string, agoMs = 1): Promise<void> {
     .run();
 }
 
-/** Setup only: the lease of a running run ran out (its consumer is gone). */
-export async function expireLease(id: string): Promise<void> {
-  const past = Date.now() - 1;
+/** Setup only: the lease of a running run ran out `agoMs` ago (its consumer is gone). */
+export async function expireLease(id: string, agoMs = 1): Promise<void> {
+  const past = Date.now() - agoMs;
   const owned = isOwned(id) ? await ownedRun(id) : undefined;
   if (owned) return owned.status === "running" ? changeOwnedRun(id, { leaseExpiresAt: past }) : undefined;
   await env.DB.prepare("UPDATE runs SET lease_expires_at = ? WHERE id = ? AND status = 'running'").bind(past, id).run();
