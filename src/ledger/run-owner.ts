@@ -231,7 +231,9 @@ export class RunOwner {
     // D1 being down delays the statistics, nothing else: the runs wait here and are counted next time.
     await this.stats
       .flushIfDue(now, flushExtra)
-      .catch((error: unknown) => log("warn", "stats_flush_failed", { owner: this.idPrefix, error: error instanceof Error ? error.message : String(error) }));
+      .catch((error: unknown) =>
+        log("warn", "stats_flush_failed", { owner: this.idPrefix, error: error instanceof Error ? error.message : String(error) }),
+      );
     const reclaimed: RunRow[] = [];
     for (const id of plan.reclaim) {
       const run = await this.reclaim(id, now);

@@ -3,34 +3,12 @@ import type { Db } from "../db/client";
 import { runs } from "../db/schema";
 import { batchFirstRows, logChange } from "./run-rows";
 import { rollupStatement } from "./stats-rollup";
-import { type AttemptOutcome, claimQuery, finishQuery, insertOutcome, insertRun, type NewRun, type RunRow } from "./store";
+import { type AttemptOutcome, claimQuery, finishQuery, type RunRow } from "./store";
 
 /**
  * store.ts's state changes for many runs at once (a queue batch, a bulk
  * enqueue): one D1 round trip each, every statement still conditional on its own.
  */
-
-/** One run's insert: the run (new or the holder of its key), or why it failed. */
-export type InsertResult = { run: RunRow; created: boolean } | { error: unknown };
-
-/**
- * insertRun for many runs in one D1 round trip. D1 runs a batch as one
- * transaction, so if it fails each run is inserted on its own: one bad run
- * must not sink the others (its result is its error).
- */
-export async function insertRuns(db: Db, values: NewRun[]): Promise<InsertResult[]> {
-  let inserted: (RunRow | undefined)[];
-  try {
-    inserted = await batchFirstRows(
-      db,
-      values.map((v) => db.insert(runs).values(v).onConflictDoNothing().returning().toSQL()),
-    );
-  } catch (error) {
-    if (values.length === 1) throw error;
-    return Promise.all(values.map((v) => insertRun(db, v).catch((failure: unknown) => ({ error: failure }))));
-  }
-  return Promise.all(values.map((v, i) => insertOutcome(db, v, inserted[i])));
-}
 
 /** Loads the runs a consumer batch names, in one query. */
 export async function getRuns(db: Db, ids: string[]): Promise<RunRow[]> {

@@ -2,25 +2,25 @@ import { and, eq, gte, inArray, isNull, lt, lte, ne, or, sql } from "drizzle-orm
 import type { Db } from "../db/client";
 import { runs } from "../db/schema";
 import { log } from "../log";
-import { schedulerRunningCondition } from "../scheduling/scheduler-state";
 import { attemptEntry } from "./attempt-history";
 import { bounded } from "./bounded";
-import { fromRaw, logChange, runColumns } from "./run-rows";
+import { EARLY_START_MS } from "./changes";
+import { fromRaw, logChange } from "./run-rows";
 import { LEASE_GRACE_MS } from "./run-timeout";
 import { type FinishedRun, rollupStatement } from "./stats-rollup";
-import { type RunStatus, sourcesOf, WAITING } from "./transitions";
+import { sourcesOf, WAITING } from "./transitions";
 
 /**
- * The one module that changes a run's status (store-batch.ts does the same
- * changes for many runs at once). Every change is a conditional
+ * The runs D1 kept before runs moved to their owners (`run_…` ids): the old
+ * executor path reads and changes them until they have drained and aged out;
+ * nothing writes a new run here. store-batch.ts does the same changes for many
+ * runs at once. Every change is a conditional
  * UPDATE on the status (and attempt) it expects, so duplicate deliveries,
  * redeliveries and races cannot run an attempt twice or lose a run.
  */
 export type RunRow = typeof runs.$inferSelect;
 export type NewRun = typeof runs.$inferInsert;
 
-/** A run due within this window may start now rather than wait for another message. */
-export const EARLY_START_MS = 1_000;
 
 /**
  * Runs a conditional run update and the stats rollup as one D1 transaction;
@@ -40,107 +40,6 @@ async function updateWithRollup(
   ]);
   const raw = updated?.results[0];
   return raw ? fromRaw(raw) : undefined;
-}
-
-/**
- * Inserts a run. When its idempotency key or id is taken (a replayed request;
- * a duplicate alarm, whose fire slot gives the same id), returns the run that holds it instead.
- */
-export async function insertRun(db: Db, values: NewRun): Promise<{ run: RunRow; created: boolean }> {
-  const inserted = await db.insert(runs).values(values).onConflictDoNothing().returning();
-  return insertOutcome(db, values, inserted[0]);
-}
-
-/** A statement sent in another's D1 round trip (and transaction); the caller learns whether it returned a row. */
-export interface Companion {
-  sql: string;
-  params: unknown[];
-}
-
-/** Why a job's run was not written: the scheduler is paused, or the job is gone or at another version. */
-export type Refusal = "scheduler_paused" | "job_changed";
-
-/** The job a run belongs to, as the writer knows it: the insert happens only while it exists (at `version`, when given). */
-export interface LiveJob {
-  id: string;
-  version?: number;
-}
-
-/**
- * Inserts a job's run (a fire, or run-now) only while the job exists as the
- * writer knows it and, for a fire, while the scheduler is not paused: the checks
- * ride in the insert's round trip, so an alarm makes one D1 call per fire, and so
- * may the JobObject's schedule record (`companion`), which runs whatever the
- * checks say. `fire` is the new run, or the run this fire already has (a repeated
- * alarm); when nothing was written, `refused` says why.
- */
-export async function insertJobRun(
-  db: Db,
-  values: NewRun,
-  job: LiveJob,
-  options: { checkSchedulerPause: boolean; companion?: Companion | undefined },
-): Promise<{ fire: { run: RunRow; created: boolean } | undefined; companionMatched: boolean; refused?: Refusal }> {
-  const present = runColumns.filter(([key]) => values[key] !== undefined);
-  const conditions = [jobLiveCondition(job), ...(options.checkSchedulerPause ? [schedulerRunningCondition()] : [])];
-  // INSERT ... SELECT needs its WHERE before ON CONFLICT (SQLite's upsert parsing rule).
-  const statement = `insert into "runs" (${present.map(([, column]) => `"${column.name}"`).join(", ")}) select ${present.map(() => "?").join(", ")} where ${conditions.map((c) => c.sql).join(" and ")} on conflict do nothing returning *`;
-  // Null stays SQL NULL (a JSON column would map it to the text 'null'), as Drizzle's own insert does.
-  const params = [
-    ...present.map(([key, column]) => (values[key] === null ? null : column.mapToDriverValue(values[key]))),
-    ...conditions.flatMap((c) => c.params),
-  ];
-  const d1 = db.$client;
-  const companion = options.companion;
-  const [insert, alongside] = await d1.batch<Record<string, unknown>>([
-    d1.prepare(statement).bind(...params),
-    ...(companion ? [d1.prepare(companion.sql).bind(...companion.params)] : []),
-  ]);
-  const companionMatched = (alongside?.results.length ?? 0) > 0;
-  const inserted = insert?.results[0];
-  if (inserted) return { fire: await insertOutcome(db, values, fromRaw(inserted)), companionMatched };
-  const existing = await getRun(db, values.id);
-  if (existing) return { fire: { run: existing, created: false }, companionMatched };
-  return { fire: undefined, companionMatched, refused: await refusalOf(db, job) };
-}
-
-/** A WHERE condition that holds while the job exists (at its version, when given). */
-function jobLiveCondition(job: LiveJob): { sql: string; params: (string | number)[] } {
-  return job.version === undefined
-    ? { sql: `exists (select 1 from "jobs" where "id" = ?)`, params: [job.id] }
-    : { sql: `exists (select 1 from "jobs" where "id" = ? and "version" = ?)`, params: [job.id, job.version] };
-}
-
-/** Why a job's insert wrote nothing (read only then, which is rare). */
-async function refusalOf(db: Db, job: LiveJob): Promise<Refusal> {
-  const row = await db.$client.prepare(`select "version" from "jobs" where "id" = ?`).bind(job.id).first<{ version: number }>();
-  if (!row || (job.version !== undefined && row.version !== job.version)) return "job_changed";
-  return "scheduler_paused";
-}
-
-/** What an insert came to: the new run, or the run holding its key (looked up). */
-export async function insertOutcome(db: Db, values: NewRun, inserted: RunRow | undefined): Promise<{ run: RunRow; created: boolean }> {
-  if (inserted) {
-    logChange(inserted, "none", inserted.status as RunStatus);
-    return { run: inserted, created: true };
-  }
-  const holder = values.idempotencyKey ? eq(runs.idempotencyKey, values.idempotencyKey) : eq(runs.id, values.id);
-  const existing = await db.select().from(runs).where(holder).get();
-  if (!existing) throw new Error("run insert conflicted but no run holds its key");
-  return { run: existing, created: false };
-}
-
-/** Inserts a run that is final from birth (a missed or skipped fire) and counts it, once per fire slot. */
-export async function insertFinalRun(db: Db, values: NewRun): Promise<void> {
-  const query = db.insert(runs).values(values).onConflictDoNothing().toSQL();
-  const rollup = rollupStatement({
-    runId: values.id,
-    jobId: values.jobId ?? null,
-    status: values.status as RunStatus,
-    finishedAt: values.finishedAt ?? values.updatedAt ?? Date.now(),
-    durationMs: null,
-  });
-  await db.$client.batch([db.$client.prepare(query.sql).bind(...query.params), db.$client.prepare(rollup.sql).bind(...rollup.params)]);
-  logChange({ id: values.id, jobId: values.jobId ?? null, requestId: null, attempt: 0 }, "none", values.status as RunStatus);
 }
 
 /** Loads one run by id. */

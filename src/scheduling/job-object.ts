@@ -367,7 +367,9 @@ export class JobObject extends DurableObject<Env> {
     }
     await this.arm(now);
     // A promise an earlier round could not write (D1 was down) is written now; nothing changed, nothing is written.
-    await this.recordSchedule(now).catch((error: unknown) => log("warn", "schedule_record_failed", { job_id: job.id, error: errorText(error) }));
+    await this.recordSchedule(now).catch((error: unknown) =>
+      log("warn", "schedule_record_failed", { job_id: job.id, error: errorText(error) }),
+    );
   }
 
   /** One round of due fires at a time; resolves whether there were any. */
@@ -433,7 +435,8 @@ export class JobObject extends DurableObject<Env> {
     }
     // A fast target is called right here; its run is stored once, when the attempt has ended. A slot that
     // already has its run (the same alarm delivered again) is not called again.
-    if (viaAlarm) for (const row of rows.filter((r) => r.status === "queued" && !runs.get(r.id))) await this.attemptHere(row, now, { stored: false });
+    if (viaAlarm)
+      for (const row of rows.filter((r) => r.status === "queued" && !runs.get(r.id))) await this.attemptHere(row, now, { stored: false });
     return true;
   }
 
@@ -640,7 +643,10 @@ export class JobObject extends DurableObject<Env> {
     if (jobChanged) await this.ctx.storage.put({ nextFire: this.nextFire, lastFire: this.lastFire, job, recorded: null } satisfies Stored);
     if (jobChanged) await this.recordSchedule(now);
     // Off a sync's path, D1 being down must not hold up the fires: the promise is written again next time.
-    else await this.recordSchedule(now).catch((error: unknown) => log("warn", "schedule_record_failed", { job_id: job.id, error: errorText(error) }));
+    else
+      await this.recordSchedule(now).catch((error: unknown) =>
+        log("warn", "schedule_record_failed", { job_id: job.id, error: errorText(error) }),
+      );
   }
 
   /** Stores the clock when a round of fires left no run to restore it from (the scheduler was paused). */
