@@ -13,7 +13,12 @@ const list = apiRoute({
   method: "get",
   path: "/runs",
   tags: ["runs"],
-  summary: "List runs (newest first)",
+  summary: "List runs (newest first): a job's, every owner's failures, or the tasks",
+  description:
+    "Each run lives with its owner: a job's runs in its JobObject, tasks (with callback and alert runs) in task shards. " +
+    "With `job_id`, the job's runs. With `status=failed` or `dead` and no `job_id`, the failed or dead runs of every owner, " +
+    "from the failure index, newest finish first (`since`/`until` bound the finish time). Otherwise the tasks, from every shard, " +
+    "newest first: a job's runs are not in this listing. Runs kept in D1 before runs moved to their owners follow, until they age out.",
   request: { query: RunListQuery },
   responses: { 200: json(RunList, "A page of runs") },
 });

@@ -85,10 +85,10 @@ export function toRun(row: RunRow): Run {
 
 /** Query of `GET /v1/runs`. */
 export const RunListQuery = z.object({
-  status: RunStatus.optional(),
-  job_id: z.string().min(1).max(200).optional(),
-  since: IsoDateTime.optional().openapi({ description: "Created at or after" }),
-  until: IsoDateTime.optional().openapi({ description: "Created before" }),
+  status: RunStatus.optional().openapi({ description: "failed or dead without job_id: every owner's, from the failure index" }),
+  job_id: z.string().min(1).max(200).optional().openapi({ description: "The job's runs (without it: the tasks)" }),
+  since: IsoDateTime.optional().openapi({ description: "Created at or after (failures: finished at or after)" }),
+  until: IsoDateTime.optional().openapi({ description: "Created before (failures: finished before)" }),
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: z.string().max(200).optional(),
 });

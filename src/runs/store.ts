@@ -21,7 +21,6 @@ import { sourcesOf, WAITING } from "./transitions";
 export type RunRow = typeof runs.$inferSelect;
 export type NewRun = typeof runs.$inferInsert;
 
-
 /**
  * Runs a conditional run update and the stats rollup as one D1 transaction;
  * the rollup counts only if the update changed a row. Returns the updated run.
