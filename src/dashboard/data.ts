@@ -5,6 +5,7 @@ import { lastHeartbeat } from "../heartbeat/state";
 import { type JobRow, listJobs } from "../jobs/store";
 import { quantileFromBuckets } from "../observe/histogram";
 import { combine, type StatsRow, statsSince } from "../observe/stats";
+import { freshenTaskStats } from "../runs/create";
 import { resolvedTriggerOf } from "../scheduling/job-schedule";
 import { schedulerPaused } from "../scheduling/scheduler-state";
 import type { FireTime } from "../scheduling/trigger-schema";
@@ -95,6 +96,7 @@ async function latestFailures(env: Env): Promise<Failure[]> {
 
 /** Everything the dashboard shows, from bounded queries over rollups and indexes. */
 export async function loadDashboard(env: Env, now = Date.now()): Promise<DashboardData> {
+  await freshenTaskStats(env);
   const db = database(env.DB);
   const since = Math.floor(now / HOUR_MS) * HOUR_MS - (WINDOW_HOURS - 1) * HOUR_MS;
   const [paused, heartbeatAt, stats, hours, page, failures] = await Promise.all([

@@ -5,6 +5,7 @@ import { openApiApp } from "../http/openapi-app";
 import { jobObject } from "../jobs/present";
 import { JobId } from "../jobs/schema";
 import { getJob } from "../jobs/store";
+import { freshenTaskStats } from "../runs/create";
 import { upcomingFire } from "../scheduling/job-schedule";
 import { IsoDateTime } from "../scheduling/trigger-schema";
 import { apiRoute, documentedError, jsonResponse as json } from "../schemas/common";
@@ -39,6 +40,7 @@ const sinceOf = (since: string | undefined) => (since === undefined ? Date.now()
 export const statsRoutes = openApiApp()
   .openapi(all, async (c) => {
     const since = sinceOf(c.req.valid("query").since);
+    await freshenTaskStats(c.env);
     const rows = await statsSince(database(c.env.DB), since);
     const now = Date.now();
     const jobs = rows.map((r) => presentStats(r, r.job_id === "" ? null : r.job_id, r.schedule && upcomingFire(r.schedule, now)));

@@ -73,3 +73,20 @@ export async function createRuns(env: Env, specs: RunSpec[]): Promise<InsertResu
   }
   return results;
 }
+
+/**
+ * Asks every task shard to add its ended tasks to the statistics before a global read
+ * (GET /v1/stats, the dashboard): tasks' numbers are then at most 30 s old. Jobs add theirs on
+ * their own schedule (an hour at most), or when GET /v1/jobs/:id/stats asks.
+ */
+export async function freshenTaskStats(env: Env): Promise<void> {
+  await Promise.all(
+    Array.from({ length: taskShardCount(env) }, (_, n) =>
+      taskShard(env, n)
+        .flushStats(String(n), { atMostEveryMs: 30_000 })
+        .catch((error: unknown) =>
+          log("warn", "stats_freshen_failed", { shard: n, error: error instanceof Error ? error.message : String(error) }),
+        ),
+    ),
+  );
+}

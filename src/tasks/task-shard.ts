@@ -21,6 +21,7 @@ export type ShardInsert = { run: RunRow; created: boolean } | { error: string };
  */
 export class TaskShard extends DurableObject<Env> {
   private owner: RunOwner | undefined;
+  private askedToFlushAt = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -76,9 +77,13 @@ export class TaskShard extends DurableObject<Env> {
     return result;
   }
 
-  /** Adds this shard's ended runs to the statistics now (the stats API and tests ask; upkeep does it in batches). */
-  async flushStats(key: string): Promise<void> {
-    await this.runs(key).stats.flushIfDue(Date.now(), undefined, true);
+  /** Adds this shard's ended runs to the statistics now (the stats API and the dashboard ask; upkeep does it in batches). */
+  async flushStats(key: string, { atMostEveryMs = 0 } = {}): Promise<void> {
+    const now = Date.now();
+    // A page shown every few seconds asks often: a shard flushes for it at most once per interval.
+    if (now - this.askedToFlushAt < atMostEveryMs) return;
+    this.askedToFlushAt = now;
+    await this.runs(key).stats.flushIfDue(now, undefined, true);
   }
 
   async getRuns(key: string, ids: string[]): Promise<(RunRow | null)[]> {

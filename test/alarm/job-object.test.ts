@@ -1,4 +1,4 @@
-import { env, runDurableObjectAlarm } from "cloudflare:test";
+import { runDurableObjectAlarm } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import { faultyD1, recordSchedule, storedJob, useBindingsInJobObject } from "../helpers/faults";
 import { api } from "../helpers/http";

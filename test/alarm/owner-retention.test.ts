@@ -22,7 +22,14 @@ const RETENTION_DAYS = 30;
  * Test setup only: the owner's runs as a busy owner would have written them, one per `every` ms
  * from `days` days ago until `untilDays` days ago.
  */
-async function seedRuns(stub: DurableObjectStub, key: string, rows: (at: number) => RunRow, days: number, every: number, untilDays = 0): Promise<number> {
+async function seedRuns(
+  stub: DurableObjectStub,
+  key: string,
+  rows: (at: number) => RunRow,
+  days: number,
+  every: number,
+  untilDays = 0,
+): Promise<number> {
   return runInDurableObject(stub, (instance: unknown) => {
     const runs = (instance as { runs(key: string): RunOwner }).runs(key);
     let written = 0;

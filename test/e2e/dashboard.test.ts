@@ -69,6 +69,8 @@ describe("the dashboard and docs in a browser", () => {
       if (Date.now() > deadline) throw new Error(`runs did not finish: ${runs.join(",")}`);
       await new Promise((r) => setTimeout(r, 300));
     }
+    // A job adds its runs to the statistics within the hour, or when its own stats are asked for.
+    for (const job of jobs) expect((await call(`/v1/jobs/${job.id}/stats`)).status).toBe(200);
   }
 
   beforeAll(async () => {
