@@ -225,7 +225,12 @@ export class RunOwner {
    */
   async upkeep(now: number, flushExtra?: FlushExtra): Promise<number | undefined> {
     const plan = upkeepPlan([...this.pending.values()], this.resentAt, now);
-    await this.stats.flushIfDue(now, flushExtra);
+    try {
+      await this.stats.flushIfDue(now, flushExtra);
+    } catch (error) {
+      // D1 is off a run's path: a flush it refused is tried again later, and the runs' care goes on.
+      log("warn", "stats_flush_failed", { owner: this.idPrefix, error: error instanceof Error ? error.message : String(error) });
+    }
     const reclaimed: RunRow[] = [];
     for (const id of plan.reclaim) {
       const run = await this.reclaim(id, now);

@@ -17,6 +17,8 @@ const LOOKBACK_MS = 86_400_000;
 /** Flush an open hour early once this many runs are waiting and this long has passed: a busy owner's stats stay fresh. */
 const EARLY_FLUSH_RUNS = 30;
 const EARLY_FLUSH_MS = 5 * 60_000;
+/** A flush D1 refused is tried again this soon, not at the hour's end: the heartbeat folds a closed hour 15 minutes after it. */
+const FLUSH_RETRY_MS = 60_000;
 
 const OUTCOMES = ["succeeded", "failed", "dead", "cancelled", "missed", "skipped", "expired"] as const;
 type Outcome = (typeof OUTCOMES)[number];
@@ -125,6 +127,8 @@ export class StatsFlush {
   private markedThrough: number | undefined;
   /** Runs that ended since the mark, as far as this instance saw (a restart assumes some). */
   private waiting = 1;
+  /** When to try again after a flush D1 refused; undefined when the last one did not fail. */
+  private retryAt: number | undefined;
 
   constructor(
     private readonly db: () => D1Database,
@@ -139,13 +143,25 @@ export class StatsFlush {
     this.waiting += count;
   }
 
-  /** When this owner must wake to flush, if runs are waiting: the end of the current hour. */
+  /** When this owner must wake to flush, if runs are waiting: the end of the current hour, or sooner to retry a failed flush. */
   deadline(now: number): number | undefined {
-    return this.waiting > 0 ? flushDeadline(now) : undefined;
+    if (this.waiting === 0) return undefined;
+    return this.retryAt === undefined ? flushDeadline(now) : Math.min(flushDeadline(now), Math.max(this.retryAt, now));
   }
 
-  /** Flushes if it is time (or `force`); returns whether anything was written. */
+  /** Flushes if it is time (or `force`); returns whether anything was written. Throws what D1 threw, and tries again later. */
   async flushIfDue(now: number, extra: FlushExtra = () => [], force = false): Promise<boolean> {
+    try {
+      const flushed = await this.flushIfDueOnce(now, extra, force || (this.retryAt !== undefined && now >= this.retryAt));
+      this.retryAt = undefined;
+      return flushed;
+    } catch (error) {
+      this.retryAt = now + FLUSH_RETRY_MS;
+      throw error;
+    }
+  }
+
+  private async flushIfDueOnce(now: number, extra: FlushExtra, force: boolean): Promise<boolean> {
     const from = this.markedThrough ?? (await this.readMark());
     if (!force && !flushDue(from, this.waiting, now)) return false;
     const through = now;
