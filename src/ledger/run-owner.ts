@@ -19,7 +19,7 @@ import type { AttemptOutcome, RunRow } from "../runs/store";
 import { isFinal, type RunStatus } from "../runs/transitions";
 import { type LedgerFilter, RunLedger } from "./run-ledger";
 import { type FlushExtra, StatsFlush } from "./stats-flush";
-import { upkeepPlan } from "./upkeep";
+import { leaseHold, upkeepPlan } from "./upkeep";
 
 /** What an owner does when one of its runs reaches a final status (alerts, callbacks, the failure index). */
 export interface FinishHooks {
@@ -43,6 +43,8 @@ export interface FinishItem {
 const WATERMARK_KEY = "runs:watermark";
 /** The watermark moves at most this often. */
 const WATERMARK_EVERY_MS = 10 * 60_000;
+/** KV key: until when expired leases are left alone, after this owner was down. */
+const LEASE_HOLD_KEY = "runs:leases_held_until";
 /** KV key: when retention last ran. */
 const RETENTION_KEY = "runs:retained_at";
 const DAY_MS = 86_400_000;
@@ -212,19 +214,24 @@ export class RunOwner {
 
   /** When upkeep next has something to do: a pending run to look at, or statistics to flush (undefined: nothing). */
   nextLookAt(now: number): number | undefined {
-    const times = [upkeepPlan([...this.pending.values()], this.resentAt, now).nextLookAt, this.stats.deadline(now)].filter(
-      (t): t is number => t !== undefined,
-    );
+    const plan = upkeepPlan([...this.pending.values()], this.resentAt, now, this.leasesHeldUntil());
+    const times = [plan.nextLookAt, this.stats.deadline(now)].filter((t): t is number => t !== undefined);
     return times.length > 0 ? Math.min(...times) : undefined;
   }
 
   /**
    * The owner's upkeep: re-sends waiting runs whose message looks lost, reclaims attempts whose
-   * consumer vanished (long after their lease, so a result still on its way lands first), and
+   * consumer vanished (long after their lease, so a result still on its way lands first, and
+   * longer still when this upkeep comes late because the owner was down), and
    * moves the watermark a wake scans from. Returns when it wants to look again.
    */
   async upkeep(now: number, flushExtra?: FlushExtra): Promise<number | undefined> {
-    const plan = upkeepPlan([...this.pending.values()], this.resentAt, now);
+    const held = leaseHold([...this.pending.values()], this.leasesHeldUntil(), now);
+    if (held !== undefined && held !== this.leasesHeldUntil()) {
+      this.storage.kv.put(LEASE_HOLD_KEY, held);
+      log("warn", "leases_held", { owner: this.idPrefix, until: new Date(held).toISOString() });
+    }
+    const plan = upkeepPlan([...this.pending.values()], this.resentAt, now, held);
     try {
       await this.stats.flushIfDue(now, flushExtra);
     } catch (error) {
@@ -244,6 +251,11 @@ export class RunOwner {
     }
     this.moveWatermark(plan.oldestPending, now);
     return this.nextLookAt(now);
+  }
+
+  /** Until when expired leases are left alone after this owner was down (see leaseHold). */
+  private leasesHeldUntil(): number | undefined {
+    return this.storage.kv.get<number>(LEASE_HOLD_KEY);
   }
 
   /**
