@@ -44,6 +44,26 @@ describe("queue: recovering lost messages and consumers", () => {
     expect(await received(prefix)).toHaveLength(2);
   });
 
+  it("a new task whose first message could not be sent is still accepted, and its shard's upkeep sends it a minute after it was due; it runs once", async () => {
+    const h = harness();
+    const { url, prefix } = receiverUrl();
+    h.failNextSends(1);
+    const run = await h.enqueue({ target: { type: "http", url } });
+    expect(h.sentFor(run.id)).toEqual([]);
+    await useBindingsInTaskShards({ TASK_QUEUE: h.env.TASK_QUEUE, HIGH_QUEUE: h.env.HIGH_QUEUE }, [shardOf(run.id)]);
+    const queued = await mustStoredRun(run.id);
+    expect(queued).toMatchObject({ status: "queued", attempt: 0 });
+    expect(await ownerAlarmOf(run.id)).toBeLessThanOrEqual(queued.available_at + LOST_MESSAGE_MS);
+
+    await makeDue(run.id, LOST_MESSAGE_MS + 1);
+    expect(await runOwnerAlarm(run.id)).toBe(true);
+
+    expect(h.sentFor(run.id).map((m) => m.body)).toEqual([{ run_id: run.id, attempt: 1 }]);
+    await h.redeliver(h.lastSent(run.id));
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "succeeded", attempt: 1 });
+    expect(await received(prefix)).toHaveLength(1);
+  });
+
   it("a retrying run whose message was lost is re-sent by its shard's upkeep a minute after it was due", async () => {
     const h = harness();
     const { url, prefix } = receiverUrl("status=503&fail_times=1");
