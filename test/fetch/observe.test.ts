@@ -1,4 +1,3 @@
-import { env } from "cloudflare:workers";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { describe, expect, it } from "vitest";
 import { escapeLabel, MetricsWriter } from "../../src/observe/prometheus";

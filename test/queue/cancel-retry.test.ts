@@ -1,4 +1,3 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { api, type ErrorBody } from "../helpers/http";
 import { runsOfOwnerOf, tasksWithKey } from "../helpers/owners";
