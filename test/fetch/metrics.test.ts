@@ -14,6 +14,8 @@ import { eventually, receiverUrl } from "../helpers/receiver";
 const HOUR = 3_600_000;
 const MINUTE = 60_000;
 const thisHour = () => Math.floor(Date.now() / HOUR) * HOUR;
+/** The heartbeat folds an hour this long after it closed (src/observe/job-totals.ts). */
+const FOLD_GRACE = 15 * MINUTE;
 
 interface Counters {
   succeeded: number;
@@ -106,7 +108,7 @@ async function watermark(): Promise<number> {
 
 /** Heartbeat ticks through the scheduled entry point until every closed hour is folded. */
 async function foldEverything(): Promise<number> {
-  const closed = Math.floor((Date.now() - 5 * MINUTE) / HOUR) * HOUR - HOUR;
+  const closed = Math.floor((Date.now() - FOLD_GRACE) / HOUR) * HOUR - HOUR;
   let ticks = 0;
   while ((await watermark()) < closed && ticks < 20) await cronTick(env, Math.floor(Date.now() / MINUTE) * MINUTE + ticks++ * MINUTE);
   expect(await watermark()).toBe(closed);
@@ -192,7 +194,7 @@ describe("GET /metrics reads what is proportional to the live jobs", () => {
       };
       await check();
       const watermarks = new Set<number>();
-      const closed = Math.floor((Date.now() - 5 * MINUTE) / HOUR) * HOUR - HOUR;
+      const closed = Math.floor((Date.now() - FOLD_GRACE) / HOUR) * HOUR - HOUR;
       for (let tick = 0; tick < 10 && !watermarks.has(closed); tick++) {
         const minute = Math.floor(Date.now() / MINUTE) * MINUTE + tick * MINUTE;
         await cronTick(env, minute);
