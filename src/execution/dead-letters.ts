@@ -1,10 +1,9 @@
-import { database } from "../db/client";
 import type { Env } from "../env";
 import { log } from "../log";
-import { getRun } from "../runs/store";
 import { type RunStatus, WAITING } from "../runs/transitions";
 import { dispatchRun, RunMessage, sendOutcome } from "./dispatch";
 import { MAX_REDELIVERY_SECONDS } from "./redelivery";
+import { batchedRunIo } from "./run-io";
 
 /** A dead letter's work is sent again after this long: the next step of the back-off it ran through. */
 export const HANDBACK_DELAY_SECONDS = MAX_REDELIVERY_SECONDS;
@@ -13,8 +12,8 @@ export const HANDBACK_DELAY_SECONDS = MAX_REDELIVERY_SECONDS;
  * Hands a dead-lettered message's work back: a waiting run's attempt is sent
  * again, and an attempt's outcome that D1 has not recorded yet travels again.
  * Neither ends the run, since an outage is not a failed attempt. A message
- * for an attempt that already happened changes nothing. Throws while D1
- * cannot be read, so the dead letter comes back later.
+ * for an attempt that already happened changes nothing. Throws while the
+ * run's owner (or D1, for its runs) cannot be read, so the dead letter comes back later.
  */
 export async function handBackDeadLetter(env: Env, body: unknown, deliveries: number, now: number): Promise<void> {
   const message = RunMessage.safeParse(body);
@@ -23,7 +22,8 @@ export async function handBackDeadLetter(env: Env, body: unknown, deliveries: nu
     return;
   }
   const { run_id: runId, attempt, outcome } = message.data;
-  const run = await getRun(database(env.DB), runId);
+  // Read where the run is kept (its owner, or D1 for runs from before), as the consumer does.
+  const run = await batchedRunIo(env).getRun(runId);
   const pending = run
     ? outcome
       ? run.status === "running" && run.attempt === attempt

@@ -19,7 +19,7 @@ import type { AttemptOutcome, RunRow } from "../runs/store";
 import { isFinal, type RunStatus } from "../runs/transitions";
 import { type LedgerFilter, RunLedger } from "./run-ledger";
 import { type FlushExtra, StatsFlush } from "./stats-flush";
-import { upkeepPlan } from "./upkeep";
+import { leaseHold, upkeepPlan } from "./upkeep";
 
 /** What an owner does when one of its runs reaches a final status (alerts, callbacks, the failure index). */
 export interface FinishHooks {
@@ -45,6 +45,8 @@ const WATERMARK_KEY = "runs:watermark";
 const WATERMARK_EVERY_MS = 10 * 60_000;
 /** KV key: how far this owner has added its ended runs to the statistics (its copy of the D1 mark). */
 const STATS_MARK_KEY = "stats:flushed_through";
+/** KV key: until when expired leases are left alone, after this owner was down. */
+const LEASE_HOLD_KEY = "runs:leases_held_until";
 /** KV key: when retention last ran. */
 const RETENTION_KEY = "runs:retained_at";
 const DAY_MS = 86_400_000;
@@ -215,25 +217,30 @@ export class RunOwner {
 
   /** When upkeep next has something to do: a pending run to look at, or statistics to flush (undefined: nothing). */
   nextLookAt(now: number): number | undefined {
-    const times = [upkeepPlan([...this.pending.values()], this.resentAt, now).nextLookAt, this.stats.deadline(now)].filter(
-      (t): t is number => t !== undefined,
-    );
+    const plan = upkeepPlan([...this.pending.values()], this.resentAt, now, this.leasesHeldUntil());
+    const times = [plan.nextLookAt, this.stats.deadline(now)].filter((t): t is number => t !== undefined);
     return times.length > 0 ? Math.min(...times) : undefined;
   }
 
   /**
    * The owner's upkeep: re-sends waiting runs whose message looks lost, reclaims attempts whose
-   * consumer vanished (long after their lease, so a result still on its way lands first), and
+   * consumer vanished (long after their lease, so a result still on its way lands first, and
+   * longer still when this upkeep comes late because the owner was down), and
    * moves the watermark a wake scans from. Returns when it wants to look again.
    */
   async upkeep(now: number, flushExtra?: FlushExtra): Promise<number | undefined> {
-    const plan = upkeepPlan([...this.pending.values()], this.resentAt, now);
-    // D1 being down delays the statistics, nothing else: the runs wait here and are counted next time.
-    await this.stats
-      .flushIfDue(now, flushExtra)
-      .catch((error: unknown) =>
-        log("warn", "stats_flush_failed", { owner: this.idPrefix, error: error instanceof Error ? error.message : String(error) }),
-      );
+    const held = leaseHold([...this.pending.values()], this.leasesHeldUntil(), now);
+    if (held !== undefined && held !== this.leasesHeldUntil()) {
+      this.storage.kv.put(LEASE_HOLD_KEY, held);
+      log("warn", "leases_held", { owner: this.idPrefix, until: new Date(held).toISOString() });
+    }
+    const plan = upkeepPlan([...this.pending.values()], this.resentAt, now, held);
+    try {
+      await this.stats.flushIfDue(now, flushExtra);
+    } catch (error) {
+      // D1 is off a run's path: a flush it refused is tried again later, and the runs' care goes on.
+      log("warn", "stats_flush_failed", { owner: this.idPrefix, error: error instanceof Error ? error.message : String(error) });
+    }
     const reclaimed: RunRow[] = [];
     for (const id of plan.reclaim) {
       const run = await this.reclaim(id, now);
@@ -247,6 +254,11 @@ export class RunOwner {
     }
     this.moveWatermark(plan.oldestPending, now);
     return this.nextLookAt(now);
+  }
+
+  /** Until when expired leases are left alone after this owner was down (see leaseHold). */
+  private leasesHeldUntil(): number | undefined {
+    return this.storage.kv.get<number>(LEASE_HOLD_KEY);
   }
 
   /**

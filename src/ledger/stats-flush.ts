@@ -17,6 +17,8 @@ const LOOKBACK_MS = 86_400_000;
 /** Flush an open hour early once this many runs are waiting and this long has passed: a busy owner's stats stay fresh. */
 const EARLY_FLUSH_RUNS = 30;
 const EARLY_FLUSH_MS = 5 * 60_000;
+/** A flush D1 refused is tried again this soon, not at the hour's end: the heartbeat folds a closed hour 15 minutes after it. */
+const FLUSH_RETRY_MS = 60_000;
 
 const OUTCOMES = ["succeeded", "failed", "dead", "cancelled", "missed", "skipped", "expired"] as const;
 type Outcome = (typeof OUTCOMES)[number];
@@ -130,6 +132,8 @@ export class StatsFlush {
   private waiting: number;
   /** When the oldest of them ended (a wake takes its copy of the mark). */
   private waitingSince: number;
+  /** When to try again after a flush D1 refused; undefined when the last one did not fail. */
+  private retryAt: number | undefined;
 
   constructor(
     private readonly db: () => D1Database,
@@ -151,15 +155,29 @@ export class StatsFlush {
     this.waiting += count;
   }
 
-  /** When this owner must wake to flush, if runs are waiting: the end of the current hour. */
+  /** When this owner must wake to flush, if runs are waiting: the end of the current hour, or sooner to retry a failed flush. */
   deadline(now: number): number | undefined {
-    return this.waiting > 0 ? flushDeadline(Math.min(now, this.waitingSince)) : undefined;
+    if (this.waiting === 0) return undefined;
+    const closing = flushDeadline(Math.min(now, this.waitingSince));
+    return this.retryAt === undefined ? closing : Math.min(closing, Math.max(this.retryAt, now));
   }
 
-  /** Flushes if runs are waiting and it is time (or `force`: now); returns whether it counted any. */
+  /** Flushes if runs are waiting and it is time (or `force`: now); returns whether it counted any. Throws what D1 threw, and tries again later. */
   async flushIfDue(now: number, extra: FlushExtra = () => [], force = false): Promise<boolean> {
     if (this.waiting === 0) return false;
-    if (!force && !flushDue(this.waitingSince, this.waiting, now)) return false;
+    const retryDue = this.retryAt !== undefined && now >= this.retryAt;
+    if (!force && !retryDue && !flushDue(this.waitingSince, this.waiting, now)) return false;
+    try {
+      const flushed = await this.flush(now, extra);
+      this.retryAt = undefined;
+      return flushed;
+    } catch (error) {
+      this.retryAt = now + FLUSH_RETRY_MS;
+      throw error;
+    }
+  }
+
+  private async flush(now: number, extra: FlushExtra): Promise<boolean> {
     const from = this.markedThrough ?? (await this.readMark());
     const through = now;
     const ended = this.ledger.endedBetween(this.idAt(from - LOOKBACK_MS), from, through);

@@ -1,6 +1,7 @@
 import type { Env } from "../env";
+import { isTransientStorageError } from "../errors";
 import { dispatchRuns } from "../execution/dispatch";
-import { DEFAULT_TASK_SHARDS, shardOfKey } from "../ids";
+import { DEFAULT_TASK_SHARDS, newTaskRunId, shardOfKey } from "../ids";
 import { log } from "../log";
 import { taskShard } from "../tasks/shards";
 import type { ShardInsert } from "../tasks/task-shard";
@@ -45,20 +46,21 @@ export async function createRuns(env: Env, specs: RunSpec[]): Promise<InsertResu
     byShard.set(shard, [...(byShard.get(shard) ?? []), i]);
   });
   const results: InsertResult[] = new Array(specs.length);
+  const now = Date.now();
   await Promise.all(
     [...byShard].map(async ([shard, indexes]) => {
+      // Each run's id is fixed here, so the call can be tried again: a run the first try wrote
+      // (its answer lost) is found by its id, not written twice, and is still this call's own.
+      const mine = indexes.map((i) => ({ ...(specs[i] as RunSpec), id: specs[i]?.id ?? newTaskRunId(shard, now) }));
       try {
-        const written = (await taskShard(env, shard).createRuns(
-          String(shard),
-          indexes.map((i) => specs[i] as RunSpec),
-        )) as unknown as ShardInsert[];
+        const written = await createInShard(env, shard, mine);
         indexes.forEach((specIndex, j) => {
           const one = written[j];
           results[specIndex] = !one
             ? { error: new Error("the shard returned no result") }
             : "error" in one
               ? { error: new Error(one.error) }
-              : (one as InsertResult);
+              : { run: one.run, created: one.created || one.run.id === mine[j]?.id };
         });
       } catch (error) {
         for (const i of indexes) results[i] = { error };
@@ -89,4 +91,16 @@ export async function freshenTaskStats(env: Env): Promise<void> {
         ),
     ),
   );
+}
+
+/** One shard's createRuns call, tried once more after a transient failure (a deploy resets objects in flight). */
+async function createInShard(env: Env, shard: number, specs: RunSpec[]): Promise<ShardInsert[]> {
+  const call = async () => (await taskShard(env, shard).createRuns(String(shard), specs)) as unknown as ShardInsert[];
+  try {
+    return await call();
+  } catch (error) {
+    if (!isTransientStorageError(error)) throw error;
+    log("warn", "task_shard_retried", { shard, error: error instanceof Error ? error.message : String(error) });
+    return call();
+  }
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { LEASE_GRACE_MS } from "../../src/runs/run-timeout";
-import { deliverBatch } from "../helpers/faults";
+import { deliverBatch, faultyTaskShards } from "../helpers/faults";
+import { keyInShard } from "../helpers/owners";
 import { received, receiverUrl } from "../helpers/receiver";
 import {
   type Harness,
@@ -17,7 +18,9 @@ import {
 
 // Invariant: no run executes twice unless a retry was due — exactly the
 // attempts that were due run, once each, whatever order and however often
-// the queue (at-least-once, unordered) delivers their messages.
+// the queue (at-least-once, unordered) delivers their messages. Each claim is
+// decided by the run's task shard, on its own, even when a batch's claims to
+// one shard travel in one call.
 
 const attempt = (runId: string, n: number): RunMessage => ({ run_id: runId, attempt: n });
 
@@ -125,6 +128,29 @@ describe("faults: duplicate and out-of-order queue deliveries", () => {
     );
     expect(await mustStoredRun(run.id)).toMatchObject({ status: "succeeded", attempt: 2 });
     expect(await received(prefix)).toHaveLength(2);
+  });
+
+  it("duplicated messages of runs kept by different shards, in one batch: one claim call per shard, and each due attempt runs once", async () => {
+    const shards = faultyTaskShards();
+    const h = harness({ TASK_SHARD: shards.namespace });
+    const targets = [receiverUrl(), receiverUrl(), receiverUrl()];
+    const runs = [];
+    for (const [i, t] of targets.entries()) {
+      runs.push(await h.enqueue({ target: { type: "http", url: t.url }, retry: MANUAL_RETRY }, { "idempotency-key": keyInShard(i % 2) }));
+    }
+    const before = await taskStats();
+    const callsBefore = shards.calls.length;
+
+    const result = await batch(h, runs.flatMap((r) => [attempt(r.id, 1), attempt(r.id, 1)]).reverse());
+
+    const claims = shards.calls.slice(callsBefore).filter((c) => c.method === "claimRuns");
+    expect(claims.map((c) => c.shard).sort()).toEqual([0, 1]);
+    // The copies that found their attempt running come back after its lease, and find it ended.
+    expect(result.retryMessages).toHaveLength(3);
+    for (const r of runs) await h.redeliver(h.sentFor(r.id)[0] ?? h.lastSent(r.id));
+    for (const r of runs) expect(await mustStoredRun(r.id)).toMatchObject({ status: "succeeded", attempt: 1 });
+    for (const t of targets) expect(await received(t.prefix)).toHaveLength(1);
+    expect(statsDelta(before, await taskStats())).toEqual({ ...NO_CHANGE, succeeded: 3 });
   });
 
   it("a run that fails every attempt, with every message delivered twice and the last ones reversed, runs each attempt once and is counted dead once", async () => {

@@ -7,8 +7,9 @@ import worker from "../../src/index";
 import { faultyD1, write } from "../helpers/faults";
 
 // Invariant: /readyz says whether the service can do its work. D1 may answer
-// reads while it refuses every write, and then nothing can be enqueued,
-// claimed or recorded: readiness must fail.
+// reads while it refuses every write, and then no job can be created or
+// changed, no schedule recorded, and no statistics or failures reach D1 (task
+// runs themselves live in their shards): readiness must fail.
 
 interface HealthBody {
   status: string;

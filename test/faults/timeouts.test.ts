@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { cronTick } from "../helpers/faults";
+import { runOwnerAlarm, shardOf, useBindingsInTaskShards } from "../helpers/owners";
 import { received, receiverUrl } from "../helpers/receiver";
 import { harness, MANUAL_RETRY, makeDue, mustStoredRun, NO_CHANGE, runReaches, statsDelta, taskStats } from "../helpers/runs";
 
@@ -47,15 +48,17 @@ describe("faults: a target that hangs past its timeout", () => {
     expect(took).toBeLessThan(3_500);
   });
 
-  it("a heartbeat during the hung attempt does not reclaim it: the lease outlasts the timeout, so the target is not called twice (no run executes twice unless a retry was due)", async () => {
+  it("a heartbeat and the shard's upkeep during the hung attempt do not take it back: the lease outlasts the timeout, so the target is not called twice (no run executes twice unless a retry was due)", async () => {
     const h = harness();
     const { url, prefix } = receiverUrl(HANGS);
     const run = await h.enqueue({ target: { type: "http", url }, timeout: 1, retry: MANUAL_RETRY });
+    await useBindingsInTaskShards({ TASK_QUEUE: h.env.TASK_QUEUE, HIGH_QUEUE: h.env.HIGH_QUEUE }, [shardOf(run.id)]);
     const inFlight = h.redeliver(h.lastSent(run.id));
     const running = await runReaches(run.id, ["running"]);
     expect(running.lease_expires_at).toBeGreaterThan((running.started_at ?? 0) + 1_000);
 
     await cronTick(h.env, Date.now());
+    await runOwnerAlarm(run.id);
     expect(await mustStoredRun(run.id)).toMatchObject({ status: "running", attempt: 1 });
     await inFlight;
 

@@ -13,7 +13,7 @@ import type { Env } from "../../src/env";
 import worker from "../../src/index";
 import type { JobObject } from "../../src/scheduling/job-object";
 import { createJob, deleteJob, type JobBody, jobRuns, jobStub } from "./jobs";
-import { flushStats } from "./owners";
+import { flushStats, runDueTaskShardAlarms, useBindingsInTaskShards } from "./owners";
 import { type Harness, harness, type RunMessage, recordRetryDelays, runReaches, withRetryDelays } from "./runs";
 
 /** The error D1 reports for a dropped connection: transient, worth retrying. */
@@ -390,4 +390,163 @@ export async function finishedRunsOfSlot(jobId: string, slot: number): Promise<{
   const ofSlot = (await jobRuns(jobId)).filter((r) => r.fire_slot === slot);
   for (const run of ofSlot) await runReaches(run.id, ["succeeded", "failed", "dead"]);
   return (await jobRuns(jobId)).filter((r) => r.fire_slot === slot).map(({ id, status }) => ({ id, status }));
+}
+
+/** One call the Worker made to a task shard: the RPC method, the shard (its first argument names it) and the arguments. */
+export interface ShardCall {
+  method: string;
+  shard: number;
+  args: unknown[];
+}
+
+/** The errors a Durable Object fails with while it is unavailable: a reset (a deploy) or an overload. */
+const SHARD_ERRORS = {
+  reset: () => new Error("Durable Object reset because its code was updated."),
+  overloaded: () => Object.assign(new Error("Durable Object is overloaded. Too many requests queued."), { overloaded: true }),
+};
+
+/**
+ * How a task shard fault shows itself:
+ * - `lost-request`: the call fails before the shard sees it (nothing is done);
+ * - `lost-response`: the shard does the call, then its answer is lost.
+ */
+export type ShardFaultEffect = "lost-request" | "lost-response";
+
+/** Which task shard calls fail, and how. */
+export interface ShardFaultRule {
+  /** Only calls of this RPC method (createRuns, claimRuns, finishRuns, getRuns, ...); omitted, every method. */
+  method?: string;
+  /** Only calls to this shard; omitted, every shard. */
+  shard?: number;
+  /** Any other condition on the call (e.g. that it names a run id). */
+  match?: (call: ShardCall) => boolean;
+  /** Fails the nth matching call from now on (1 = the next one); `failNext` only. */
+  nth?: number;
+  effect?: ShardFaultEffect;
+  /** What the shard fails with; default a reset. */
+  error?: keyof typeof SHARD_ERRORS;
+}
+
+/** A TaskShard namespace that passes calls through to the real shards, except those a test arms to fail. */
+export interface FaultyTaskShards {
+  /** Put it in a harness (`harness({ TASK_SHARD: shards.namespace })`) so the Worker's entry points call through it. */
+  namespace: Env["TASK_SHARD"];
+  /** Every call made through it. */
+  calls: ShardCall[];
+  /** Calls a fault broke, in order. */
+  broken: (ShardCall & { effect: ShardFaultEffect })[];
+  /** Arms one fault; it fires once, then the shards answer again. */
+  failNext(rule?: ShardFaultRule): void;
+  /** An outage: every matching call fails until `heal()`. */
+  down(rule?: Omit<ShardFaultRule, "nth">): void;
+  /** Ends the outage `down` began. */
+  heal(): void;
+  /** Whether shard `n` itself is down now (the outage takes every one of its calls, its alarm too). */
+  isDown(n: number): boolean;
+}
+
+interface ArmedShardRule {
+  matches: (call: ShardCall) => boolean;
+  remaining: number;
+  effect: ShardFaultEffect;
+  error: keyof typeof SHARD_ERRORS;
+}
+
+/** Wraps the TASK_SHARD namespace so tests can lose a shard call's request or its answer, once or for an outage. */
+export function faultyTaskShards(): FaultyTaskShards {
+  const real = env.TASK_SHARD;
+  const calls: ShardCall[] = [];
+  const broken: (ShardCall & { effect: ShardFaultEffect })[] = [];
+  const rules: ArmedShardRule[] = [];
+  let outage: ArmedShardRule | undefined;
+  const armed = (rule: ShardFaultRule, remaining: number): ArmedShardRule => ({
+    matches: (call) =>
+      (rule.method === undefined || rule.method === call.method) &&
+      (rule.shard === undefined || rule.shard === call.shard) &&
+      (rule.match === undefined || rule.match(call)),
+    remaining,
+    effect: rule.effect ?? "lost-request",
+    error: rule.error ?? "reset",
+  });
+
+  const stubFor = (id: DurableObjectId) => {
+    const stub = real.get(id) as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    // Every RPC method goes through here; `then` stays undefined so the stub is not mistaken for a promise.
+    return new Proxy(
+      {},
+      {
+        get: (_target, property) => {
+          if (property === "then" || typeof property !== "string") return undefined;
+          return async (...args: unknown[]) => {
+            const call: ShardCall = { method: property, shard: Number(args[0]), args };
+            calls.push(call);
+            const index = rules.findIndex((r) => r.matches(call) && --r.remaining === 0);
+            const rule = index === -1 ? (outage?.matches(call) ? outage : undefined) : rules.splice(index, 1)[0];
+            const perform = () => stub[property]?.(...args);
+            if (!rule) return perform();
+            broken.push({ ...call, effect: rule.effect });
+            if (rule.effect === "lost-response") await perform();
+            throw SHARD_ERRORS[rule.error]();
+          };
+        },
+      },
+    );
+  };
+
+  const namespace = new Proxy(real, {
+    get(target, property) {
+      if (property === "get") return (id: DurableObjectId) => stubFor(id);
+      const value: unknown = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+
+  return {
+    namespace,
+    calls,
+    broken,
+    failNext(rule = {}) {
+      rules.push(armed(rule, rule.nth ?? 1));
+    },
+    down(rule = {}) {
+      outage = armed(rule, 0);
+    },
+    heal() {
+      outage = undefined;
+    },
+    isDown: (n) => outage?.matches({ method: "alarm", shard: n, args: [String(n)] }) ?? false,
+  };
+}
+
+/** A harness whose Worker entry points call the task shards through a faulty namespace (and D1 through a faulty binding). */
+export function faultyShardHarness(): { shards: FaultyTaskShards; d1: FaultyD1; h: Harness } {
+  const shards = faultyTaskShards();
+  const d1 = faultyD1();
+  return { shards, d1, h: harness({ TASK_SHARD: shards.namespace, DB: d1.db }) };
+}
+
+/**
+ * The harness with the task shards' own work in it, for the outage platform (test/helpers/outage.ts):
+ * the shards send through its recording queues, and each minute the platform ticks, every shard
+ * alarm then due fires too (their upkeep: lost messages, vanished consumers, statistics), except in a
+ * shard that is down. `bindings` go into the shards as well (e.g. a faulty D1).
+ */
+export async function withTaskShardAlarms(
+  h: Harness,
+  down: (shard: number) => boolean = () => false,
+  bindings: Partial<Env> = {},
+): Promise<Harness & { alarmsRan: () => number }> {
+  await useBindingsInTaskShards({ TASK_QUEUE: h.env.TASK_QUEUE, HIGH_QUEUE: h.env.HIGH_QUEUE, ...bindings });
+  let ran = 0;
+  return {
+    ...h,
+    async tick() {
+      try {
+        await h.tick();
+      } finally {
+        ran += await runDueTaskShardAlarms(down);
+      }
+    },
+    alarmsRan: () => ran,
+  };
 }

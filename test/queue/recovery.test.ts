@@ -1,10 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { HANDBACK_DELAY_SECONDS } from "../../src/execution/dead-letters";
 import { MAX_QUEUE_DELAY_SECONDS } from "../../src/execution/dispatch";
+import { LOST_MESSAGE_MS, OUTCOME_GRACE_MS } from "../../src/execution/redelivery";
+import { leaseExpiredAgo, ownerAlarmOf, runOwnerAlarm, shardOf, useBindingsInTaskShards } from "../helpers/owners";
 import { received, receiverUrl } from "../helpers/receiver";
 import {
   DEAD_LETTER_QUEUE,
-  expireLease,
   harness,
   MANUAL_RETRY,
   makeDue,
@@ -18,7 +19,9 @@ import {
 
 // Every accepted task reaches a final state: a lost message, a vanished
 // consumer or a message that exhausted its deliveries must not strand a run,
-// nor end one that never ran an attempt.
+// nor end one that never ran an attempt. The queue redelivers what a consumer
+// asked back for; the task shard keeping a run looks after it with its own
+// upkeep (its alarm); the dead-letter consumer hands back what the queue gave up on.
 
 describe("queue: recovering lost messages and consumers", () => {
   it("a retry whose message could not be sent is sent when the queue redelivers the attempt's message", async () => {
@@ -41,15 +44,39 @@ describe("queue: recovering lost messages and consumers", () => {
     expect(await received(prefix)).toHaveLength(2);
   });
 
-  it("a retrying run whose message was lost is re-sent by the heartbeat once it is overdue", async () => {
+  it("a new task whose first message could not be sent is still accepted, and its shard's upkeep sends it a minute after it was due; it runs once", async () => {
+    const h = harness();
+    const { url, prefix } = receiverUrl();
+    h.failNextSends(1);
+    const run = await h.enqueue({ target: { type: "http", url } });
+    expect(h.sentFor(run.id)).toEqual([]);
+    await useBindingsInTaskShards({ TASK_QUEUE: h.env.TASK_QUEUE, HIGH_QUEUE: h.env.HIGH_QUEUE }, [shardOf(run.id)]);
+    const queued = await mustStoredRun(run.id);
+    expect(queued).toMatchObject({ status: "queued", attempt: 0 });
+    expect(await ownerAlarmOf(run.id)).toBeLessThanOrEqual(queued.available_at + LOST_MESSAGE_MS);
+
+    await makeDue(run.id, LOST_MESSAGE_MS + 1);
+    expect(await runOwnerAlarm(run.id)).toBe(true);
+
+    expect(h.sentFor(run.id).map((m) => m.body)).toEqual([{ run_id: run.id, attempt: 1 }]);
+    await h.redeliver(h.lastSent(run.id));
+    expect(await mustStoredRun(run.id)).toMatchObject({ status: "succeeded", attempt: 1 });
+    expect(await received(prefix)).toHaveLength(1);
+  });
+
+  it("a retrying run whose message was lost is re-sent by its shard's upkeep a minute after it was due", async () => {
     const h = harness();
     const { url, prefix } = receiverUrl("status=503&fail_times=1");
     const run = await h.enqueue({ target: { type: "http", url }, retry: { max_attempts: 3, backoff: 1, max_delay: 1 } });
+    await useBindingsInTaskShards({ TASK_QUEUE: h.env.TASK_QUEUE, HIGH_QUEUE: h.env.HIGH_QUEUE }, [shardOf(run.id)]);
     await h.redeliver(h.lastSent(run.id));
+    const retrying = await mustStoredRun(run.id);
+    expect(retrying).toMatchObject({ status: "retrying", attempt: 1 });
+    expect(await ownerAlarmOf(run.id)).toBeLessThanOrEqual(retrying.available_at + LOST_MESSAGE_MS);
     const lost = h.sent.length;
 
-    await makeDue(run.id, 10 * 60_000);
-    await h.tick();
+    await makeDue(run.id, LOST_MESSAGE_MS + 1);
+    expect(await runOwnerAlarm(run.id)).toBe(true);
 
     const resent = h.sentFor(run.id).filter((m) => h.sent.indexOf(m) >= lost);
     expect(resent.map((m) => m.body)).toEqual([{ run_id: run.id, attempt: 2 }]);
@@ -58,16 +85,17 @@ describe("queue: recovering lost messages and consumers", () => {
     expect(await received(prefix)).toHaveLength(2);
   });
 
-  it("a running run whose consumer vanished is reclaimed by the heartbeat once its lease expired, and then succeeds", async () => {
+  it("a running run whose consumer vanished is taken back by its shard's upkeep once its lease expired more than OUTCOME_GRACE_MS ago, and then succeeds; the vanished consumer's late result is ignored", async () => {
     const h = harness();
     const { url, prefix } = receiverUrl("delay_ms=300");
     const run = await h.enqueue({ target: { type: "http", url }, retry: MANUAL_RETRY });
+    await useBindingsInTaskShards({ TASK_QUEUE: h.env.TASK_QUEUE, HIGH_QUEUE: h.env.HIGH_QUEUE }, [shardOf(run.id)]);
     const before = await taskStats();
     const lost = h.redeliver(h.lastSent(run.id));
     await runReaches(run.id, ["running"]);
-    await expireLease(run.id);
+    await leaseExpiredAgo(run.id, OUTCOME_GRACE_MS + 1);
 
-    await h.tick();
+    expect(await runOwnerAlarm(run.id)).toBe(true);
 
     expect(await mustStoredRun(run.id)).toMatchObject({ status: "retrying", attempt: 1 });
     const next = h.lastSent(run.id);
