@@ -10,6 +10,7 @@ import {
   setRecordedNextRun,
 } from "../helpers/faults";
 import { backdateNextFire, jobRuns, jobStub } from "../helpers/jobs";
+import { simulatedClock } from "../helpers/outage";
 import { changeOwnedRun, tasksWithKey, useBindingsInTaskShards } from "../helpers/owners";
 import { eventually, received, receiverUrl } from "../helpers/receiver";
 import {
@@ -184,29 +185,31 @@ describe("faults: the Cron Trigger does not fire for ten minutes", () => {
     await expectFutureAlarm(job.id);
   });
 
-  it("the next tick re-sends each run whose message was lost, once, and reclaims a run whose consumer vanished (every accepted task reaches a final state)", async () => {
+  it("the next tick nudges task shards whose alarms were lost too: a lost message is re-sent at once, and a vanished consumer's attempt is taken back OUTCOME_GRACE_MS after the shard resumes, since its outcome may still be on its way (every accepted task reaches a final state)", async () => {
+    const clock = simulatedClock();
     const h = await shardHarness();
     const lostMessage = receiverUrl();
     const lostConsumer = receiverUrl();
     const waiting = await h.enqueue({ target: { type: "http", url: lostMessage.url }, retry: MANUAL_RETRY });
     const running = await h.enqueue({ target: { type: "http", url: lostConsumer.url }, retry: MANUAL_RETRY });
-    await makeDue(waiting.id, 10 * MINUTE);
-    // The consumer that claimed `running` died ten minutes ago without calling the target.
-    const tenMinutesAgo = Date.now() - 10 * MINUTE;
-    await changeOwnedRun(running.id, {
-      status: "running",
-      attempt: 1,
-      startedAt: tenMinutesAgo,
-      leaseExpiresAt: tenMinutesAgo,
-      availableAt: tenMinutesAgo,
-    });
+    // A consumer claimed `running` (a minute's lease) and vanished with its message; then nothing
+    // woke for ten minutes: no Cron Trigger, and the shards' alarms were lost with it.
+    await changeOwnedRun(running.id, { status: "running", attempt: 1, startedAt: clock.now(), leaseExpiresAt: clock.now() + MINUTE });
+    clock.advance(10 * MINUTE);
     const before = await taskStats();
 
     await cronTick(h.env, thisMinute());
     await cronTick(h.env, thisMinute());
 
     expect(sentAfter(h, waiting.id, 1).map((m) => m.body)).toEqual([{ run_id: waiting.id, attempt: 1 }]);
+    expect(sentAfter(h, running.id, 1)).toEqual([]);
+    clock.advance(OUTCOME_GRACE_MS - MINUTE);
+    await cronTick(h.env, thisMinute());
+    expect(sentAfter(h, running.id, 1)).toEqual([]);
+    clock.advance(MINUTE);
+    await cronTick(h.env, thisMinute());
     expect(sentAfter(h, running.id, 1).map((m) => m.body)).toEqual([{ run_id: running.id, attempt: 2 }]);
+
     await h.redeliver(h.lastSent(waiting.id));
     await h.redeliver(h.lastSent(running.id));
     expect(await mustStoredRun(waiting.id)).toMatchObject({ status: "succeeded", attempt: 1 });

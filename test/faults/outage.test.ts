@@ -267,8 +267,9 @@ describe("faults: an outage longer than every redelivery", () => {
     const failure = receiverUrl();
     const run = await h.enqueue(onceOnlyTask(url, failure.url));
     const outageMs = redeliveryWindowSeconds() * 1000 + 10 * 60_000;
-    // The shards' alarms stay out of it: only the queue and its dead-letter consumer recover the run.
-    const platform = new OutagePlatform(h, clock, { healAt: clock.now() + outageMs, heal: () => shards.heal() });
+    // The shards' alarms and the heartbeat's nudges of them stay out of it: only the queue and its
+    // dead-letter consumer recover the run.
+    const platform = new OutagePlatform(h, clock, { healAt: clock.now() + outageMs, heal: () => shards.heal() }, false);
     platform.enqueue(TASK_QUEUE, h.lastSent(run.id).body);
     shards.down();
 
