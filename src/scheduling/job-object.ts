@@ -5,8 +5,7 @@ import { attemptInPlace } from "../execution/attempt-in-place";
 import type { Priority, RetryPolicy, Target } from "../execution/target-schema";
 import { hostGuard, hostOf } from "../hosts/guard-client";
 import { fireSlotOf, jobFireRunId, jobRunPrefix, newJobRunId } from "../ids";
-import type { JobAlerts } from "../jobs/schema";
-import { type JobRow, recordSchedule, recordSuccessDeadline, type ScheduleChange } from "../jobs/store";
+import type { JobRow } from "../jobs/store";
 import type { LedgerFilter } from "../ledger/run-ledger";
 import { type ClaimItem, type FinishItem, RunOwner } from "../ledger/run-owner";
 import { log, useLogLevel } from "../log";
@@ -17,21 +16,20 @@ import { retentionDays } from "../runs/retention";
 import { runTimeoutSeconds } from "../runs/run-timeout";
 import type { RunRow } from "../runs/store";
 import { getRuns } from "../runs/store-batch";
-import { sendJobAlerts } from "./alert-runs";
-import { type AlertState, applyJobEvent, type JobEvent, NO_INCIDENTS } from "./alerts";
+import type { AlertState } from "./alerts";
 import { alarmRetryDelayMs, executionPath, type PlannedFire, planFires } from "./decide";
 import { dueFires, latestDueFire } from "./due-fires";
+import { JobAlertKeeper } from "./job-alerts";
 import { firstFireOfVersion, nextFireAfter, resolvedTriggerOf, scheduleKey } from "./job-schedule";
 import { checkLease, expiredLeases } from "./leases";
-import { promisedReport, type RecordedSchedule, scheduleChange } from "./report-promise";
+import type { RecordedSchedule } from "./report-promise";
+import { ScheduleRecord } from "./schedule-record";
 import { schedulerPausedRecently } from "./scheduler-state";
 
 /** Bound on the fires one alarm handles without coalesce; a longer backlog continues at once in the next round. */
 const MAX_FIRES_PER_ALARM = 100;
 /** Without coalesce, at most this many backlog fires start per alarm. */
 const MAX_RUNS_PER_ALARM = 10;
-/** How many finished runs a JobObject remembers, to ignore a repeated notice of one. */
-const NOTED_RUNS = 100;
 /** How many recent attempts decide where the next one is made. */
 const RECENT_DURATIONS = 20;
 
@@ -75,8 +73,8 @@ export class JobObject extends DurableObject<Env> {
   private nextFire: number | undefined;
   private lastFire: number | undefined;
   private leases = new Map<string, number>();
-  private alertState: AlertState = NO_INCIDENTS;
-  private recorded: RecordedSchedule | null = null;
+  private alerts = new JobAlertKeeper(this.ctx.storage, () => this.env);
+  private record = new ScheduleRecord(this.ctx.storage, () => this.env);
   private removed: number | undefined;
   private alarmFailures = 0;
   private owner: RunOwner | undefined;
@@ -98,8 +96,8 @@ export class JobObject extends DurableObject<Env> {
       const keys: (keyof Stored)[] = ["job", "nextFire", "lastFire", "leases", "alertState", "recorded", "removed", "alarmFailures"];
       const stored = await ctx.storage.get<Stored[keyof Stored]>(keys);
       const value = <K extends keyof Stored>(key: K) => stored.get(key) as Stored[K] | undefined;
-      this.alertState = value("alertState") ?? NO_INCIDENTS;
-      this.recorded = value("recorded") ?? null;
+      this.alerts = new JobAlertKeeper(ctx.storage, () => this.env, value("alertState"));
+      this.record = new ScheduleRecord(ctx.storage, () => this.env, value("recorded") ?? null);
       this.job = value("job");
       this.nextFire = value("nextFire");
       this.lastFire = value("lastFire");
@@ -181,7 +179,7 @@ export class JobObject extends DurableObject<Env> {
       log("warn", "alarm_rearmed", { job_id: job.id, next_fire: new Date(this.nextFire).toISOString() });
       await this.ctx.storage.setAlarm(Math.max(this.nextFire, Date.now()));
     }
-    this.recorded = null;
+    this.record.forget();
     await this.recordSchedule(Date.now());
     return "armed";
   }
@@ -197,10 +195,10 @@ export class JobObject extends DurableObject<Env> {
     this.job = undefined;
     this.nextFire = undefined;
     this.lastFire = undefined;
-    this.recorded = null;
+    this.record.forget();
     this.leases.clear();
     this.owner = undefined;
-    this.alertState = NO_INCIDENTS;
+    this.alerts.reset();
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     await this.ctx.storage.put("removed", this.removed);
@@ -311,7 +309,7 @@ export class JobObject extends DurableObject<Env> {
 
   /** The heartbeat found the job's success deadline passed (the dead-man's switch). Idempotent per incident. */
   async deadlineMissed(now: number): Promise<void> {
-    await this.noteEvent({ kind: "deadline", at: now }, null);
+    if (this.job) await this.alerts.noteEvent(this.job, { kind: "deadline", at: now }, null);
   }
 
   /** State for tests and diagnostics. */
@@ -431,7 +429,7 @@ export class JobObject extends DurableObject<Env> {
     await this.persistAndArm(now);
     for (const fire of plan.fires.filter((f) => f.outcome !== "run")) {
       log("info", "fire_not_run", { job_id: job.id, slot: new Date(fire.slot).toISOString(), outcome: fire.outcome });
-      if (fire.outcome === "missed") await this.noteEvent({ kind: "outcome", status: "missed", at: now }, null);
+      if (fire.outcome === "missed") await this.alerts.noteEvent(job, { kind: "outcome", status: "missed", at: now }, null);
     }
     // A fast target is called right here; its run is stored once, when the attempt has ended. A slot that
     // already has its run (the same alarm delivered again) is not called again.
@@ -520,7 +518,7 @@ export class JobObject extends DurableObject<Env> {
     const previousHost = this.job && hostOf(this.job.target as Target);
     this.job = job;
     this.introduceHost(previousHost);
-    this.recorded = null; // the API just wrote the row: record the whole schedule again
+    this.record.forget(); // the API just wrote the row: record the whole schedule again
     this.nextFire = firstFireOfVersion(resolvedTriggerOf(job), job.state === "active", before, this.lastFire, now);
     await this.persistAndArm(now, { jobChanged: true });
   }
@@ -552,13 +550,7 @@ export class JobObject extends DurableObject<Env> {
 
   /** Feeds one ended run to the job's alerts and success deadline, once. */
   private async noteOutcome(runId: string, status: string, finishedAt: number): Promise<void> {
-    if (this.alertState.noted?.includes(runId)) return;
-    this.alertState = { ...this.alertState, noted: [...(this.alertState.noted ?? []), runId].slice(-NOTED_RUNS) };
-    await this.noteEvent({ kind: "outcome", status, at: finishedAt }, runId);
-    const window = this.alertConfig()?.expect_success_within;
-    if (status === "succeeded" && window !== undefined && this.job) {
-      await recordSuccessDeadline(database(this.env.DB), this.job.id, finishedAt + window * 1000);
-    }
+    if (this.job) await this.alerts.noteOutcome(this.job, runId, status, finishedAt);
   }
 
   /** Whether `job` (by its creation) was deleted here. */
@@ -582,20 +574,6 @@ export class JobObject extends DurableObject<Env> {
     hostGuard(this.env, host)
       .introduce(host)
       .catch((error: unknown) => log("warn", "host_guard_introduce_failed", { host, error: errorText(error) }));
-  }
-
-  private alertConfig(): JobAlerts | undefined {
-    return (this.job?.alerts ?? undefined) as JobAlerts | undefined;
-  }
-
-  private async noteEvent(event: JobEvent, runId: string | null): Promise<void> {
-    const config = this.alertConfig();
-    const job = this.job;
-    if (!config || !job) return;
-    const { state, alerts } = applyJobEvent(this.alertState, event, config);
-    this.alertState = { ...state, noted: this.alertState.noted };
-    await this.ctx.storage.put("alertState", state);
-    await sendJobAlerts(this.env, job, config, alerts, state, event, runId);
   }
 
   private schedule(): SyncResult {
@@ -654,29 +632,10 @@ export class JobObject extends DurableObject<Env> {
     await this.ctx.storage.put({ nextFire: this.nextFire, lastFire: this.lastFire } satisfies Stored);
   }
 
-  /**
-   * Writes to D1 only the columns of the schedule that changed: the state, and the time this
-   * object promises to report in (report-promise.ts). Most alarms of a frequent job write nothing.
-   */
+  /** Writes to D1 what changed of the schedule (its state, the time this object promises to report in). */
   private async recordSchedule(now: number): Promise<void> {
     const job = this.job;
-    const schedule = this.scheduleRecord(this.nextFire, now);
-    if (!job || !schedule) return;
-    const taken = await recordSchedule(database(this.env.DB), job.id, job.version, schedule.change);
-    if (!taken || this.job !== job) return;
-    this.recorded = schedule.next;
-    await this.ctx.storage.put("recorded", schedule.next);
-  }
-
-  /** What D1 should hold of the schedule given the next fire, and the columns that differ from what it holds; undefined if none do. */
-  private scheduleRecord(nextFire: number | undefined, now: number): { next: RecordedSchedule; change: ScheduleChange } | undefined {
-    if (!this.job) return undefined;
-    const next: RecordedSchedule = {
-      state: this.stateOf(nextFire),
-      nextRunAt: promisedReport(nextFire, this.recorded?.nextRunAt ?? null, now),
-    };
-    const change = scheduleChange(this.recorded, next);
-    return Object.keys(change).length === 0 ? undefined : { next, change };
+    if (job) await this.record.write(job, this.stateOf(this.nextFire), this.nextFire, now, () => this.job === job);
   }
 
   private runSpec(job: JobRow, scheduledFor: number, dueAt: number, requestId: string | null, fireSlot: number | null): RunSpec {

@@ -1,9 +1,8 @@
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { OUTCOME_GRACE_MS } from "../../src/execution/redelivery";
-import type { JobObject } from "../../src/scheduling/job-object";
 import { jobsDeletedAfterEach, useBindingsInJobObject } from "../helpers/faults";
-import { backdateNextFire, jobRuns, jobStub } from "../helpers/jobs";
+import { backdateNextFire, jobRuns, jobStub, slowTarget } from "../helpers/jobs";
 import { changeOwnedRun } from "../helpers/owners";
 import { received, receiverUrl } from "../helpers/receiver";
 import { type Harness, harness, MANUAL_RETRY, makeDue, mustStoredRun } from "../helpers/runs";
@@ -13,13 +12,6 @@ import { type Harness, harness, MANUAL_RETRY, makeDue, mustStoredRun } from "../
 // (a fast target) or by the queue consumer (a slow one), however long it waits or retries.
 
 const jobs = jobsDeletedAfterEach("lease");
-
-/** Test setup only: the job's recent attempts took 5 s, so its attempts go through the queue. */
-async function slowTarget(jobId: string): Promise<void> {
-  await runInDurableObject(jobStub(jobId), async (instance: JobObject) => {
-    (instance as unknown as { recentDurations: number[] }).recentDurations = [5_000];
-  });
-}
 
 /** A max_instances 1 job with its first fire made; `viaQueue` sends its runs to the harness's queues (the test delivers them). */
 async function jobWithFirstRun(h: Harness, query: string, { viaQueue = false, overrides = {} as Record<string, unknown> } = {}) {

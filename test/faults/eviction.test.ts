@@ -1,6 +1,5 @@
-import { abortAllDurableObjects, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { abortAllDurableObjects, evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { JobObject } from "../../src/scheduling/job-object";
 import {
   expectFutureAlarm,
   finishedRunsOfSlot,
@@ -11,7 +10,7 @@ import {
   setRecordedNextRun,
   useBindingsInJobObject,
 } from "../helpers/faults";
-import { backdateNextFire, jobRuns, jobStub } from "../helpers/jobs";
+import { backdateNextFire, jobRuns, jobStub, slowTarget } from "../helpers/jobs";
 import { eventually, received, receiverUrl } from "../helpers/receiver";
 import { harness, makeDue, mustStoredRun } from "../helpers/runs";
 
@@ -22,13 +21,6 @@ import { harness, makeDue, mustStoredRun } from "../helpers/runs";
 // the heartbeat repairs.
 
 const jobs = jobsDeletedAfterEach("evict");
-
-/** Test setup only: the job's recent attempts took 5 s, so its attempts go through the queue. */
-async function slowTarget(jobId: string): Promise<void> {
-  await runInDurableObject(jobStub(jobId), async (instance: JobObject) => {
-    (instance as unknown as { recentDurations: number[] }).recentDurations = [5_000];
-  });
-}
 
 /** Evicts the job's JobObject (it must be running, so it is woken first). */
 async function evict(jobId: string): Promise<void> {

@@ -1,7 +1,9 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import type { Env } from "../../src/env";
 import type { RunRow } from "../../src/runs/store";
 import type { JobObject } from "../../src/scheduling/job-object";
+import { ScheduleRecord } from "../../src/scheduling/schedule-record";
 import { api } from "./http";
 
 export interface JobBody {
@@ -37,7 +39,9 @@ export function jobStub(id: string): DurableObjectStub<JobObject> {
 export async function backdateNextFire(id: string, nextFire: number): Promise<void> {
   await runInDurableObject(jobStub(id), async (instance: JobObject, state) => {
     const recorded = { state: "active", nextRunAt: nextFire };
-    Object.assign(instance as unknown as { nextFire: number; recorded: typeof recorded }, { nextFire, recorded });
+    const holder = instance as unknown as { nextFire: number; record: ScheduleRecord; env: Env };
+    holder.nextFire = nextFire;
+    holder.record = new ScheduleRecord(state.storage, () => holder.env, recorded);
     await state.storage.put({ nextFire, recorded });
   });
   await env.DB.prepare("UPDATE jobs SET next_run_at = ? WHERE id = ?").bind(nextFire, id).run();
@@ -57,4 +61,11 @@ export async function jobRuns(jobId: string): Promise<{ id: string; status: stri
   return runs
     .map((r) => ({ id: r.id, status: r.status, fire_slot: r.fireSlot, scheduled_for: r.scheduledFor }))
     .sort((a, b) => a.scheduled_for - b.scheduled_for || (a.id < b.id ? -1 : 1));
+}
+
+/** Test setup only: the job's recent attempts took 5 s, so its attempts go through the queue. */
+export async function slowTarget(jobId: string): Promise<void> {
+  await runInDurableObject(jobStub(jobId), async (instance: JobObject) => {
+    (instance as unknown as { recentDurations: number[] }).recentDurations = [5_000];
+  });
 }
