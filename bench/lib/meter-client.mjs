@@ -4,9 +4,11 @@ import { DO_MEMORY_GB } from "./pricing.mjs";
 import { round } from "./stats.mjs";
 import { sleep, waitFor } from "./wait.mjs";
 
-export const readMeter = async (server) => (await fetch(`${server.url}/__bench/meter`)).json();
-export const resetMeter = async (server) => (await fetch(`${server.url}/__bench/meter/reset`)).json();
-export const tableRows = async (server) => (await fetch(`${server.url}/__bench/rows`)).json();
+// An overloaded Worker can take a minute to answer; one that never does must not hang the benchmark.
+const get = async (server, path) => (await fetch(`${server.url}${path}`, { signal: AbortSignal.timeout(180_000) })).json();
+export const readMeter = (server) => get(server, "/__bench/meter");
+export const resetMeter = (server) => get(server, "/__bench/meter/reset");
+export const tableRows = (server) => get(server, "/__bench/rows");
 
 /**
  * Waits until nothing is in flight (no Worker invocation, no Durable Object
@@ -75,6 +77,7 @@ export function perClass(m, units) {
           rows_written: round(((s.sql_rows_written ?? 0) + (s.kv_rows_written ?? 0)) / units, 3),
           rows_read: round(((s.sql_rows_read ?? 0) + (s.kv_rows_read ?? 0)) / units, 3),
           alarm_writes: round(((s.alarm_sets ?? 0) + (s.alarm_deletes ?? 0)) / units, 3),
+          kv_rows_written_by_key: Object.fromEntries(Object.entries(s.kv_written_by_key ?? {}).map(([k, v]) => [k, round(v / units, 3)])),
           instances_created: c.instances,
           failed_invocations: c.failed,
         },

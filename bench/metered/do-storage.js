@@ -9,7 +9,10 @@ import { meter } from "./state.js";
 // Miniflare's own bookkeeping in every named object (it records the name for its local explorer); production has none.
 const LOCAL_ONLY = /__miniflare_/;
 
-const keyCount = (keys) => (Array.isArray(keys) ? keys.length : typeof keys === "object" && keys !== null ? Object.keys(keys).length : 1);
+/** The key names of a get/put/delete argument: one key, an array of keys, or an object of entries. */
+const keyNames = (keys) =>
+  Array.isArray(keys) ? keys.map(String) : typeof keys === "object" && keys !== null ? Object.keys(keys) : [String(keys)];
+const keyCount = (keys) => keyNames(keys).length;
 
 /** Replaces `target[name]` with `wrapper(original)`, the original bound to `target`. */
 function wrapMethod(target, name, wrapper) {
@@ -109,17 +112,17 @@ class MeteredCursor {
 }
 
 /** Meters the asynchronous key-value and alarm methods of a storage or a transaction. */
-function meterAsyncKv(target, count) {
+function meterAsyncKv(target, count, written) {
   wrapMethod(target, "get", (get) => (keys, options) => {
     count("kv_rows_read", keyCount(keys));
     return get(keys, options);
   });
   wrapMethod(target, "put", (put) => (keys, ...rest) => {
-    count("kv_rows_written", keyCount(keys));
+    written(keyNames(keys));
     return put(keys, ...rest);
   });
   wrapMethod(target, "delete", (del) => (keys, options) => {
-    count("kv_rows_written", keyCount(keys));
+    written(keyNames(keys));
     return del(keys, options);
   });
   wrapMethod(target, "list", (list) => async (options) => {
@@ -144,7 +147,11 @@ function meterAsyncKv(target, count) {
 /** Meters `ctx.storage` of one object of `className`, in place, before the object's constructor reads it. */
 export function meterStorage(storage, className) {
   const count = (field, by = 1) => meter.storage(className, field, by);
-  meterAsyncKv(storage, count);
+  const written = (keys) => {
+    count("kv_rows_written", keys.length);
+    meter.kvWrites(className, keys);
+  };
+  meterAsyncKv(storage, count, written);
   // Rows deleted by deleteAll are not reported anywhere: the call is counted, its rows are not.
   wrapMethod(storage, "deleteAll", (deleteAll) => (...args) => {
     count("delete_all_calls");
@@ -158,7 +165,7 @@ export function meterStorage(storage, className) {
       (closure, ...rest) =>
         transaction(
           (txn) => {
-            meterAsyncKv(txn, count);
+            meterAsyncKv(txn, count, written);
             return closure(txn);
           },
           ...rest,
@@ -187,11 +194,11 @@ export function meterStorage(storage, className) {
     return get(key, ...rest);
   });
   wrapMethod(kv, "put", (put) => (key, ...rest) => {
-    count("kv_rows_written");
+    written([String(key)]);
     return put(key, ...rest);
   });
   wrapMethod(kv, "delete", (del) => (key, ...rest) => {
-    count("kv_rows_written");
+    written([String(key)]);
     return del(key, ...rest);
   });
   wrapMethod(

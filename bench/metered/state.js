@@ -72,9 +72,14 @@ function storageCounters(className) {
     kv_rows_written: 0,
     alarm_sets: 0,
     alarm_deletes: 0,
+    // Key-value rows written per key name: what the rows are for.
+    kv_written_by_key: {},
   };
   return state.do_storage.by_class[className];
 }
+
+/** Distinct key names counted per class before the rest share one bucket (keys may be run ids). */
+const MAX_KEYS = 50;
 
 const statementKey = (prefix, sql) => `${prefix} | ${sql.replace(/\s+/g, " ").trim().slice(0, 140)}`;
 
@@ -196,6 +201,14 @@ export const meter = {
     state.do_storage[field] += by;
     const c = storageCounters(className);
     if (field in c) c[field] += by;
+  },
+  /** Key-value rows written under `keys` (names; past MAX_KEYS distinct names per class, one "(other keys)" bucket). */
+  kvWrites(className, keys) {
+    const byKey = storageCounters(className).kv_written_by_key;
+    for (const key of keys) {
+      const name = key in byKey || Object.keys(byKey).length < MAX_KEYS ? key : "(other keys)";
+      bump(byKey, name);
+    }
   },
   /** Rows a SQL statement read and wrote (harvested from its cursor, possibly in steps). */
   sqlRows(className, sql, read, written, isNewStatement) {
