@@ -126,27 +126,33 @@ export async function runScale({ quick, workDir, receiver }) {
   const jobsLabel = `${live.jobs.toLocaleString("en")} jobs`;
   const complete = live.succeeded === live.expected;
   const errorCount = Object.values(live.errors).reduce((s, n) => s + n, 0);
+  const runsNote = `${live.succeeded.toLocaleString("en")}/${live.expected.toLocaleString("en")} runs succeeded`;
   const figures = [
     figure({
       id: "scale.live.d1_rows_written_per_minute",
       label: `D1 rows written / minute, ${jobsLabel} firing every minute`,
       unit: "rows",
       value: live.d1_rows_written_per_minute,
-      note: `${live.minutes} min window; ${live.expected.toLocaleString("en")} runs`,
+      valid: live.valid && complete,
+      note: `${live.minutes} min window; ${runsNote}`,
     }),
     figure({
       id: "scale.live.d1_rows_written_per_run",
       label: `D1 rows written / run, ${jobsLabel}`,
       unit: "rows",
       value: live.d1_rows_written_per_run,
+      valid: live.valid && complete,
+      note: runsNote,
     }),
     figure({
       id: "scale.live.usd_per_million",
       label: `$ per million runs, ${jobsLabel} (every billable line)`,
       unit: "USD",
-      value: live.price_per_million_runs.total,
+      value: live.price_per_million_runs?.total ?? null,
       baseline: QSTASH_PER_MILLION,
       baselineLabel: "QStash pay-as-you-go",
+      valid: live.valid && complete,
+      note: runsNote,
     }),
     figure({
       id: "scale.live.runs_succeeded",
@@ -157,6 +163,15 @@ export async function runScale({ quick, workDir, receiver }) {
       baselineLabel: "fires due",
       target: ratioAtLeast(1),
       note: JSON.stringify(live.statuses),
+    }),
+    figure({
+      id: "scale.live.runs_per_second",
+      label: `runs served / s in the window, ${jobsLabel}`,
+      unit: "runs/s",
+      value: live.runs_per_second.answered_in_window,
+      baseline: live.runs_per_second.due,
+      baselineLabel: "fires due / s",
+      note: live.lag_ms?.count ? `lag p50 ${live.lag_ms.p50} ms, p99 ${live.lag_ms.p99} ms` : null,
     }),
     figure({
       id: "scale.live.errors",
@@ -175,7 +190,7 @@ export async function runScale({ quick, workDir, receiver }) {
       baselineLabel: "same tick, 0 jobs",
       // The brief sets no number; the design says a tick's cost grows with late work, not with all jobs.
       target: ratioAtMost(2, "derived: heartbeat cost must not grow with job count (src/heartbeat/tick.ts)"),
-      valid: live.heartbeat.ticks > 0 && complete,
+      valid: live.valid && live.heartbeat.ticks > 0,
       note: `${live.heartbeat.ticks} ticks in the window`,
     }),
   ];
