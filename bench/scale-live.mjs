@@ -110,6 +110,18 @@ async function windowRuns(call, { from, to, expected, arrivals, deadline, jobIds
   return { statuses, source, complete, lag_ms: summarize(lags) };
 }
 
+/** Waits until `end`, or until `answered()` has not moved for STALLED_MS; returns when it stalled, or null. */
+async function watchWindow(answered, end) {
+  let [last, lastChange] = [answered(), Date.now()];
+  while (Date.now() < end) {
+    await sleep(Math.min(5000, end - Date.now()));
+    const n = answered();
+    if (n !== last) [last, lastChange] = [n, Date.now()];
+    else if (Date.now() - lastChange >= STALLED_MS) return Date.now();
+  }
+  return null;
+}
+
 /** D1 rows read by one list request, from the fetch entry's own counters (fires keep the totals moving). */
 async function listRowsRead(server, query) {
   const before = (await readMeter(server)).d1.by_entry.fetch?.rows_read ?? 0;
@@ -196,14 +208,14 @@ async function measureLive({ quick, workDir, receiver, pages, logFile }) {
     await sleepUntil(windowStart);
     const reset = await attempt("reset the meter", () => resetMeter(server));
     const answeredAtStart = receiver.answeredCount(path);
-    // A Worker that cannot even reset its meter has fallen over: nothing left to measure.
-    if (reset !== null) await sleepUntil(windowEnd);
+    // A Worker that cannot even reset its meter, or that serves no run for a minute, has fallen over.
+    const stalledAt = reset === null ? Date.now() : await watchWindow(() => receiver.answeredCount(path), windowEnd);
     const answeredInWindow = receiver.answeredCount(path) - answeredAtStart;
     const meter = await attempt("read the meter", () => readMeter(server));
     // No new runs after the window: alarms keep ticking but start nothing.
     await attempt("pause the scheduler", () => call("POST", "/v1/scheduler/pause"));
     // The window's runs finish: the receiver has them all and nothing new arrives for 3 s.
-    const drainDeadline = reset === null ? 0 : Date.now() + DRAIN_MS;
+    const drainDeadline = stalledAt === null ? Date.now() + DRAIN_MS : 0;
     let [last, lastChange] = [-1, Date.now()];
     while (Date.now() < drainDeadline && Date.now() - lastChange < STALLED_MS) {
       const n = receiver.answeredCount(path);
@@ -225,7 +237,7 @@ async function measureLive({ quick, workDir, receiver, pages, logFile }) {
     const listRows = {};
     for (const p of pages) listRows[p.id] = await attempt(`list ${p.query}`, () => listRowsRead(server, p.query));
 
-    const valid = reset !== null && meter !== null;
+    const valid = reset !== null && meter !== null && stalledAt === null;
     const ticksInWindow = ticker.ticks.filter((t) => t >= windowStart && t < windowEnd).length;
     const heartbeat = meter?.d1.by_entry.scheduled ?? { statements: 0, rows_read: 0, rows_written: 0 };
     const per = meter ? perUnit(meter, expected) : null;
@@ -242,6 +254,7 @@ async function measureLive({ quick, workDir, receiver, pages, logFile }) {
       statuses_complete: runs?.complete ?? false,
       lag_ms: runs?.lag_ms ?? null,
       runs_per_second: { due: round(jobs / 60, 1), answered_in_window: round(answeredInWindow / (minutes * 60), 1) },
+      stalled_at: stalledAt === null ? null : new Date(stalledAt).toISOString(),
       creation: creation.report,
       window: {
         start: new Date(windowStart).toISOString(),
