@@ -108,6 +108,8 @@ writeFileSync(join(ROOT, "bench", "results", resultsFile), `${JSON.stringify(rep
 if (!keep) rmSync(workDir, { recursive: true, force: true });
 
 console.log(`\n${renderSummary(sections)}\n`);
+// Sections with more to say than their figures (the cost table) print it here.
+for (const [name, section] of Object.entries(sections)) if (section.table) console.log(`[${name}]\n${section.table}\n`);
 console.log(
   `${report.summary.passed}/${report.summary.with_target} targets met in ${report.runtime_seconds} s; failed: ${report.summary.failed.join(", ") || "none"}; invalid: ${report.summary.invalid.join(", ") || "none"}`,
 );
