@@ -81,12 +81,13 @@ async function scheduledScenario(server, receiver, { fires, delay }) {
   const end = start + (fires - 1) * 1000 + 500;
   const jobId = `bench-cost-${delay.id}`;
   // Created before the meter starts: the job's definition is a one-off cost, not a per-run one.
-  // A job firing every second at a slow target needs room for the runs still in flight.
+  // A job whose runs end before its next fire keeps the default max_instances (1); one firing
+  // every second at a slow target needs room for the runs still in flight.
   await call("PUT", `/v1/jobs/${jobId}`, {
     trigger: { type: "interval", seconds: 1 },
     start_date: new Date(start).toISOString(),
     end_date: new Date(end).toISOString(),
-    max_instances: Math.min(100, 1 + 3 * Math.ceil(delay.ms / 1000)),
+    max_instances: delay.ms < 1000 ? 1 : Math.min(100, 1 + 3 * Math.ceil(delay.ms / 1000)),
     target: { type: "http", method: "POST", url: `${receiver.url}${path}?delay_ms=${delay.ms}` },
   });
   await sleep(300);
@@ -109,7 +110,7 @@ async function heartbeatScenario(server) {
   return { units: ticks, meter };
 }
 
-/** The alarm floor (alarm -> one D1 row -> queue -> fetch) behind the same meter: its cost per fire. */
+/** The alarm floor (alarm -> one row of its own SQLite -> fetch) behind the same meter: its cost per fire. */
 async function floorScheduled(workDir, receiver, fires) {
   const floor = await startMetered(join(workDir, "cost-alarm-floor"), join(workDir, "cost-alarm-floor.log"), {
     config: benchPath("baselines", "alarm-floor", "wrangler.toml"),
@@ -131,7 +132,7 @@ async function floorScheduled(workDir, receiver, fires) {
   }
 }
 
-/** The queue floor (enqueue, one D1 write per message) behind the same meter: its cost per message. */
+/** The queue floor (enqueue, one shard row per message) behind the same meter: its cost per message. */
 async function floorTasks(workDir, count) {
   const floor = await startMetered(join(workDir, "cost-queue-floor"), join(workDir, "cost-queue-floor.log"), {
     config: benchPath("baselines", "queue-floor", "wrangler.toml"),

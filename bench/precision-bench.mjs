@@ -1,7 +1,7 @@
 // 2. Scheduling precision: fire lag = arrival at the local receiver minus the
 // fire's scheduled time, for one 1 s interval job and for 50 jobs firing in
-// the same second, against the alarm floor (alarm -> D1 row -> queue ->
-// consumer -> fetch, nothing else). Jobs end themselves via end_date, so
+// the same second, against the alarm floor (alarm -> one row of the
+// object's own SQLite -> fetch from the alarm, nothing else). Jobs end themselves via end_date, so
 // nothing keeps firing after the measurement window.
 import { join } from "node:path";
 import { apiClient, listAll } from "./lib/api.mjs";

@@ -1,7 +1,7 @@
 // 3. Throughput: tasks per second from the first enqueue request to the last
 // run's `succeeded` (its finished_at, so polling does not inflate the time),
-// against a bare queue consumer doing one D1 write per message (the end is
-// the last write's timestamp). Both enqueue 100 per request, 4 requests in
+// against a bare queue consumer writing one row per message into the
+// Durable Object shard that owns it (the end is the last write's timestamp). Both enqueue 100 per request, 4 requests in
 // flight. A second floor (smallest size only) also POSTs each message to the
 // receiver, as every HTTP task must: how much of the gap the outbound call explains.
 import { join } from "node:path";
@@ -147,7 +147,7 @@ export async function runThroughput({ quick, workDir, receiver }) {
         unit: "tasks/s",
         value: t.tasks_per_second,
         baseline: floorResults[i].tasks_per_second,
-        baselineLabel: "queue floor (1 D1 write/msg)",
+        baselineLabel: "queue floor (1 DO row/msg)",
         target: ratioAtLeast(0.5),
         note: valid ? `${t.seconds} s (enqueue ${t.enqueue_seconds} s); floor ${floorResults[i].seconds} s` : `${t.refused} tasks refused`,
         valid,
@@ -171,7 +171,7 @@ export async function runThroughput({ quick, workDir, receiver }) {
       unit: "tasks/s",
       value: quiet.taskflare.tasks_per_second,
       baseline: quiet.floor.tasks_per_second,
-      baselineLabel: "queue floor (1 D1 write/msg)",
+      baselineLabel: "queue floor (1 DO row/msg)",
       note: `${quiet.taskflare.seconds} s; floor ${quiet.floor.seconds} s`,
       valid: quiet.taskflare.refused === 0,
     }),
