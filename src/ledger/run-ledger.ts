@@ -9,6 +9,8 @@
  * fields other than the few queried ones live in one JSON column. Listing is
  * the primary key's order; anything else is a scan, and reads are cheap.
  */
+import { getTableColumns } from "drizzle-orm";
+import { runs } from "../db/schema";
 import type { RunRow } from "../runs/store";
 
 const SCHEMA = [
@@ -133,14 +135,10 @@ export class RunLedger {
   /** Deletes up to `limit` finished runs created before `beforeId` (retention); returns how many. */
   deleteFinishedBefore(beforeId: string, limit: number): number {
     const doomed = this.sql
-      .exec<{ id: string; body: string }>(
-        "SELECT id, body FROM runs WHERE id < ? AND finished_at IS NOT NULL ORDER BY id LIMIT ?",
-        beforeId,
-        limit,
-      )
+      .exec<Row>("SELECT * FROM runs WHERE id < ? AND finished_at IS NOT NULL ORDER BY id LIMIT ?", beforeId, limit)
       .toArray();
-    for (const { id, body } of doomed) {
-      const key = (JSON.parse(body) as RunRow).idempotencyKey;
+    for (const row of doomed) {
+      const { id, idempotencyKey: key } = decode(row);
       if (key !== null) this.sql.exec("DELETE FROM idempotency WHERE key = ? AND run_id = ?", key, id);
       this.sql.exec("DELETE FROM runs WHERE id = ?", id);
     }
@@ -165,10 +163,27 @@ export class RunLedger {
   }
 }
 
+/** A run with every field empty: what a stored body leaves out. */
+const EMPTY_RUN = {
+  ...Object.fromEntries(Object.keys(getTableColumns(runs)).map((field) => [field, null])),
+  cancelRequested: false,
+} as unknown as RunRow;
+
+/**
+ * The body leaves out the key columns and the run's empty top-level fields (about a third of a
+ * small run). SQLite keeps at most about 1,000 bytes of a WITHOUT ROWID row in its page and
+ * moves the rest to an overflow page of its own: a small run fits, in about 700 bytes instead
+ * of the 4.8 KB a row just past the limit occupies.
+ */
 function encode(run: RunRow): string {
-  return JSON.stringify(run);
+  const stored: Record<string, unknown> = {};
+  for (const [field, value] of Object.entries(run)) {
+    if (field === "id" || field === "status" || value === EMPTY_RUN[field as keyof RunRow]) continue;
+    stored[field] = value;
+  }
+  return JSON.stringify(stored);
 }
 
 function decode(row: Row): RunRow {
-  return JSON.parse(row.body) as RunRow;
+  return { ...EMPTY_RUN, ...(JSON.parse(row.body) as Partial<RunRow>), id: row.id, status: row.status as RunRow["status"] };
 }
