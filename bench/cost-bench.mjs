@@ -19,6 +19,7 @@ import { perClass, perUnit, resetMeter, tableRows, topStatements, waitQuiet } fr
 import { PRICE_SOURCES, PRICES_PER_MILLION, pricePerMillion, QSTASH_PER_MILLION } from "./lib/pricing.mjs";
 import { apiToken, benchPath } from "./lib/servers.mjs";
 import { round } from "./lib/stats.mjs";
+import { storageBytes } from "./lib/storage-bytes.mjs";
 import { mapLimit, sleep, waitFor } from "./lib/wait.mjs";
 import { startMetered } from "./metered/start.mjs";
 
@@ -209,6 +210,18 @@ function lineFigures(key, label, result, floor, floorLabel) {
   });
 }
 
+/** Bytes a row of `table` takes in `store`, indexes included (informational; the capacity arithmetic uses it). */
+function storageFigure(storage, store, table, label) {
+  const t = storage[store]?.tables[table];
+  return figure({
+    id: `cost.storage.${store}.${table}`,
+    label: `bytes / ${label}`,
+    unit: "B",
+    value: t?.bytes_per_row ?? null,
+    note: t ? `${t.rows} rows in ${storage[store].objects} database(s); payload ${t.payload_per_row} B a row` : "no rows",
+  });
+}
+
 function priceFigure(key, label, result, target) {
   return figure({
     id: `cost.${key}.usd_per_million`,
@@ -238,6 +251,8 @@ export async function runCost({ quick, workDir, receiver }) {
   } finally {
     await server.stop();
   }
+  // Every run of the scenarios above, as the stopped server left them on disk.
+  const storage = storageBytes(join(workDir, "cost-metered"));
   const floorFire = summarize(await floorScheduled(workDir, receiver, p.floorFires));
   const floorTask = summarize(await floorTasks(workDir, p.floorTasks));
   const results = Object.fromEntries(Object.entries(raw).map(([k, s]) => [k, summarize(s)]));
@@ -252,6 +267,10 @@ export async function runCost({ quick, workDir, receiver }) {
     priceFigure("task_batch_200ms", "tasks (POST /v1/tasks/batch), 200 ms target", results.task_batch_200ms, null),
     priceFigure("task_2s", "tasks, 2 s target", results.task_2s, null),
     priceFigure("task_10s", "tasks, 10 s target", results.task_10s, null),
+    storageFigure(storage, "JobObject", "runs", "scheduled run stored (JobObject SQLite)"),
+    storageFigure(storage, "TaskShard", "runs", "task stored (TaskShard SQLite)"),
+    storageFigure(storage, "d1", "job_stats", "hourly statistics row (D1)"),
+    storageFigure(storage, "d1", "jobs", "job definition (D1)"),
   ];
   const tick = perUnit(heartbeat.meter, heartbeat.units);
   const columns = [
@@ -281,6 +300,7 @@ export async function runCost({ quick, workDir, receiver }) {
         ticks_per_month: 43_200,
         usd_per_month: round((pricePerMillion(tick).total * 43_200) / 1e6, 6),
       },
+      storage,
       floor_per_fire: floorFire,
       floor_per_task: floorTask,
     },
