@@ -45,6 +45,8 @@ const WATERMARK_KEY = "runs:watermark";
 const WATERMARK_EVERY_MS = 10 * 60_000;
 /** KV key: how far this owner has added its ended runs to the statistics (its copy of the D1 mark). */
 const STATS_MARK_KEY = "stats:flushed_through";
+/** KV key: when the oldest run not yet added to the statistics ended (absent when none waits). */
+const STATS_WAITING_KEY = "stats:waiting_since";
 /** KV key: until when expired leases are left alone, after this owner was down. */
 const LEASE_HOLD_KEY = "runs:leases_held_until";
 /** KV key: when retention last ran. */
@@ -80,7 +82,12 @@ export class RunOwner {
       (ms) => this.idAt(ms),
       statsIds.statsId,
       statsIds.ownerId,
-      { get: () => storage.kv.get<number>(STATS_MARK_KEY), set: (ms) => storage.kv.put(STATS_MARK_KEY, ms) },
+      {
+        mark: () => storage.kv.get<number>(STATS_MARK_KEY),
+        setMark: (ms) => storage.kv.put(STATS_MARK_KEY, ms),
+        waitingSince: () => storage.kv.get<number>(STATS_WAITING_KEY),
+        setWaitingSince: (ms) => (ms === undefined ? storage.kv.delete(STATS_WAITING_KEY) : storage.kv.put(STATS_WAITING_KEY, ms)),
+      },
     );
     const watermark = storage.kv.get<{ id: string }>(WATERMARK_KEY)?.id ?? idPrefix;
     for (const run of this.ledger.unfinished(watermark)) this.pending.set(run.id, run);

@@ -120,6 +120,16 @@ function flushStatements(
   return [mark, ...adds];
 }
 
+/** What an owner keeps in its own storage about its flushes, so a new instance knows without scanning its runs. */
+export interface LocalFlushState {
+  /** Its copy of the D1 mark. */
+  mark(): number | undefined;
+  setMark(ms: number): void;
+  /** When the oldest run not yet flushed ended; undefined when none waits. */
+  waitingSince(): number | undefined;
+  setWaitingSince(ms: number | undefined): void;
+}
+
 /**
  * One owner's flushes. `statsId` is the rollups' job_id ('' for tasks), `ownerId` names the
  * owner's mark (`job:<id>`, `shard:<n>`). `extra` statements ride in the flush's batch (a job's
@@ -141,17 +151,32 @@ export class StatsFlush {
     private readonly idAt: (ms: number) => string,
     private readonly statsId: string,
     private readonly ownerId: string,
-    /** The owner's own copy of its mark (KV), so a wake knows whether runs are waiting without asking D1. */
-    private readonly localMark: { get(): number | undefined; set(ms: number): void },
+    /** The owner's own record of its flushes (KV): a wake knows whether runs wait without asking D1 or reading its runs. */
+    private readonly local: LocalFlushState,
   ) {
-    const mark = localMark.get() ?? 0;
-    this.waiting = ledger.endedBetween(idAt(mark - LOOKBACK_MS), mark, Number.MAX_SAFE_INTEGER).length > 0 ? 1 : 0;
-    this.waitingSince = mark;
+    const since = local.waitingSince();
+    const mark = local.mark();
+    if (since !== undefined) {
+      this.waiting = 1;
+      this.waitingSince = since;
+    } else if (mark === undefined) {
+      // Never flushed and nothing recorded (runs kept before this record existed): look once.
+      this.waiting = ledger.endedBetween(idAt(-LOOKBACK_MS), 0, Number.MAX_SAFE_INTEGER).length > 0 ? 1 : 0;
+      this.waitingSince = Date.now();
+      if (this.waiting > 0) local.setWaitingSince(this.waitingSince);
+    } else {
+      this.waiting = 0;
+      this.waitingSince = mark;
+    }
   }
 
   /** Notes that runs ended (their counts wait for the next flush). */
   ended(count: number): void {
-    if (this.waiting === 0) this.waitingSince = Date.now();
+    if (count <= 0) return;
+    if (this.waiting === 0) {
+      this.waitingSince = Date.now();
+      this.local.setWaitingSince(this.waitingSince);
+    }
     this.waiting += count;
   }
 
@@ -190,8 +215,12 @@ export class StatsFlush {
       return false;
     }
     this.markedThrough = through;
-    this.localMark.set(through);
-    this.waiting = 0;
+    this.local.setMark(through);
+    // Runs that ended after `through` (while the batch was on its way) wait for the next flush.
+    const later = this.ledger.endedBetween(this.idAt(through - LOOKBACK_MS), through, Number.MAX_SAFE_INTEGER).length;
+    this.waiting = later;
+    this.waitingSince = later > 0 ? Date.now() : through;
+    this.local.setWaitingSince(later > 0 ? this.waitingSince : undefined);
     return ended.length > 0;
   }
 

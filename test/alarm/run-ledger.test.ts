@@ -1,7 +1,9 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { jobRunPrefix } from "../../src/ids";
 import { RunLedger } from "../../src/ledger/run-ledger";
+import { RunOwner } from "../../src/ledger/run-owner";
 import { newRunRow } from "../../src/runs/new-run";
 import type { RunRow } from "../../src/runs/store";
 
@@ -82,5 +84,37 @@ describe("run ledger storage", () => {
     expect(longest).toBeLessThan(1000);
     // A row past the limit takes a 4 KiB overflow page of its own: more than one page per run.
     expect(pagesPerRun).toBeLessThan(0.35);
+  });
+});
+
+describe("an owner woken afresh for each run (an evicted object)", () => {
+  it("adds its runs to the statistics when the hour closes, not at every wake", async () => {
+    const H = 3_600_000;
+    // Stay clear of an hour boundary in the middle of the test.
+    if (Math.ceil(Date.now() / H) * H - Date.now() < 15_000) await new Promise((r) => setTimeout(r, 16_000));
+    const t0 = Date.now();
+    const nextHour = Math.ceil(t0 / H) * H;
+    const jobId = `flush-test-${crypto.randomUUID().slice(0, 8)}`;
+    const stub = env.TASK_SHARD.get(env.TASK_SHARD.idFromName(`ledger-test:${jobId}`));
+    const flushes = async () =>
+      (await env.DB.prepare("SELECT count(*) AS n FROM stats_flushes WHERE owner_id = ?").bind(`job:${jobId}`).first<{ n: number }>())?.n;
+    const wake = (storage: DurableObjectStorage) =>
+      new RunOwner(storage, () => env, jobRunPrefix(jobId), { finished: async () => {} }, { statsId: jobId, ownerId: `job:${jobId}` });
+    const ended = (owner: RunOwner, n: number): RunRow => ({ ...smallTask(n), id: `${owner.idAt(t0 + n)}${"0".repeat(16)}`, jobId });
+
+    for (const n of [1, 2, 3]) {
+      await runInDurableObject(stub, async (_instance, state) => {
+        const owner = wake(state.storage);
+        owner.insert(ended(owner, n));
+        await owner.upkeep(t0 + n * 1000);
+      });
+      expect(await flushes()).toBe(0);
+    }
+    await runInDurableObject(stub, async (_instance, state) => {
+      await wake(state.storage).upkeep(nextHour + 1000);
+    });
+    expect(await flushes()).toBe(1);
+    const stats = await env.DB.prepare("SELECT sum(succeeded) AS n FROM job_stats WHERE job_id = ?").bind(jobId).first<{ n: number }>();
+    expect(stats?.n).toBe(3);
   });
 });
