@@ -151,6 +151,17 @@ export class RunLedger {
     return row?.id;
   }
 
+  /** The durations of the newest `limit` runs that have one, oldest first (read without decoding the runs). */
+  recentDurations(limit: number): number[] {
+    return this.sql
+      .exec<{ ms: number }>(
+        "SELECT ms FROM (SELECT id, json_extract(body, '$.durationMs') AS ms FROM runs ORDER BY id DESC LIMIT ?) WHERE ms IS NOT NULL ORDER BY id",
+        limit,
+      )
+      .toArray()
+      .map((row) => row.ms);
+  }
+
   /** The newest run that ran (not a missed or skipped fire), by id. */
   newestRan(): RunRow | undefined {
     const [row] = this.sql.exec<Row>("SELECT * FROM runs WHERE status NOT IN ('missed', 'skipped') ORDER BY id DESC LIMIT 1").toArray();

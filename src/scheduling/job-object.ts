@@ -82,6 +82,8 @@ export class JobObject extends DurableObject<Env> {
   private firing: Promise<boolean> | undefined;
   /** Inside the alarm handler: an alarm that sets no new alarm leaves none, so it deletes nothing. */
   private inAlarm = false;
+  /** The alarm time this instance last set (forgotten when an alarm fires: that one is spent). */
+  private armedAt: number | undefined;
   /** Runs whose attempt this object is making right now (a fast target, from its alarm). */
   private readonly executing = new Map<string, RunRow>();
   /** Runs this instance sent to the queue: the consumer makes their attempts. */
@@ -123,10 +125,7 @@ export class JobObject extends DurableObject<Env> {
     if (this.nextFire !== undefined && this.lastFire !== undefined && this.lastFire >= this.nextFire) {
       this.nextFire = nextFireAfter(resolvedTriggerOf(job), this.lastFire);
     }
-    this.recentDurations = runs.ledger
-      .list({ limit: RECENT_DURATIONS })
-      .flatMap((run) => (run.durationMs === null ? [] : [run.durationMs]))
-      .reverse();
+    this.recentDurations = runs.ledger.recentDurations(RECENT_DURATIONS);
   }
 
   /** The job's runs (created with the job's id, which every run id starts with). */
@@ -177,7 +176,8 @@ export class JobObject extends DurableObject<Env> {
     const alarm = await this.ctx.storage.getAlarm();
     if (this.job.state === "active" && this.nextFire !== undefined && alarm === null) {
       log("warn", "alarm_rearmed", { job_id: job.id, next_fire: new Date(this.nextFire).toISOString() });
-      await this.ctx.storage.setAlarm(Math.max(this.nextFire, Date.now()));
+      this.armedAt = Math.max(this.nextFire, Date.now());
+      await this.ctx.storage.setAlarm(this.armedAt);
     }
     this.record.forget();
     await this.recordSchedule(Date.now());
@@ -199,6 +199,7 @@ export class JobObject extends DurableObject<Env> {
     this.leases.clear();
     this.owner = undefined;
     this.alerts.reset();
+    this.armedAt = undefined;
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     await this.ctx.storage.put("removed", this.removed);
@@ -337,6 +338,7 @@ export class JobObject extends DurableObject<Env> {
     if (!job) return;
     const now = Date.now();
     this.inAlarm = true;
+    this.armedAt = undefined;
     try {
       await this.fireDue(now);
       await this.attemptDueRuns(now);
@@ -354,6 +356,7 @@ export class JobObject extends DurableObject<Env> {
         error: errorText(error),
       });
       await this.ctx.storage.put("alarmFailures", this.alarmFailures);
+      this.armedAt = retryAt;
       await this.ctx.storage.setAlarm(retryAt);
       return;
     } finally {
@@ -598,8 +601,18 @@ export class JobObject extends DurableObject<Env> {
   /** Sets the alarm to the next wake, or leaves none (an alarm handler that sets none leaves none). */
   private async arm(now: number): Promise<void> {
     const at = this.wakeAt(now);
-    if (at !== undefined) await this.ctx.storage.setAlarm(at);
-    else if (!this.inAlarm) await this.ctx.storage.deleteAlarm();
+    if (at !== undefined) await this.setAlarm(at, now);
+    else if (!this.inAlarm) {
+      this.armedAt = undefined;
+      await this.ctx.storage.deleteAlarm();
+    }
+  }
+
+  /** Sets the alarm, unless this instance already set it to that time (a setAlarm is a billed row written). */
+  private async setAlarm(at: number, now: number): Promise<void> {
+    if (at === this.armedAt && at > now) return;
+    this.armedAt = at;
+    await this.ctx.storage.setAlarm(at);
   }
 
   /** Makes sure a run sent to the queue is looked after: wakes for upkeep if nothing wakes this object sooner. */
@@ -607,7 +620,7 @@ export class JobObject extends DurableObject<Env> {
     const at = this.wakeAt(now);
     if (at === undefined) return;
     const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+    if (current === null || current > at) await this.setAlarm(at, now);
   }
 
   /**
