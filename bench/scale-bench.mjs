@@ -1,5 +1,5 @@
 // 6. Scale: (a) 10,000 jobs created through the API, each with its own
-// JobObject, firing every minute for three minutes (scale-live.mjs): D1 rows
+// JobObject, firing every five minutes, over five minutes (scale-live.mjs): D1 rows
 // written per minute and per run, the heartbeat's D1 rows read per tick
 // against the same tick on an empty database, and every error; (b) the
 // latency of GET /v1/jobs pages over 10,000 jobs, against a bare Worker
@@ -130,7 +130,7 @@ export async function runScale({ quick, workDir, receiver }) {
   const figures = [
     figure({
       id: "scale.live.d1_rows_written_per_minute",
-      label: `D1 rows written / minute, ${jobsLabel} firing every minute`,
+      label: `D1 rows written / minute, ${jobsLabel} firing every ${live.minutes} min`,
       unit: "rows",
       value: live.d1_rows_written_per_minute,
       valid: live.valid && complete,
@@ -172,6 +172,13 @@ export async function runScale({ quick, workDir, receiver }) {
       baseline: live.runs_per_second.due,
       baselineLabel: "fires due / s",
       note: live.lag_ms?.count ? `lag p50 ${live.lag_ms.p50} ms, p99 ${live.lag_ms.p99} ms` : null,
+    }),
+    figure({
+      id: "scale.live.workerd_cpu_ms_per_run",
+      label: `local workerd CPU / run, ${jobsLabel}`,
+      unit: "ms",
+      value: live.workerd_cpu_ms_per_run,
+      note: `workerd busy ${Math.round((live.workerd_cpu_share ?? 0) * 100)}% of the window (one thread)`,
     }),
     figure({
       id: "scale.live.errors",
