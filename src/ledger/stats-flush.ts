@@ -77,9 +77,23 @@ export function flushDue(waitingSince: number, waiting: number, now: number): bo
   return waiting >= EARLY_FLUSH_RUNS && now - waitingSince >= EARLY_FLUSH_MS;
 }
 
-/** When an owner with runs waiting must flush at the latest: when the current hour closes. */
-export function flushDeadline(now: number): number {
-  return (Math.floor(now / HOUR_MS) + 1) * HOUR_MS;
+/** Owners flush a closed hour within this long after it closes (the heartbeat folds it 15 minutes after). */
+const FLUSH_SPREAD_MS = 10 * 60_000;
+
+/**
+ * When an owner with runs waiting must flush at the latest: after the current hour closes, at an
+ * offset of its own within FLUSH_SPREAD_MS, so ten thousand owners do not all wake, and write to
+ * D1's single writer, in the same second. An owner woken sooner by its own work flushes then.
+ */
+export function flushDeadline(now: number, ownerId: string): number {
+  return (Math.floor(now / HOUR_MS) + 1) * HOUR_MS + spreadOf(ownerId);
+}
+
+/** A stable offset in [0, FLUSH_SPREAD_MS) from an owner's id (FNV-1a). */
+function spreadOf(ownerId: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < ownerId.length; i++) hash = Math.imul(hash ^ ownerId.charCodeAt(i), 0x01000193) >>> 0;
+  return hash % FLUSH_SPREAD_MS;
 }
 
 /** The statements of one flush: move the mark, and add each hour's counts only if the mark moved. */
@@ -183,7 +197,7 @@ export class StatsFlush {
   /** When this owner must wake to flush, if runs are waiting: the end of the current hour, or sooner to retry a failed flush. */
   deadline(now: number): number | undefined {
     if (this.waiting === 0) return undefined;
-    const closing = flushDeadline(Math.min(now, this.waitingSince));
+    const closing = flushDeadline(Math.min(now, this.waitingSince), this.ownerId);
     return this.retryAt === undefined ? closing : Math.min(closing, Math.max(this.retryAt, now));
   }
 
