@@ -374,14 +374,16 @@ export function jobsDeletedAfterEach(prefix: string) {
 }
 
 /**
- * The job's clock is set: a future alarm at its next fire (or sooner, when the hour closes, if it
- * has ended runs to add to the statistics), and D1 records the next fire too (a yearly job's promise).
+ * The job's clock is set: a future alarm at its next fire (or sooner, just after the hour closes, if
+ * it has ended runs to add to the statistics), and D1 records the next fire too (a yearly job's promise).
  */
 export async function expectFutureAlarm(jobId: string): Promise<void> {
   const state = await jobStub(jobId).inspect();
   expect(state.alarm).toBeGreaterThan(Date.now());
   const hourEnd = Math.ceil((Date.now() + 1) / 3_600_000) * 3_600_000;
-  expect([state.nextFire, Math.min(hourEnd, state.nextFire ?? hourEnd)]).toContain(state.alarm);
+  // The flush wake falls within ten minutes after the hour closes, at an offset of the job's own.
+  const flushWake = (state.alarm ?? 0) >= hourEnd && (state.alarm ?? 0) < hourEnd + 10 * 60_000;
+  expect(state.alarm === state.nextFire || (flushWake && (state.nextFire === null || (state.alarm ?? 0) <= state.nextFire))).toBe(true);
   expect((await storedJob(jobId))?.next_run_at).toBe(state.nextFire);
 }
 
