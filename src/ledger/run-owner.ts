@@ -64,6 +64,8 @@ export class RunOwner {
   private readonly resentAt = new Map<string, number>();
 
   readonly stats: StatsFlush;
+  /** The lease hold as stored (see leaseHold); null until read. */
+  private heldUntil: number | undefined | null = null;
 
   constructor(
     private readonly storage: DurableObjectStorage,
@@ -239,6 +241,7 @@ export class RunOwner {
     const held = leaseHold([...this.pending.values()], this.leasesHeldUntil(), now);
     if (held !== undefined && held !== this.leasesHeldUntil()) {
       this.storage.kv.put(LEASE_HOLD_KEY, held);
+      this.heldUntil = held;
       log("warn", "leases_held", { owner: this.idPrefix, until: new Date(held).toISOString() });
     }
     const plan = upkeepPlan([...this.pending.values()], this.resentAt, now, held);
@@ -265,7 +268,9 @@ export class RunOwner {
 
   /** Until when expired leases are left alone after this owner was down (see leaseHold). */
   private leasesHeldUntil(): number | undefined {
-    return this.storage.kv.get<number>(LEASE_HOLD_KEY);
+    // Read once per instance: only this instance writes it, and every wake asks.
+    if (this.heldUntil === null) this.heldUntil = this.storage.kv.get<number>(LEASE_HOLD_KEY);
+    return this.heldUntil;
   }
 
   /**
