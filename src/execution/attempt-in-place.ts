@@ -10,9 +10,8 @@ import type { CallOutcome } from "../hosts/policy";
 import { log } from "../log";
 import { LEASE_GRACE_MS } from "../runs/run-timeout";
 import type { AttemptOutcome, RunRow } from "../runs/store";
-import { classifyAttempt } from "./attempt-outcome";
-import { runTarget } from "./run-target";
-import { RetryPolicy, type Target } from "./target-schema";
+import { attemptTarget } from "./run-target";
+import type { Target } from "./target-schema";
 
 export type AttemptResult =
   | { kind: "ran"; outcome: AttemptOutcome; finishedAt: number }
@@ -45,20 +44,7 @@ export async function attemptInPlace(env: Env, run: RunRow, now: number): Promis
       return { kind: "deferred", until: now + GUARD_UNAVAILABLE_WAIT_MS, reason: "host guard unavailable" };
     }
   }
-  let end: { ok: true; result: unknown } | { ok: false; error: unknown };
-  try {
-    end = { ok: true, result: await runTarget(env, run) };
-  } catch (error) {
-    end = { ok: false, error };
-  }
-  const finishedAt = Date.now();
-  const { outcome, call } = classifyAttempt(end, {
-    attempt: run.attempt,
-    maxAttempts: run.maxAttempts,
-    retry: RetryPolicy.parse(run.retry ?? {}),
-    now: finishedAt,
-    random: Math.random,
-  });
+  const { outcome, call, finishedAt } = await attemptTarget(env, run);
   if (host !== undefined) await report(env, host, run.id, call, free);
   return { kind: "ran", outcome, finishedAt };
 }

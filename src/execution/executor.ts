@@ -8,7 +8,6 @@ import { EARLY_START_MS } from "../runs/changes";
 import { LEASE_GRACE_MS } from "../runs/run-timeout";
 import type { RunRow } from "../runs/store";
 import { isFinal, type RunStatus } from "../runs/transitions";
-import { type AttemptEnd, classifyAttempt } from "./attempt-outcome";
 import {
   attemptOutcome,
   dispatchRun,
@@ -20,8 +19,8 @@ import {
 } from "./dispatch";
 import { FIRST_REDELIVERY_SECONDS, redeliveryDelaySeconds, secondsUntilLeaseExpires } from "./redelivery";
 import { batchedRunIo, type RunIo } from "./run-io";
-import { runTarget } from "./run-target";
-import { RetryPolicy, type Target } from "./target-schema";
+import { attemptTarget } from "./run-target";
+import type { Target } from "./target-schema";
 
 /**
  * The longest a consumer holds a message that arrived before its run is due:
@@ -133,20 +132,7 @@ function errorText(error: unknown): string {
 }
 
 async function executeClaimed(env: Env, io: RunIo, run: RunRow, host: string | undefined): Promise<void> {
-  let end: AttemptEnd;
-  try {
-    end = { ok: true, result: await runTarget(env, run) };
-  } catch (error) {
-    end = { ok: false, error };
-  }
-  const finishedAt = Date.now();
-  const { outcome, call } = classifyAttempt(end, {
-    attempt: run.attempt,
-    maxAttempts: run.maxAttempts,
-    retry: RetryPolicy.parse(run.retry ?? {}),
-    now: finishedAt,
-    random: Math.random,
-  });
+  const { outcome, call, finishedAt } = await attemptTarget(env, run);
   // Reporting to the host's guard and recording the attempt do not depend on each other.
   const [, recorded] = await Promise.allSettled([reportToGuard(io, host, run, call), io.finishAttempt(run, outcome, finishedAt)]);
   if (recorded.status === "rejected") {

@@ -2,10 +2,30 @@ import type { Env } from "../env";
 import { findHandler } from "../handlers";
 import { type HandlerContext, PermanentError, RetryableError } from "../handlers/registry";
 import type { RunRow } from "../runs/store";
-import { type HttpTarget, Target } from "./target-schema";
+import { type AttemptEnd, type AttemptVerdict, classifyAttempt } from "./attempt-outcome";
+import { type HttpTarget, RetryPolicy, Target } from "./target-schema";
 
 function httpArgs({ type: _type, ...args }: HttpTarget): Omit<HttpTarget, "type"> {
   return args;
+}
+
+/** Makes a claimed run's current attempt and classifies how it ended (wherever it is made: the consumer or an alarm). */
+export async function attemptTarget(env: Env, run: RunRow): Promise<AttemptVerdict & { finishedAt: number }> {
+  let end: AttemptEnd;
+  try {
+    end = { ok: true, result: await runTarget(env, run) };
+  } catch (error) {
+    end = { ok: false, error };
+  }
+  const finishedAt = Date.now();
+  const verdict = classifyAttempt(end, {
+    attempt: run.attempt,
+    maxAttempts: run.maxAttempts,
+    retry: RetryPolicy.parse(run.retry ?? {}),
+    now: finishedAt,
+    random: Math.random,
+  });
+  return { ...verdict, finishedAt };
 }
 
 /** Runs a run's target (an HTTP call, or a handler) for its current attempt, within its timeout. */
