@@ -61,53 +61,26 @@ describe("each owner deletes its own runs past the retention window", () => {
     const job = await jobs.yearly(url);
     const stub = jobStub(job.id) as unknown as DurableObjectStub;
     const every = 10 * 60_000;
-    const written = await seedRuns(
-      stub,
-      job.id,
-      (at) =>
-        finished(
-          newRunRow(
-            {
-              target: { type: "http", url, method: "POST" },
-              dueAt: at,
-              priority: "default",
-              retry: undefined,
-              timeoutSeconds: 30,
-              requestId: null,
-              jobId: job.id,
-              fireSlot: at,
-            },
-            jobFireRunId(job.id, at),
-            at,
-          ),
-          at,
-        ),
-      40,
-      every,
-    );
+    /** The run of the job's fire at `at`, waiting. */
+    const fireRun = (at: number) =>
+      newRunRow(
+        {
+          target: { type: "http", url, method: "POST" },
+          dueAt: at,
+          priority: "default",
+          retry: undefined,
+          timeoutSeconds: 30,
+          requestId: null,
+          jobId: job.id,
+          fireSlot: at,
+        },
+        jobFireRunId(job.id, at),
+        at,
+      );
+    const written = await seedRuns(stub, job.id, (at) => finished(fireRun(at), at), 40, every);
     // One run 35 days old never finished (say it retries for a long time): it stays.
     const old = Date.now() - 35 * DAY + 1;
-    await seedRuns(
-      stub,
-      job.id,
-      (at) =>
-        newRunRow(
-          {
-            target: { type: "http", url, method: "POST" },
-            dueAt: at,
-            priority: "default",
-            retry: undefined,
-            timeoutSeconds: 30,
-            requestId: null,
-            jobId: job.id,
-            fireSlot: at,
-          },
-          jobFireRunId(job.id, at),
-          at,
-        ),
-      35,
-      40 * DAY,
-    );
+    await seedRuns(stub, job.id, (at) => fireRun(at), 35, 40 * DAY);
     expect((await runsOfOwnerOf(jobFireRunId(job.id, old))).length).toBe(written + 1);
 
     await retentionDueAgain(stub);
