@@ -31,6 +31,8 @@ export async function setSchedulerPaused(db: Db, paused: boolean, now: number): 
 /** How long an isolate trusts the scheduler's pause flag it last read. */
 const PAUSE_FLAG_TTL_MS = 2_000;
 let pauseFlag: { paused: boolean; readAt: number } | undefined;
+/** The read of the flag this isolate has in flight: alarms due together wait for one read instead of each making its own. */
+let pauseFlagRead: Promise<boolean> | undefined;
 
 /**
  * schedulerPaused, read at most once per PAUSE_FLAG_TTL_MS per isolate: a fire checks the flag
@@ -39,6 +41,13 @@ let pauseFlag: { paused: boolean; readAt: number } | undefined;
  */
 export async function schedulerPausedRecently(db: Db, now: number): Promise<boolean> {
   if (pauseFlag && now - pauseFlag.readAt < PAUSE_FLAG_TTL_MS && now >= pauseFlag.readAt) return pauseFlag.paused;
+  pauseFlagRead ??= readPauseFlag(db, now).finally(() => {
+    pauseFlagRead = undefined;
+  });
+  return pauseFlagRead;
+}
+
+async function readPauseFlag(db: Db, now: number): Promise<boolean> {
   try {
     const paused = await schedulerPaused(db);
     pauseFlag = { paused, readAt: now };
@@ -53,4 +62,5 @@ export async function schedulerPausedRecently(db: Db, now: number): Promise<bool
 /** Forgets the cached flag (after this isolate changed it). */
 export function forgetPauseFlag(): void {
   pauseFlag = undefined;
+  pauseFlagRead = undefined;
 }
