@@ -5,7 +5,8 @@
  * without a queue message or a round trip to an owner.
  */
 import type { Env } from "../env";
-import { hasFreePass, hostGuard, hostOf, noteFreePass } from "../hosts/guard-client";
+import { askInFlight, hasFreePass, hostGuard, hostOf, noteAsk, noteFreePass } from "../hosts/guard-client";
+import type { GuardAnswer } from "../hosts/host-guard";
 import type { CallOutcome } from "../hosts/policy";
 import { log } from "../log";
 import { LEASE_GRACE_MS } from "../runs/run-timeout";
@@ -31,12 +32,15 @@ const reportedTrouble = new Set<string>();
 /** Makes the attempt of `run` (already claimed: status running) and says how it ended. */
 export async function attemptInPlace(env: Env, run: RunRow, now: number): Promise<AttemptResult> {
   const host = hostOf(run.target as Target);
-  const free = host !== undefined && hasFreePass(host, now);
+  let free = host !== undefined && hasFreePass(host, now);
+  const earlierAsk = host === undefined || free ? undefined : askInFlight(host);
+  if (host !== undefined && earlierAsk) {
+    await earlierAsk;
+    free = hasFreePass(host, Date.now());
+  }
   if (host !== undefined && !free) {
     try {
-      const [answer] = await hostGuard(env, host).acquireMany(host, [{ runId: run.id, holdMs: run.timeout * 1000 + LEASE_GRACE_MS }]);
-      if (!answer) throw new Error("the host guard gave no answer");
-      noteFreePass(host, answer.freeUntil);
+      const answer = await noteAsk(host, ask(env, host, run));
       if (!answer.allowed)
         return { kind: "deferred", until: answer.until ?? now + 1000, reason: answer.message ?? "deferred by the host guard" };
     } catch (error) {
@@ -47,6 +51,14 @@ export async function attemptInPlace(env: Env, run: RunRow, now: number): Promis
   const { outcome, call, finishedAt } = await attemptTarget(env, run);
   if (host !== undefined) await report(env, host, run.id, call, free);
   return { kind: "ran", outcome, finishedAt };
+}
+
+/** Asks the host's guard for the run's call and notes the free pass its answer brings. */
+async function ask(env: Env, host: string, run: RunRow): Promise<GuardAnswer> {
+  const [answer] = await hostGuard(env, host).acquireMany(host, [{ runId: run.id, holdMs: run.timeout * 1000 + LEASE_GRACE_MS }]);
+  if (!answer) throw new Error("the host guard gave no answer");
+  noteFreePass(host, answer.freeUntil);
+  return answer;
 }
 
 /** Tells the host's guard how the call went, unless it learns nothing from it (a healthy call under a free pass). */

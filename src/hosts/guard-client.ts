@@ -33,3 +33,28 @@ export function noteFreePass(host: string, until: number | null): void {
   if (until === null) freePasses.delete(host);
   else freePasses.set(host, until);
 }
+
+/** The ask of each host's guard this isolate has in flight (settled, never rejecting). */
+const asksInFlight = new Map<string, Promise<void>>();
+
+/**
+ * The ask of `host`'s guard this isolate has in flight, if any, to wait for. Calls due together
+ * (jobs firing in the same second) then make one ask between them: the first one's answer
+ * brings the free pass the others go on.
+ */
+export function askInFlight(host: string): Promise<void> | undefined {
+  return asksInFlight.get(host);
+}
+
+/** Notes `ask` as the ask of `host`'s guard in flight until it settles; returns it. */
+export function noteAsk<T>(host: string, ask: Promise<T>): Promise<T> {
+  const settled = ask.then(
+    () => undefined,
+    () => undefined,
+  );
+  asksInFlight.set(host, settled);
+  void settled.then(() => {
+    if (asksInFlight.get(host) === settled) asksInFlight.delete(host);
+  });
+  return ask;
+}

@@ -1,0 +1,73 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import type { Env } from "../../src/env";
+import { attemptInPlace } from "../../src/execution/attempt-in-place";
+import { Target } from "../../src/execution/target-schema";
+import { claim } from "../../src/runs/changes";
+import { newRunRow } from "../../src/runs/new-run";
+import type { RunRow } from "../../src/runs/store";
+import { api } from "../helpers/http";
+import { received, receiverUrl } from "../helpers/receiver";
+
+/** The bindings with a HostGuard namespace that counts the asks (acquireMany) its objects get. */
+function countingGuards(): { env: Env; asks: () => number } {
+  let asks = 0;
+  const real = env.HOST_GUARD;
+  const namespace = new Proxy(real, {
+    get(target, property) {
+      if (property === "get")
+        return (id: DurableObjectId) => {
+          const stub = target.get(id);
+          return new Proxy(stub, {
+            get(s, p) {
+              if (p === "acquireMany")
+                return (...args: Parameters<typeof stub.acquireMany>) => {
+                  asks++;
+                  return s.acquireMany(...args);
+                };
+              return Reflect.get(s, p);
+            },
+          });
+        };
+      const value: unknown = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { env: { ...(env as Env), HOST_GUARD: namespace }, asks: () => asks };
+}
+
+function claimedRun(url: string, n: number, now: number): RunRow {
+  const run = newRunRow(
+    { target: Target.parse({ type: "http", url }), dueAt: now, priority: "default", retry: undefined, timeoutSeconds: 10, requestId: null },
+    `guard-asks-${now}-${n}`,
+    now,
+  );
+  const claimed = claim(run, 1, now);
+  if (!claimed) throw new Error("the run could not be claimed");
+  return claimed;
+}
+
+describe("calls made from alarms: asking the host's guard", () => {
+  it("calls due together make one ask; its free pass lets the others go", async () => {
+    const target = receiverUrl();
+    const guards = countingGuards();
+    const now = Date.now();
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, n) => attemptInPlace(guards.env, claimedRun(target.url, n, now), now)),
+    );
+    expect(results.every((r) => r.kind === "ran" && r.outcome.status === "succeeded")).toBe(true);
+    expect(guards.asks()).toBe(1);
+    expect(await received(target.prefix)).toHaveLength(20);
+  });
+
+  it("a host with a concurrency cap gives no free pass: each call asks for itself, and the cap holds", async () => {
+    const target = receiverUrl("delay_ms=200");
+    expect((await api(`/v1/hosts/${target.host}`, { method: "PUT", json: { max_concurrency: 2 } })).status).toBe(200);
+    const guards = countingGuards();
+    const now = Date.now();
+    const results = await Promise.all(Array.from({ length: 5 }, (_, n) => attemptInPlace(guards.env, claimedRun(target.url, n, now), now)));
+    expect(guards.asks()).toBe(5);
+    expect(results.filter((r) => r.kind === "ran")).toHaveLength(2);
+    expect(results.filter((r) => r.kind === "deferred")).toHaveLength(3);
+  });
+});
