@@ -429,7 +429,7 @@ export class JobObject extends DurableObject<Env> {
     for (const run of toQueue) this.sentToQueue.add(run.id);
     await runs.send(toQueue, now);
     if (plan.fires.length === 0) await this.storeClock();
-    await this.persistAndArm(now);
+    await this.arm(now);
     for (const fire of plan.fires.filter((f) => f.outcome !== "run")) {
       log("info", "fire_not_run", { job_id: job.id, slot: new Date(fire.slot).toISOString(), outcome: fire.outcome });
       if (fire.outcome === "missed") await this.alerts.noteEvent(job, { kind: "outcome", status: "missed", at: now }, null);
@@ -438,6 +438,11 @@ export class JobObject extends DurableObject<Env> {
     // already has its run (the same alarm delivered again) is not called again.
     if (viaAlarm)
       for (const row of rows.filter((r) => r.status === "queued" && !runs.get(r.id))) await this.attemptHere(row, now, { stored: false });
+    // D1's copy of the schedule is written after the calls: a D1 round trip (the job finishing,
+    // a promise renewed) is off the fires' path.
+    await this.recordSchedule(now).catch((error: unknown) =>
+      log("warn", "schedule_record_failed", { job_id: job.id, error: errorText(error) }),
+    );
     return true;
   }
 
@@ -523,7 +528,7 @@ export class JobObject extends DurableObject<Env> {
     this.introduceHost(previousHost);
     this.record.forget(); // the API just wrote the row: record the whole schedule again
     this.nextFire = firstFireOfVersion(resolvedTriggerOf(job), job.state === "active", before, this.lastFire, now);
-    await this.persistAndArm(now, { jobChanged: true });
+    await this.storeVersion(now);
   }
 
   /** What this job has in flight: its unfinished runs, and runs kept in D1 that still hold a slot. */
@@ -624,20 +629,15 @@ export class JobObject extends DurableObject<Env> {
   }
 
   /**
-   * The one place the clock is stored: alarm, storage and D1's promise move together. Storage gets
-   * what a round of fires changes; the job itself only when a new version arrived (`jobChanged`).
+   * A new version's clock: alarm, storage (the job with it) and D1's promise move together; a
+   * sync waits for D1 to take the promise. A round of fires stores no clock (restoreClock).
    */
-  private async persistAndArm(now: number, { jobChanged = false } = {}): Promise<void> {
+  private async storeVersion(now: number): Promise<void> {
     const job = this.job;
     if (!job) return;
     await this.arm(now);
-    if (jobChanged) await this.ctx.storage.put({ nextFire: this.nextFire, lastFire: this.lastFire, job, recorded: null } satisfies Stored);
-    if (jobChanged) await this.recordSchedule(now);
-    // Off a sync's path, D1 being down must not hold up the fires: the promise is written again next time.
-    else
-      await this.recordSchedule(now).catch((error: unknown) =>
-        log("warn", "schedule_record_failed", { job_id: job.id, error: errorText(error) }),
-      );
+    await this.ctx.storage.put({ nextFire: this.nextFire, lastFire: this.lastFire, job, recorded: null } satisfies Stored);
+    await this.recordSchedule(now);
   }
 
   /** Stores the clock when a round of fires left no run to restore it from (the scheduler was paused). */

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { faultyD1, recordSchedule, storedJob, useBindingsInJobObject } from "../helpers/faults";
 import { api } from "../helpers/http";
 import { backdateNextFire, createJob, deleteJob, holdLeases, jobRuns, jobStub } from "../helpers/jobs";
-import { eventually, receiverUrl } from "../helpers/receiver";
+import { eventually, received, receiverUrl } from "../helpers/receiver";
 
 const created: string[] = [];
 afterEach(async () => {
@@ -184,6 +184,22 @@ describe("pause and resume", () => {
 });
 
 describe("the schedule the JobObject keeps in D1 (jobs.next_run_at: when it promises to report in)", () => {
+  it("is written after the fire's call: D1's round trip is not on the fire's path", async () => {
+    const { url, prefix } = receiverUrl();
+    const job = await quietJob({ trigger: { type: "cron", expression: "0 0 1 1 *" }, target: { type: "http", url } });
+    const d1 = faultyD1();
+    let callsBeforeWrite: number | undefined;
+    d1.interleave(recordSchedule, async () => {
+      callsBeforeWrite = (await received(prefix)).length;
+    });
+    await useBindingsInJobObject(job.id, { DB: d1.db });
+    // The fire moves the job's next fire past what D1 holds (a year ahead): the promise is written.
+    await backdateNextFire(job.id, Date.now() - 100);
+    expect(await runDurableObjectAlarm(jobStub(job.id))).toBe(true);
+    expect(callsBeforeWrite).toBe(1);
+    expect((await storedJob(job.id))?.next_run_at).toBeGreaterThan(Date.now());
+  });
+
   it("a job firing every second does not write its jobs row on each fire: it promises half an hour ahead", async () => {
     const job = await quietJob({ trigger: { type: "interval", seconds: 1 }, misfire_grace_time: 60 });
     const promised = (await storedJob(job.id))?.next_run_at ?? 0;
