@@ -5,7 +5,7 @@
  * without a queue message or a round trip to an owner.
  */
 import type { Env } from "../env";
-import { askInFlight, hasFreePass, hostGuard, hostOf, noteAsk, noteFreePass } from "../hosts/guard-client";
+import { askInFlight, hasFreePass, hostGuard, hostOf, noteAsk, noteFreePass, passDueForRenewal } from "../hosts/guard-client";
 import type { GuardAnswer } from "../hosts/host-guard";
 import type { CallOutcome } from "../hosts/policy";
 import { log } from "../log";
@@ -61,11 +61,16 @@ async function ask(env: Env, host: string, run: RunRow): Promise<GuardAnswer> {
   return answer;
 }
 
-/** Tells the host's guard how the call went, unless it learns nothing from it (a healthy call under a free pass). */
+/**
+ * Tells the host's guard how the call went, unless it learns nothing from it (a healthy call
+ * under a free pass that needs no renewal). Callers without a pass wait for this report as
+ * for an ask: its answer is the pass.
+ */
 async function report(env: Env, host: string, runId: string, call: CallOutcome, free: boolean): Promise<void> {
-  if (free && call === "healthy" && !reportedTrouble.has(host)) return;
+  if (free && call === "healthy" && !reportedTrouble.has(host) && !passDueForRenewal(host, Date.now())) return;
+  const release = async () => noteFreePass(host, await hostGuard(env, host).releaseMany([{ runId, outcome: call }]));
   try {
-    noteFreePass(host, await hostGuard(env, host).releaseMany([{ runId, outcome: call }]));
+    await noteAsk(host, release());
     if (call === "healthy") reportedTrouble.delete(host);
     else reportedTrouble.add(host);
   } catch (error) {

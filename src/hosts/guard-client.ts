@@ -1,5 +1,6 @@
 import type { Env } from "../env";
 import type { Target } from "../execution/target-schema";
+import { FREE_PASS_MS } from "./host-guard";
 
 /** The host an HTTP run calls (name and port, lower-case), or undefined for other handlers. */
 export function hostOf(target: Target): string | undefined {
@@ -57,4 +58,13 @@ export function noteAsk<T>(host: string, ask: Promise<T>): Promise<T> {
     if (asksInFlight.get(host) === settled) asksInFlight.delete(host);
   });
   return ask;
+}
+
+/**
+ * Whether `host`'s pass is in its second half with no ask in flight: the next healthy call
+ * reports itself, after the call, and the answer renews the pass.
+ */
+export function passDueForRenewal(host: string, now: number): boolean {
+  const until = freePasses.get(host);
+  return until !== undefined && until > now && until - now < FREE_PASS_MS / 2 && !asksInFlight.has(host);
 }

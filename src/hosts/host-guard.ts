@@ -17,9 +17,12 @@ const COUNT_WRITE_INTERVAL_MS = 5_000;
  * How long a caller may skip asking about a host whose circuit is closed and
  * that has no rate limit or concurrency cap (acquire would only say yes).
  * Every call's report answers with the current pass, so an isolate learns of
- * an opened circuit or a new cap from its next reported call.
+ * an opened circuit or a new cap from its next reported call; a new policy
+ * reaches every caller within this time. Callers renew a pass in its second
+ * half (guard-client.ts), so a host called every few seconds is never asked
+ * on a call's path.
  */
-export const FREE_PASS_MS = 5_000;
+export const FREE_PASS_MS = 10_000;
 
 /** The guard's answer: go, or wait until `until` for `reason`; `freeUntil` says until when callers need not ask. */
 export interface GuardAnswer {
@@ -117,9 +120,10 @@ export class HostGuard extends DurableObject<Env> {
     return this.decidesOnState() ? null : now + FREE_PASS_MS;
   }
 
-  /** Learns its host's name ahead of the first call (a job that will call the host was created). */
-  async introduce(host: string): Promise<void> {
+  /** Learns its host's name ahead of the first call (a job that will call the host was created); answers the free pass. */
+  async introduce(host: string): Promise<number | null> {
     await this.learnHost(host);
+    return this.freeUntil(Date.now());
   }
 
   private async learnHost(host: string): Promise<void> {

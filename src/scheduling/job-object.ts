@@ -3,7 +3,7 @@ import { database } from "../db/client";
 import type { Env } from "../env";
 import { attemptInPlace } from "../execution/attempt-in-place";
 import type { Priority, RetryPolicy, Target } from "../execution/target-schema";
-import { hostGuard, hostOf } from "../hosts/guard-client";
+import { hostGuard, hostOf, noteFreePass } from "../hosts/guard-client";
 import { fireSlotOf, jobFireRunId, jobRunPrefix, newJobRunId } from "../ids";
 import type { JobRow } from "../jobs/store";
 import type { LedgerFilter } from "../ledger/run-ledger";
@@ -581,6 +581,7 @@ export class JobObject extends DurableObject<Env> {
     if (host === undefined || host === previousHost) return;
     hostGuard(this.env, host)
       .introduce(host)
+      .then((freeUntil) => noteFreePass(host, freeUntil))
       .catch((error: unknown) => log("warn", "host_guard_introduce_failed", { host, error: errorText(error) }));
   }
 

@@ -3,15 +3,18 @@ import { describe, expect, it } from "vitest";
 import type { Env } from "../../src/env";
 import { attemptInPlace } from "../../src/execution/attempt-in-place";
 import { Target } from "../../src/execution/target-schema";
+import { hasFreePass, noteFreePass } from "../../src/hosts/guard-client";
+import { FREE_PASS_MS } from "../../src/hosts/host-guard";
 import { claim } from "../../src/runs/changes";
 import { newRunRow } from "../../src/runs/new-run";
 import type { RunRow } from "../../src/runs/store";
 import { api } from "../helpers/http";
 import { received, receiverUrl } from "../helpers/receiver";
 
-/** The bindings with a HostGuard namespace that counts the asks (acquireMany) its objects get. */
-function countingGuards(): { env: Env; asks: () => number } {
+/** The bindings with a HostGuard namespace that counts the asks (acquireMany) and reports (releaseMany) its objects get. */
+function countingGuards(): { env: Env; asks: () => number; reports: () => number } {
   let asks = 0;
+  let reports = 0;
   const real = env.HOST_GUARD;
   const namespace = new Proxy(real, {
     get(target, property) {
@@ -25,6 +28,11 @@ function countingGuards(): { env: Env; asks: () => number } {
                   asks++;
                   return s.acquireMany(...args);
                 };
+              if (p === "releaseMany")
+                return (...args: Parameters<typeof stub.releaseMany>) => {
+                  reports++;
+                  return s.releaseMany(...args);
+                };
               return Reflect.get(s, p);
             },
           });
@@ -33,7 +41,7 @@ function countingGuards(): { env: Env; asks: () => number } {
       return typeof value === "function" ? value.bind(target) : value;
     },
   });
-  return { env: { ...(env as Env), HOST_GUARD: namespace }, asks: () => asks };
+  return { env: { ...(env as Env), HOST_GUARD: namespace }, asks: () => asks, reports: () => reports };
 }
 
 function claimedRun(url: string, n: number, now: number): RunRow {
@@ -57,7 +65,25 @@ describe("calls made from alarms: asking the host's guard", () => {
     );
     expect(results.every((r) => r.kind === "ran" && r.outcome.status === "succeeded")).toBe(true);
     expect(guards.asks()).toBe(1);
+    expect(guards.reports()).toBe(1); // the asking call's release; healthy calls under a fresh pass teach the guard nothing
     expect(await received(target.prefix)).toHaveLength(20);
+  });
+
+  it("a pass in its second half is renewed by one healthy call's report, after its call; a fresh pass is not", async () => {
+    const target = receiverUrl();
+    const guards = countingGuards();
+    const now = Date.now();
+    noteFreePass(target.host, now + FREE_PASS_MS / 2 - 1_000);
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, n) => attemptInPlace(guards.env, claimedRun(target.url, n, now), now)),
+    );
+    expect(results.every((r) => r.kind === "ran")).toBe(true);
+    expect(guards.asks()).toBe(0);
+    expect(guards.reports()).toBe(1);
+    expect(hasFreePass(target.host, now + FREE_PASS_MS - 500)).toBe(true);
+
+    await Promise.all(Array.from({ length: 10 }, (_, n) => attemptInPlace(guards.env, claimedRun(target.url, 10 + n, now), now)));
+    expect(guards.reports()).toBe(1);
   });
 
   it("a host with a concurrency cap gives no free pass: each call asks for itself, and the cap holds", async () => {
