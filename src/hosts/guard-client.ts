@@ -60,11 +60,15 @@ export function noteAsk<T>(host: string, ask: Promise<T>): Promise<T> {
   return ask;
 }
 
+/** A pass older than this is renewed by the next healthy call: a host called every few seconds keeps its pass. */
+const RENEW_AFTER_MS = FREE_PASS_MS / 4;
+
 /**
- * Whether `host`'s pass is in its second half with no ask in flight: the next healthy call
- * reports itself, after the call, and the answer renews the pass.
+ * Whether `host`'s pass is old enough to renew, with no ask in flight: the next healthy call
+ * reports itself, after the call, and the answer renews the pass (a report per host and
+ * isolate every RENEW_AFTER_MS at most).
  */
 export function passDueForRenewal(host: string, now: number): boolean {
   const until = freePasses.get(host);
-  return until !== undefined && until > now && until - now < FREE_PASS_MS / 2 && !asksInFlight.has(host);
+  return until !== undefined && until > now && until - now < FREE_PASS_MS - RENEW_AFTER_MS && !asksInFlight.has(host);
 }
