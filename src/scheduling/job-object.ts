@@ -429,7 +429,6 @@ export class JobObject extends DurableObject<Env> {
     for (const run of toQueue) this.sentToQueue.add(run.id);
     await runs.send(toQueue, now);
     if (plan.fires.length === 0) await this.storeClock();
-    await this.arm(now);
     for (const fire of plan.fires.filter((f) => f.outcome !== "run")) {
       log("info", "fire_not_run", { job_id: job.id, slot: new Date(fire.slot).toISOString(), outcome: fire.outcome });
       if (fire.outcome === "missed") await this.alerts.noteEvent(job, { kind: "outcome", status: "missed", at: now }, null);
@@ -438,8 +437,9 @@ export class JobObject extends DurableObject<Env> {
     // already has its run (the same alarm delivered again) is not called again.
     if (viaAlarm)
       for (const row of rows.filter((r) => r.status === "queued" && !runs.get(r.id))) await this.attemptHere(row, now, { stored: false });
-    // D1's copy of the schedule is written after the calls: a D1 round trip (the job finishing,
-    // a promise renewed) is off the fires' path.
+    // The clock is set, and D1's copy of the schedule written, after the calls: neither the alarm's
+    // write nor a D1 round trip (the job finishing, a promise renewed) is on the fires' path.
+    await this.arm(now);
     await this.recordSchedule(now).catch((error: unknown) =>
       log("warn", "schedule_record_failed", { job_id: job.id, error: errorText(error) }),
     );
