@@ -12,6 +12,7 @@ import { isFinal, type RunStatus } from "../runs/transitions";
 import { taskShard } from "../tasks/shards";
 import { Coalescer } from "./coalescer";
 import { onRunFinished } from "./finished";
+import { RunningAttempts } from "./running-attempts";
 
 /**
  * The reads and writes the executor makes for one message. A queue batch
@@ -35,6 +36,8 @@ export interface RunIo {
   followUp(run: RunRow): Promise<void>;
   acquireHost(host: string, runId: string, now: number, holdMs: number): Promise<GuardAnswer>;
   releaseHost(host: string, runId: string, outcome: CallOutcome): Promise<void>;
+  /** Makes an attempt; the results of attempts made together are recorded together (see RunningAttempts). */
+  attempt<T>(call: () => Promise<T>): Promise<T>;
   /** How many attempts this RunIo recorded, by the status each ended in. */
   readonly ended: Partial<Record<AttemptOutcome["status"], number>>;
 }
@@ -67,28 +70,37 @@ const FREE: GuardAnswer = { allowed: true, until: null, reason: null, message: n
 
 const orUndefined = (run: RunRow | null | undefined) => run ?? undefined;
 
+/** The longest an attempt's result waits for the other attempts of its batch before it is recorded. */
+const RESULTS_WAIT_MS = 250;
+
 export function batchedRunIo(env: Env): RunIo {
   const db = database(env.DB);
+  const running = new RunningAttempts(RESULTS_WAIT_MS);
+  const settled = () => running.settled();
   // D1's runs (written before runs moved to their owners), until they have drained.
   const legacyLoads = new Coalescer<string, RunRow | undefined>(async (ids) => {
     const found = new Map((await getRuns(db, [...new Set(ids)])).map((run) => [run.id, run]));
     return ids.map((id) => found.get(id));
   });
   const legacyClaims = new Coalescer((items: ClaimItem[]) => claimRuns(db, items));
-  const legacyFinishes = new Coalescer((items: { run: RunRow; outcome: AttemptOutcome; now: number }[]) => finishAttempts(db, items));
+  const legacyFinishes = new Coalescer(
+    (items: { run: RunRow; outcome: AttemptOutcome; now: number }[]) => finishAttempts(db, items),
+    settled,
+  );
   // One coalescer per owner and kind of call: a batch's calls to one owner share a round trip.
   const perOwner = new Map<string, Coalescer<never, unknown>>();
   const coalesced = <Item, Result>(
     kind: string,
     runId: string,
     perform: (owner: NonNullable<ReturnType<typeof ownerFor>>, items: Item[]) => Promise<Result[]>,
+    hold?: () => Promise<void>,
   ) => {
     const owner = ownerFor(env, runId);
     if (!owner) return undefined;
     const id = `${kind}|${owner.name}`;
     let coalescer = perOwner.get(id) as Coalescer<Item, Result> | undefined;
     if (!coalescer) {
-      coalescer = new Coalescer<Item, Result>((items) => perform(owner, items));
+      coalescer = new Coalescer<Item, Result>((items) => perform(owner, items), hold);
       perOwner.set(id, coalescer as unknown as Coalescer<never, unknown>);
     }
     return coalescer;
@@ -123,7 +135,7 @@ export function batchedRunIo(env: Env): RunIo {
       return claims ? orUndefined(await claims.call({ id, attempt, now })) : legacyClaims.call({ id, attempt, now });
     },
     finishAttempt: async (run, outcome, now) => {
-      const finishes = coalesced("finish", run.id, (o, items: FinishItem[]) => o.calls.finishRuns(o.key, items));
+      const finishes = coalesced("finish", run.id, (o, items: FinishItem[]) => o.calls.finishRuns(o.key, items), settled);
       if (finishes) return count(outcome, orUndefined(await finishes.call({ id: run.id, attempt: run.attempt, outcome, now })));
       return count(outcome, await followedUp(await legacyFinishes.call({ run, outcome, now })));
     },
@@ -166,9 +178,10 @@ export function batchedRunIo(env: Env): RunIo {
           new Coalescer(async (items: { runId: string; outcome: CallOutcome }[]) => {
             const until = await hostGuard(env, host).releaseMany(items);
             return items.map(() => until);
-          }),
+          }, settled),
       ).call({ runId, outcome });
       noteFreePass(host, freeUntil);
     },
+    attempt: (call) => running.track(call),
   };
 }
