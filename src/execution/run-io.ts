@@ -65,6 +65,14 @@ export function ownerFor(env: Env, runId: string): { name: string; key: string; 
   return undefined;
 }
 
+/** The name ownerFor gives a run's owner, read from the id alone (no stub made). */
+function ownerNameOf(runId: string): string | undefined {
+  const ref = ownerOfRun(runId);
+  if (ref?.kind === "job") return `job:${ref.jobId}`;
+  if (ref?.kind === "shard") return `shard:${ref.shard}`;
+  return undefined;
+}
+
 /** What a free pass answers without a round trip. */
 const FREE: GuardAnswer = { allowed: true, until: null, reason: null, message: null, freeUntil: null };
 
@@ -95,11 +103,14 @@ export function batchedRunIo(env: Env): RunIo {
     perform: (owner: NonNullable<ReturnType<typeof ownerFor>>, items: Item[]) => Promise<Result[]>,
     hold?: () => Promise<void>,
   ) => {
-    const owner = ownerFor(env, runId);
-    if (!owner) return undefined;
-    const id = `${kind}|${owner.name}`;
+    // The owner's stub (a hash of its name) is made once per batch, with its coalescer.
+    const name = ownerNameOf(runId);
+    if (name === undefined) return undefined;
+    const id = `${kind}|${name}`;
     let coalescer = perOwner.get(id) as Coalescer<Item, Result> | undefined;
     if (!coalescer) {
+      const owner = ownerFor(env, runId);
+      if (!owner) return undefined;
       coalescer = new Coalescer<Item, Result>((items) => perform(owner, items), hold);
       perOwner.set(id, coalescer as unknown as Coalescer<never, unknown>);
     }
