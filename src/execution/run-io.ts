@@ -1,4 +1,4 @@
-import { database } from "../db/client";
+import { type Db, database } from "../db/client";
 import type { Env } from "../env";
 import { hasFreePass, hostGuard, noteFreePass } from "../hosts/guard-client";
 import type { GuardAnswer } from "../hosts/host-guard";
@@ -82,17 +82,19 @@ const orUndefined = (run: RunRow | null | undefined) => run ?? undefined;
 const RESULTS_WAIT_MS = 250;
 
 export function batchedRunIo(env: Env): RunIo {
-  const db = database(env.DB);
+  // Made only for D1's runs: a batch of owners' runs never needs the client.
+  let client: Db | undefined;
+  const db = () => (client ??= database(env.DB));
   const running = new RunningAttempts(RESULTS_WAIT_MS);
   const settled = () => running.settled();
   // D1's runs (written before runs moved to their owners), until they have drained.
   const legacyLoads = new Coalescer<string, RunRow | undefined>(async (ids) => {
-    const found = new Map((await getRuns(db, [...new Set(ids)])).map((run) => [run.id, run]));
+    const found = new Map((await getRuns(db(), [...new Set(ids)])).map((run) => [run.id, run]));
     return ids.map((id) => found.get(id));
   });
-  const legacyClaims = new Coalescer((items: ClaimItem[]) => claimRuns(db, items));
+  const legacyClaims = new Coalescer((items: ClaimItem[]) => claimRuns(db(), items));
   const legacyFinishes = new Coalescer(
-    (items: { run: RunRow; outcome: AttemptOutcome; now: number }[]) => finishAttempts(db, items),
+    (items: { run: RunRow; outcome: AttemptOutcome; now: number }[]) => finishAttempts(db(), items),
     settled,
   );
   // One coalescer per owner and kind of call: a batch's calls to one owner share a round trip.
@@ -154,17 +156,17 @@ export function batchedRunIo(env: Env): RunIo {
       const owner = ownerFor(env, run.id);
       return owner
         ? orUndefined(await owner.calls.unclaimRun(owner.key, run.id, run.attempt, until, reason, now))
-        : unclaimRun(db, run, until, reason, now);
+        : unclaimRun(db(), run, until, reason, now);
     },
     expireRun: async (run, now) => {
       const owner = ownerFor(env, run.id);
-      return owner ? orUndefined(await owner.calls.expireRun(owner.key, run.id, now)) : followedUp(await expireRun(db, run, now));
+      return owner ? orUndefined(await owner.calls.expireRun(owner.key, run.id, now)) : followedUp(await expireRun(db(), run, now));
     },
     reclaimRun: async (run, now) => {
       const owner = ownerFor(env, run.id);
       return owner
         ? orUndefined(await owner.calls.reclaimRun(owner.key, run.id, now))
-        : followedUp(await reclaimExpiredLease(db, run, now));
+        : followedUp(await reclaimExpiredLease(db(), run, now));
     },
     followUp: async (run) => {
       const owner = ownerFor(env, run.id);
