@@ -10,7 +10,11 @@ export class Coalescer<Item, Result> {
   private pending: { item: Item; resolve: (result: Result) => void; reject: (error: unknown) => void }[] = [];
   private timer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(private readonly performAll: (items: Item[]) => Promise<Result[]>) {}
+  constructor(
+    private readonly performAll: (items: Item[]) => Promise<Result[]>,
+    /** Awaited before the gathered calls are performed: more may join meanwhile. */
+    private readonly hold?: () => Promise<void>,
+  ) {}
 
   private async performOne(item: Item): Promise<Result> {
     const [result] = await this.performAll([item]);
@@ -25,6 +29,7 @@ export class Coalescer<Item, Result> {
   }
 
   private async flush(): Promise<void> {
+    if (this.hold) await this.hold();
     const calls = this.pending;
     this.pending = [];
     this.timer = undefined;

@@ -14,9 +14,11 @@ export async function consumeBatch(batch: MessageBatch<unknown>, env: Env): Prom
   // They share one RunIo, so the D1 and host-guard calls they make together are batched.
   const io = batchedRunIo(env);
   const started = Date.now();
+  // Read once: each read of batch.messages decodes every message again.
+  const messages = batch.messages;
   let retried = 0;
   await Promise.all(
-    batch.messages.map(async (message) => {
+    messages.map(async (message) => {
       try {
         const disposition = await processRunMessage(env, message.body, io, Date.now(), message.attempts);
         if (disposition === "ack") message.ack();
@@ -44,7 +46,7 @@ export async function consumeBatch(batch: MessageBatch<unknown>, env: Env): Prom
   // (Workers Logs bills per line), and each run's history is in D1.
   log("info", "queue_batch", {
     queue: batch.queue,
-    messages: batch.messages.length,
+    messages: messages.length,
     redelivered: retried,
     ended: io.ended,
     duration_ms: Date.now() - started,

@@ -132,7 +132,7 @@ function errorText(error: unknown): string {
 }
 
 async function executeClaimed(env: Env, io: RunIo, run: RunRow, host: string | undefined): Promise<void> {
-  const { outcome, call, finishedAt } = await attemptTarget(env, run);
+  const { outcome, call, finishedAt } = await io.attempt(() => attemptTarget(env, run));
   // Reporting to the host's guard and recording the attempt do not depend on each other.
   const [, recorded] = await Promise.allSettled([reportToGuard(io, host, run, call), io.finishAttempt(run, outcome, finishedAt)]);
   if (recorded.status === "rejected") {

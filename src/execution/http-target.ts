@@ -27,8 +27,8 @@ export interface HttpResult {
 
 /** Reads at most `maxBytes` of a response body and drops the rest, so a huge answer cannot exhaust memory. */
 async function readExcerpt(response: Response, maxBytes: number): Promise<string> {
-  if (!response.body) return "";
-  // A small body of known length is read in one call (most answers); others stream up to the cap.
+  // A small body of known length is read in one call (most answers), without making the
+  // body's stream object; others stream up to the cap.
   const length = Number(response.headers.get("content-length") ?? Number.NaN);
   if (length >= 0 && length <= maxBytes && response.headers.get("content-encoding") === null) {
     try {
@@ -37,6 +37,7 @@ async function readExcerpt(response: Response, maxBytes: number): Promise<string
       return "";
     }
   }
+  if (!response.body) return "";
   const reader = response.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;

@@ -1,4 +1,4 @@
-import { database } from "../db/client";
+import { type Db, database } from "../db/client";
 import type { Env } from "../env";
 import { hasFreePass, hostGuard, noteFreePass } from "../hosts/guard-client";
 import type { GuardAnswer } from "../hosts/host-guard";
@@ -12,6 +12,7 @@ import { isFinal, type RunStatus } from "../runs/transitions";
 import { taskShard } from "../tasks/shards";
 import { Coalescer } from "./coalescer";
 import { onRunFinished } from "./finished";
+import { RunningAttempts } from "./running-attempts";
 
 /**
  * The reads and writes the executor makes for one message. A queue batch
@@ -35,6 +36,8 @@ export interface RunIo {
   followUp(run: RunRow): Promise<void>;
   acquireHost(host: string, runId: string, now: number, holdMs: number): Promise<GuardAnswer>;
   releaseHost(host: string, runId: string, outcome: CallOutcome): Promise<void>;
+  /** Makes an attempt; the results of attempts made together are recorded together (see RunningAttempts). */
+  attempt<T>(call: () => Promise<T>): Promise<T>;
   /** How many attempts this RunIo recorded, by the status each ended in. */
   readonly ended: Partial<Record<AttemptOutcome["status"], number>>;
 }
@@ -62,33 +65,55 @@ export function ownerFor(env: Env, runId: string): { name: string; key: string; 
   return undefined;
 }
 
+/** The name ownerFor gives a run's owner, read from the id alone (no stub made). */
+function ownerNameOf(runId: string): string | undefined {
+  const ref = ownerOfRun(runId);
+  if (ref?.kind === "job") return `job:${ref.jobId}`;
+  if (ref?.kind === "shard") return `shard:${ref.shard}`;
+  return undefined;
+}
+
 /** What a free pass answers without a round trip. */
 const FREE: GuardAnswer = { allowed: true, until: null, reason: null, message: null, freeUntil: null };
 
 const orUndefined = (run: RunRow | null | undefined) => run ?? undefined;
 
+/** The longest an attempt's result waits for the other attempts of its batch before it is recorded. */
+const RESULTS_WAIT_MS = 250;
+
 export function batchedRunIo(env: Env): RunIo {
-  const db = database(env.DB);
+  // Made only for D1's runs: a batch of owners' runs never needs the client.
+  let client: Db | undefined;
+  const db = () => (client ??= database(env.DB));
+  const running = new RunningAttempts(RESULTS_WAIT_MS);
+  const settled = () => running.settled();
   // D1's runs (written before runs moved to their owners), until they have drained.
   const legacyLoads = new Coalescer<string, RunRow | undefined>(async (ids) => {
-    const found = new Map((await getRuns(db, [...new Set(ids)])).map((run) => [run.id, run]));
+    const found = new Map((await getRuns(db(), [...new Set(ids)])).map((run) => [run.id, run]));
     return ids.map((id) => found.get(id));
   });
-  const legacyClaims = new Coalescer((items: ClaimItem[]) => claimRuns(db, items));
-  const legacyFinishes = new Coalescer((items: { run: RunRow; outcome: AttemptOutcome; now: number }[]) => finishAttempts(db, items));
+  const legacyClaims = new Coalescer((items: ClaimItem[]) => claimRuns(db(), items));
+  const legacyFinishes = new Coalescer(
+    (items: { run: RunRow; outcome: AttemptOutcome; now: number }[]) => finishAttempts(db(), items),
+    settled,
+  );
   // One coalescer per owner and kind of call: a batch's calls to one owner share a round trip.
   const perOwner = new Map<string, Coalescer<never, unknown>>();
   const coalesced = <Item, Result>(
     kind: string,
     runId: string,
     perform: (owner: NonNullable<ReturnType<typeof ownerFor>>, items: Item[]) => Promise<Result[]>,
+    hold?: () => Promise<void>,
   ) => {
-    const owner = ownerFor(env, runId);
-    if (!owner) return undefined;
-    const id = `${kind}|${owner.name}`;
+    // The owner's stub (a hash of its name) is made once per batch, with its coalescer.
+    const name = ownerNameOf(runId);
+    if (name === undefined) return undefined;
+    const id = `${kind}|${name}`;
     let coalescer = perOwner.get(id) as Coalescer<Item, Result> | undefined;
     if (!coalescer) {
-      coalescer = new Coalescer<Item, Result>((items) => perform(owner, items));
+      const owner = ownerFor(env, runId);
+      if (!owner) return undefined;
+      coalescer = new Coalescer<Item, Result>((items) => perform(owner, items), hold);
       perOwner.set(id, coalescer as unknown as Coalescer<never, unknown>);
     }
     return coalescer;
@@ -123,7 +148,7 @@ export function batchedRunIo(env: Env): RunIo {
       return claims ? orUndefined(await claims.call({ id, attempt, now })) : legacyClaims.call({ id, attempt, now });
     },
     finishAttempt: async (run, outcome, now) => {
-      const finishes = coalesced("finish", run.id, (o, items: FinishItem[]) => o.calls.finishRuns(o.key, items));
+      const finishes = coalesced("finish", run.id, (o, items: FinishItem[]) => o.calls.finishRuns(o.key, items), settled);
       if (finishes) return count(outcome, orUndefined(await finishes.call({ id: run.id, attempt: run.attempt, outcome, now })));
       return count(outcome, await followedUp(await legacyFinishes.call({ run, outcome, now })));
     },
@@ -131,17 +156,17 @@ export function batchedRunIo(env: Env): RunIo {
       const owner = ownerFor(env, run.id);
       return owner
         ? orUndefined(await owner.calls.unclaimRun(owner.key, run.id, run.attempt, until, reason, now))
-        : unclaimRun(db, run, until, reason, now);
+        : unclaimRun(db(), run, until, reason, now);
     },
     expireRun: async (run, now) => {
       const owner = ownerFor(env, run.id);
-      return owner ? orUndefined(await owner.calls.expireRun(owner.key, run.id, now)) : followedUp(await expireRun(db, run, now));
+      return owner ? orUndefined(await owner.calls.expireRun(owner.key, run.id, now)) : followedUp(await expireRun(db(), run, now));
     },
     reclaimRun: async (run, now) => {
       const owner = ownerFor(env, run.id);
       return owner
         ? orUndefined(await owner.calls.reclaimRun(owner.key, run.id, now))
-        : followedUp(await reclaimExpiredLease(db, run, now));
+        : followedUp(await reclaimExpiredLease(db(), run, now));
     },
     followUp: async (run) => {
       const owner = ownerFor(env, run.id);
@@ -166,9 +191,10 @@ export function batchedRunIo(env: Env): RunIo {
           new Coalescer(async (items: { runId: string; outcome: CallOutcome }[]) => {
             const until = await hostGuard(env, host).releaseMany(items);
             return items.map(() => until);
-          }),
+          }, settled),
       ).call({ runId, outcome });
       noteFreePass(host, freeUntil);
     },
+    attempt: (call) => running.track(call),
   };
 }

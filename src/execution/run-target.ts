@@ -3,10 +3,19 @@ import { findHandler } from "../handlers";
 import { type HandlerContext, PermanentError, RetryableError } from "../handlers/registry";
 import type { RunRow } from "../runs/store";
 import { type AttemptEnd, type AttemptVerdict, classifyAttempt } from "./attempt-outcome";
-import { type HttpTarget, RetryPolicy, Target } from "./target-schema";
+import { RetryPolicy } from "./target-schema";
 
-function httpArgs({ type: _type, ...args }: HttpTarget): Omit<HttpTarget, "type"> {
-  return args;
+/**
+ * The handler a stored target names and the arguments it is given. The handler validates them;
+ * parsing the whole target first would validate an HTTP target (its body too) twice per attempt.
+ */
+function handlerCall(target: unknown): { name: string; args: unknown } {
+  const stored = (typeof target === "object" && target !== null ? target : {}) as Partial<Record<string, unknown>>;
+  if (stored.type === "http") {
+    const { type: _type, ...args } = stored;
+    return { name: "http", args };
+  }
+  return { name: stored.type === "handler" && typeof stored.name === "string" ? stored.name : "", args: stored.args ?? {} };
 }
 
 /** Makes a claimed run's current attempt and classifies how it ended (wherever it is made: the consumer or an alarm). */
@@ -30,10 +39,9 @@ export async function attemptTarget(env: Env, run: RunRow): Promise<AttemptVerdi
 
 /** Runs a run's target (an HTTP call, or a handler) for its current attempt, within its timeout. */
 export async function runTarget(env: Env, run: RunRow): Promise<unknown> {
-  const target = Target.parse(run.target);
-  const handler = findHandler(target.type === "http" ? "http" : target.name);
-  if (!handler) throw new PermanentError(`unknown handler ${target.type === "handler" ? target.name : "http"}`);
-  const args = target.type === "http" ? httpArgs(target) : (target.args ?? {});
+  const { name, args } = handlerCall(run.target);
+  const handler = findHandler(name);
+  if (!handler) throw new PermanentError(`unknown handler ${name}`);
   const parsed = handler.args.safeParse(args);
   if (!parsed.success) throw new PermanentError(`invalid arguments for handler ${handler.name}`);
   const timeoutMs = run.timeout * 1000;

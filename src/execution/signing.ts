@@ -23,7 +23,7 @@ export async function signatureHeaders(
   if (!Number.isSafeInteger(timestampSeconds) || timestampSeconds < 0) {
     throw new RangeError(`webhook timestamp must be whole unix seconds, got ${timestampSeconds}`);
   }
-  const key = await crypto.subtle.importKey("raw", signingKeyBytes(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const key = await signingKey(secret);
   const timestamp = String(timestampSeconds);
   const signed = new TextEncoder().encode(`${messageId}.${timestamp}.${body}`);
   const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, signed));
@@ -32,6 +32,21 @@ export async function signatureHeaders(
     "webhook-timestamp": timestamp,
     "webhook-signature": `v1,${toBase64(mac)}`,
   };
+}
+
+/**
+ * Imported keys by secret: a deployment has one secret, and importing it for every delivery
+ * costs more than the signature. The key is kept, not the promise of it: a promise is tied to
+ * the request that made it.
+ */
+const importedKeys = new Map<string, CryptoKey>();
+
+async function signingKey(secret: string): Promise<CryptoKey> {
+  const known = importedKeys.get(secret);
+  if (known) return known;
+  const key = await crypto.subtle.importKey("raw", signingKeyBytes(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  importedKeys.set(secret, key);
+  return key;
 }
 
 /** The HMAC key a configured secret stands for (see the module comment). */

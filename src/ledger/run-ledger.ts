@@ -59,12 +59,24 @@ export class RunLedger {
    * fire), returns the run that holds it instead, and writes nothing.
    */
   insert(run: RunRow): { run: RunRow; created: boolean } {
-    const holder = (run.idempotencyKey !== null ? this.byKey(run.idempotencyKey) : undefined) ?? this.get(run.id);
-    if (holder) return { run: holder, created: false };
-    if (run.idempotencyKey !== null) this.sql.exec("INSERT INTO idempotency (key, run_id) VALUES (?, ?)", run.idempotencyKey, run.id);
+    if (run.idempotencyKey !== null) {
+      const holder = this.byKey(run.idempotencyKey) ?? this.get(run.id);
+      if (holder) return { run: holder, created: false };
+      this.sql.exec("INSERT INTO idempotency (key, run_id) VALUES (?, ?)", run.idempotencyKey, run.id);
+    }
     const endedAt = run.finishedAt === null ? null : Date.now();
-    this.sql.exec("INSERT INTO runs (id, status, finished_at, body) VALUES (?, ?, ?, ?)", run.id, run.status, endedAt, encode(run));
-    return { run, created: true };
+    // Most new ids are free: the insert itself tells when one is taken, without a read before every write.
+    const { rowsWritten } = this.sql.exec(
+      "INSERT INTO runs (id, status, finished_at, body) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+      run.id,
+      run.status,
+      endedAt,
+      encode(run),
+    );
+    if (rowsWritten > 0) return { run, created: true };
+    const holder = this.get(run.id);
+    if (!holder) throw new Error(`run ${run.id} is taken but cannot be read`);
+    return { run: holder, created: false };
   }
 
   /**

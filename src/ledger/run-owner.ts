@@ -302,7 +302,9 @@ export class RunOwner {
 
   /** Applies one change to a stored run and keeps the pending set in step; logs the transition. */
   private change(id: string, decide: (run: RunRow) => RunRow | undefined): RunRow | undefined {
-    const before = this.ledger.get(id);
+    // An unfinished run's pending entry is its stored state: every write of one passes here or
+    // through insert, in the same synchronous step. Reading it spares a SELECT and a JSON parse.
+    const before = this.pending.get(id) ?? this.ledger.get(id);
     const after = before && decide(before);
     if (!before || !after) return undefined;
     this.ledger.save(after);

@@ -1,4 +1,4 @@
-import { type Env, readConfig } from "../env";
+import { type Config, type Env, readConfig } from "../env";
 import { ApiError, toApiError, zodDetails, zodSummary } from "../errors";
 import { validateTarget } from "../execution/validate-target";
 import { log } from "../log";
@@ -16,12 +16,17 @@ export async function enqueueTask(
   requestId: string | null,
 ): Promise<{ run: RunRow; created: boolean }> {
   const now = Date.now();
-  return createRun(env, taskRunSpec(env, body, idempotencyKey, requestId, now));
+  return createRun(env, taskRunSpec(readConfig(env), body, idempotencyKey, requestId, now));
 }
 
 /** The run a task asks for; throws the API error of an unacceptable target. */
-function taskRunSpec(env: Env, body: TaskRequest, idempotencyKey: string | undefined, requestId: string | null, now: number): RunSpec {
-  const config = readConfig(env);
+function taskRunSpec(
+  config: Config,
+  body: TaskRequest,
+  idempotencyKey: string | undefined,
+  requestId: string | null,
+  now: number,
+): RunSpec {
   const target = validateTarget(body.target, config);
   // Callbacks are outbound requests too: the same SSRF rules apply, at enqueue time.
   const callback = body.callback && (validateTarget(body.callback, config, "callback") as typeof body.callback);
@@ -53,6 +58,7 @@ export type BatchItemResult =
  */
 export async function enqueueTaskBatch(env: Env, items: unknown[], requestId: string | null): Promise<BatchItemResult[]> {
   const now = Date.now();
+  const config = readConfig(env);
   const results: BatchItemResult[] = [];
   const accepted: { index: number; spec: RunSpec }[] = [];
   items.forEach((item, index) => {
@@ -60,7 +66,7 @@ export async function enqueueTaskBatch(env: Env, items: unknown[], requestId: st
     try {
       if (!parsed.success) throw new ApiError("validation_failed", `Invalid task: ${zodSummary(parsed.error)}`, zodDetails(parsed.error));
       const { idempotency_key: key, ...task } = parsed.data;
-      accepted.push({ index, spec: taskRunSpec(env, task, key, requestId, now) });
+      accepted.push({ index, spec: taskRunSpec(config, task, key, requestId, now) });
     } catch (error) {
       const apiError = toApiError(error);
       if (apiError.status >= 500) throw error;

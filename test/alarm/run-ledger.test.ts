@@ -73,6 +73,21 @@ describe("run ledger storage", () => {
     expect(Object.keys(readEmpty ?? {}).sort()).toEqual(Object.keys(empty).sort());
   });
 
+  it("a run whose id is taken (a call tried again) writes nothing and answers the run that holds the id", async () => {
+    const first = smallTask(3);
+    const again = { ...smallTask(3), requestId: "another-request" };
+    const { written, answer, stored, rows } = await withLedger("taken-id", (ledger, sql) => {
+      const written = ledger.insert(first);
+      const answer = ledger.insert(again);
+      const rows = sql.exec<{ n: number }>("SELECT count(*) AS n FROM runs").one().n;
+      return { written, answer, stored: ledger.get(first.id), rows };
+    });
+    expect(written).toEqual({ run: first, created: true });
+    expect(answer).toEqual({ run: first, created: false });
+    expect(stored).toEqual(first);
+    expect(rows).toBe(1);
+  });
+
   it("keeps a small finished task in its row: no overflow page (about 1,000 bytes is SQLite's limit)", async () => {
     const { longest, pagesPerRun } = await withLedger("small-rows", (ledger, sql) => {
       const before = sql.databaseSize;
@@ -84,6 +99,33 @@ describe("run ledger storage", () => {
     expect(longest).toBeLessThan(1000);
     // A row past the limit takes a 4 KiB overflow page of its own: more than one page per run.
     expect(pagesPerRun).toBeLessThan(0.35);
+  });
+});
+
+describe("an owner's changes", () => {
+  it("a claim and a result, decided on the owner's pending copy of the run, store what a fresh read returns", async () => {
+    const stub = env.TASK_SHARD.get(env.TASK_SHARD.idFromName(`ledger-test:changes-${crypto.randomUUID()}`));
+    const { finished, stored, reread } = await runInDurableObject(stub, async (_instance, state) => {
+      const owner = new RunOwner(state.storage, () => env, "tsk003_", { finished: async () => {} }, { statsId: "", ownerId: "test" });
+      const run = newRunRow(
+        { target, dueAt: NOW, priority: "default", retry: undefined, timeoutSeconds: 30, requestId: null },
+        `tsk003_01m9${"7".repeat(22)}`,
+        NOW,
+      );
+      owner.insert(run);
+      const [claimed] = owner.claimMany([{ id: run.id, attempt: 1, now: NOW }]);
+      const [finished] = await owner.finishMany([
+        { id: run.id, attempt: claimed?.attempt ?? 0, outcome: { status: "succeeded", result: { status: 200 } }, now: NOW + 40 },
+      ]);
+      // A second owner reads from storage only, as one woken afresh would.
+      const reread = new RunOwner(state.storage, () => env, "tsk003_", { finished: async () => {} }, { statsId: "", ownerId: "test" }).get(
+        run.id,
+      );
+      return { finished, stored: owner.get(run.id), reread };
+    });
+    expect(finished).toMatchObject({ status: "succeeded", attempt: 1, durationMs: 40 });
+    expect(stored).toEqual(finished);
+    expect(reread).toEqual(finished);
   });
 });
 

@@ -1,4 +1,9 @@
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { runTarget } from "../../src/execution/run-target";
+import type { Target } from "../../src/execution/target-schema";
+import { PermanentError } from "../../src/handlers/registry";
+import { newRunRow } from "../../src/runs/new-run";
 import { received, receiverUrl } from "../helpers/receiver";
 import { type Harness, harness, MANUAL_RETRY, mustStoredRun } from "../helpers/runs";
 
@@ -125,5 +130,35 @@ describe("queue: timeouts", () => {
     const dead = await mustStoredRun(run.id);
     expect(dead).toMatchObject({ status: "dead", attempt: 1 });
     expect(JSON.stringify(dead.error)).toContain("timed out");
+  });
+});
+
+describe("queue: the target a run stored", () => {
+  const storedRun = (target: unknown) =>
+    newRunRow(
+      { target: target as Target, dueAt: Date.now(), priority: "default", retry: undefined, timeoutSeconds: 30, requestId: null },
+      `tsk001_${crypto.randomUUID()}`,
+      Date.now(),
+    );
+
+  it("an HTTP target is called with its stored fields", async () => {
+    const { url, prefix } = receiverUrl();
+    const result = await runTarget(env, { ...storedRun({ type: "http", method: "PUT", url, body: { a: 1 } }), attempt: 1 });
+    expect(result).toMatchObject({ status: 200 });
+    expect(await received(prefix)).toMatchObject([{ method: "PUT", body: '{"a":1}' }]);
+  });
+
+  it.each([
+    ["a handler no longer registered", { type: "handler", name: "no-such-handler" }, "unknown handler no-such-handler"],
+    ["a target of no known type", { type: "carrier-pigeon" }, "unknown handler"],
+    [
+      "an HTTP target whose fields are no longer valid",
+      { type: "http", method: "POST", url: "https://example.com/x", extra: 1 },
+      "invalid arguments for handler http",
+    ],
+  ])("%s fails for good, without a call", async (_what, target, message) => {
+    const attempt = runTarget(env, { ...storedRun(target), attempt: 1 });
+    await expect(attempt).rejects.toBeInstanceOf(PermanentError);
+    await expect(attempt).rejects.toThrow(message);
   });
 });
