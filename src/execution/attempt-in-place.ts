@@ -5,7 +5,16 @@
  * without a queue message or a round trip to an owner.
  */
 import type { Env } from "../env";
-import { askInFlight, hasFreePass, hostGuard, hostOf, noteAsk, noteFreePass, passDueForRenewal } from "../hosts/guard-client";
+import {
+  askInFlight,
+  asking,
+  hasFreePass,
+  hostGuard,
+  hostOf,
+  noteFreePass,
+  passDueForRenewal,
+  passFromAskInFlight,
+} from "../hosts/guard-client";
 import type { GuardAnswer } from "../hosts/host-guard";
 import type { CallOutcome } from "../hosts/policy";
 import { log } from "../log";
@@ -33,14 +42,10 @@ const reportedTrouble = new Set<string>();
 export async function attemptInPlace(env: Env, run: RunRow, now: number): Promise<AttemptResult> {
   const host = hostOf(run.target as Target);
   let free = host !== undefined && hasFreePass(host, now);
-  const earlierAsk = host === undefined || free ? undefined : askInFlight(host);
-  if (host !== undefined && earlierAsk) {
-    await earlierAsk;
-    free = hasFreePass(host, Date.now());
-  }
+  if (host !== undefined && !free && askInFlight(host, Date.now())) free = await passFromAskInFlight(host);
   if (host !== undefined && !free) {
     try {
-      const answer = await noteAsk(host, ask(env, host, run));
+      const answer = await asking(host, () => ask(env, host, run));
       if (!answer.allowed)
         return { kind: "deferred", until: answer.until ?? now + 1000, reason: answer.message ?? "deferred by the host guard" };
     } catch (error) {
@@ -70,7 +75,7 @@ async function report(env: Env, host: string, runId: string, call: CallOutcome, 
   if (free && call === "healthy" && !reportedTrouble.has(host) && !passDueForRenewal(host, Date.now())) return;
   const release = async () => noteFreePass(host, await hostGuard(env, host).releaseMany([{ runId, outcome: call }]));
   try {
-    await noteAsk(host, release());
+    await asking(host, release);
     if (call === "healthy") reportedTrouble.delete(host);
     else reportedTrouble.add(host);
   } catch (error) {

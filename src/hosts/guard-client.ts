@@ -35,29 +35,42 @@ export function noteFreePass(host: string, until: number | null): void {
   else freePasses.set(host, until);
 }
 
-/** The ask of each host's guard this isolate has in flight (settled, never rejecting). */
-const asksInFlight = new Map<string, Promise<void>>();
+/** Since when a request of this isolate has been asking each host's guard (an ask, or a report that renews the pass). */
+const askingSince = new Map<string, number>();
+/** An ask older than this is taken for lost: callers stop waiting for it. */
+const ASK_LOST_MS = 1_000;
+/** How often a caller waiting for another's ask looks for the pass it brings. */
+const ASK_POLL_MS = 5;
 
-/**
- * The ask of `host`'s guard this isolate has in flight, if any, to wait for. Calls due together
- * (jobs firing in the same second) then make one ask between them: the first one's answer
- * brings the free pass the others go on.
- */
-export function askInFlight(host: string): Promise<void> | undefined {
-  return asksInFlight.get(host);
+/** Whether a request of this isolate is asking `host`'s guard. */
+export function askInFlight(host: string, now: number): boolean {
+  const since = askingSince.get(host);
+  return since !== undefined && now - since < ASK_LOST_MS;
 }
 
-/** Notes `ask` as the ask of `host`'s guard in flight until it settles; returns it. */
-export function noteAsk<T>(host: string, ask: Promise<T>): Promise<T> {
-  const settled = ask.then(
-    () => undefined,
-    () => undefined,
-  );
-  asksInFlight.set(host, settled);
-  void settled.then(() => {
-    if (asksInFlight.get(host) === settled) asksInFlight.delete(host);
-  });
-  return ask;
+/** Runs `ask` (a call to `host`'s guard) noted as in flight, so calls due together wait for it instead of each asking. */
+export async function asking<T>(host: string, ask: () => Promise<T>): Promise<T> {
+  const started = Date.now();
+  askingSince.set(host, started);
+  try {
+    return await ask();
+  } finally {
+    if (askingSince.get(host) === started) askingSince.delete(host);
+  }
+}
+
+/**
+ * Waits while another request of this isolate asks `host`'s guard, and says whether its answer
+ * brought a pass. Calls due together (jobs firing in the same second) then make one ask between
+ * them. It looks every few milliseconds rather than awaiting the other's ask: a request cannot
+ * wait on another one's I/O.
+ */
+export async function passFromAskInFlight(host: string): Promise<boolean> {
+  while (askInFlight(host, Date.now())) {
+    await new Promise((resolve) => setTimeout(resolve, ASK_POLL_MS));
+    if (hasFreePass(host, Date.now())) return true;
+  }
+  return hasFreePass(host, Date.now());
 }
 
 /** A pass older than this is renewed by the next healthy call: a host called every few seconds keeps its pass. */
@@ -70,5 +83,5 @@ const RENEW_AFTER_MS = FREE_PASS_MS / 4;
  */
 export function passDueForRenewal(host: string, now: number): boolean {
   const until = freePasses.get(host);
-  return until !== undefined && until > now && until - now < FREE_PASS_MS - RENEW_AFTER_MS && !asksInFlight.has(host);
+  return until !== undefined && until > now && until - now < FREE_PASS_MS - RENEW_AFTER_MS && !askInFlight(host, now);
 }

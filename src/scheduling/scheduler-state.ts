@@ -30,24 +30,23 @@ export async function setSchedulerPaused(db: Db, paused: boolean, now: number): 
 
 /** How long an isolate trusts the scheduler's pause flag it last read. */
 const PAUSE_FLAG_TTL_MS = 2_000;
+/** A read of the flag this much older is taken for lost: the next fire reads again. */
+const READ_LOST_MS = 5_000;
 let pauseFlag: { paused: boolean; readAt: number } | undefined;
-/** The read of the flag this isolate has in flight: alarms due together wait for one read instead of each making its own. */
-let pauseFlagRead: Promise<boolean> | undefined;
+/** Since when a request of this isolate has been reading the flag (undefined: none is). */
+let readingSince: number | undefined;
 
 /**
  * schedulerPaused, read at most once per PAUSE_FLAG_TTL_MS per isolate: a fire checks the flag
- * without a D1 round trip on its path, so a scheduler-wide pause takes effect within two seconds,
- * and a D1 outage does not stop fires.
+ * without a D1 round trip on its path, so a scheduler-wide pause takes effect within two seconds
+ * (and one read), and a D1 outage does not stop fires. While one request reads it, fires due
+ * together go on the copy this isolate holds: a request cannot wait on another one's I/O.
  */
 export async function schedulerPausedRecently(db: Db, now: number): Promise<boolean> {
   if (pauseFlag && now - pauseFlag.readAt < PAUSE_FLAG_TTL_MS && now >= pauseFlag.readAt) return pauseFlag.paused;
-  pauseFlagRead ??= readPauseFlag(db, now).finally(() => {
-    pauseFlagRead = undefined;
-  });
-  return pauseFlagRead;
-}
-
-async function readPauseFlag(db: Db, now: number): Promise<boolean> {
+  if (pauseFlag && readingSince !== undefined && now - readingSince < READ_LOST_MS) return pauseFlag.paused;
+  const started = now;
+  readingSince = started;
   try {
     const paused = await schedulerPaused(db);
     pauseFlag = { paused, readAt: now };
@@ -56,11 +55,13 @@ async function readPauseFlag(db: Db, now: number): Promise<boolean> {
     // D1 is down: fires keep their schedule, with the flag as last read (not paused if never read).
     log("warn", "scheduler_flag_unreadable", { error: error instanceof Error ? error.message : String(error) });
     return pauseFlag?.paused ?? false;
+  } finally {
+    if (readingSince === started) readingSince = undefined;
   }
 }
 
 /** Forgets the cached flag (after this isolate changed it). */
 export function forgetPauseFlag(): void {
   pauseFlag = undefined;
-  pauseFlagRead = undefined;
+  readingSince = undefined;
 }
