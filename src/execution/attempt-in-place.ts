@@ -42,6 +42,7 @@ const reportedTrouble = new Set<string>();
 export async function attemptInPlace(env: Env, run: RunRow, now: number): Promise<AttemptResult> {
   const host = hostOf(run.target as Target);
   let free = host !== undefined && hasFreePass(host, now);
+  // Checked before any await: the first of calls due together must note its ask before the next one looks.
   if (host !== undefined && !free && askInFlight(host, Date.now())) free = await passFromAskInFlight(host);
   if (host !== undefined && !free) {
     try {

@@ -3,7 +3,7 @@ import type { Env } from "../env";
 import { hasFreePass, hostGuard, noteFreePass } from "../hosts/guard-client";
 import type { GuardAnswer } from "../hosts/host-guard";
 import type { CallOutcome } from "../hosts/policy";
-import { ownerOfRun } from "../ids";
+import { ownerOfRun, type RunOwnerRef } from "../ids";
 import { jobObject } from "../jobs/present";
 import type { ClaimItem, FinishItem } from "../ledger/run-owner";
 import { type AttemptOutcome, expireRun, type RunRow, reclaimExpiredLease, unclaimRun } from "../runs/store";
@@ -57,19 +57,17 @@ interface OwnerCalls {
 /** A run's owner, to call: its stub and the key it answers to; undefined for D1's runs (and unknown ids). */
 export function ownerFor(env: Env, runId: string): { name: string; key: string; calls: OwnerCalls } | undefined {
   const ref = ownerOfRun(runId);
+  const name = ref && ownerName(ref);
   // RPC stubs cannot express the runs' JSON columns; the shapes are the owners' own.
-  if (ref?.kind === "job") return { name: `job:${ref.jobId}`, key: ref.jobId, calls: jobObject(env, ref.jobId) as unknown as OwnerCalls };
-  if (ref?.kind === "shard") {
-    return { name: `shard:${ref.shard}`, key: String(ref.shard), calls: taskShard(env, ref.shard) as unknown as OwnerCalls };
-  }
+  if (ref?.kind === "job" && name) return { name, key: ref.jobId, calls: jobObject(env, ref.jobId) as unknown as OwnerCalls };
+  if (ref?.kind === "shard" && name) return { name, key: String(ref.shard), calls: taskShard(env, ref.shard) as unknown as OwnerCalls };
   return undefined;
 }
 
-/** The name ownerFor gives a run's owner, read from the id alone (no stub made). */
-function ownerNameOf(runId: string): string | undefined {
-  const ref = ownerOfRun(runId);
-  if (ref?.kind === "job") return `job:${ref.jobId}`;
-  if (ref?.kind === "shard") return `shard:${ref.shard}`;
+/** The name of a run's owner, read from its id alone (no stub made); undefined for D1's runs. */
+function ownerName(ref: RunOwnerRef): string | undefined {
+  if (ref.kind === "job") return `job:${ref.jobId}`;
+  if (ref.kind === "shard") return `shard:${ref.shard}`;
   return undefined;
 }
 
@@ -106,7 +104,8 @@ export function batchedRunIo(env: Env): RunIo {
     hold?: () => Promise<void>,
   ) => {
     // The owner's stub (a hash of its name) is made once per batch, with its coalescer.
-    const name = ownerNameOf(runId);
+    const ref = ownerOfRun(runId);
+    const name = ref && ownerName(ref);
     if (name === undefined) return undefined;
     const id = `${kind}|${name}`;
     let coalescer = perOwner.get(id) as Coalescer<Item, Result> | undefined;
