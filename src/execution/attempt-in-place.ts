@@ -12,8 +12,9 @@ import {
   hostGuard,
   hostOf,
   noteFreePass,
-  passDueForRenewal,
+  noteReported,
   passFromAskInFlight,
+  reportTeachesGuard,
 } from "../hosts/guard-client";
 import type { GuardAnswer } from "../hosts/host-guard";
 import type { CallOutcome } from "../hosts/policy";
@@ -30,13 +31,6 @@ export type AttemptResult =
 
 /** How long an attempt waits when the host's guard does not answer. */
 const GUARD_UNAVAILABLE_WAIT_MS = 2_000;
-
-/**
- * Hosts whose last outcome this isolate reported was not healthy: their guard needs to hear
- * the next healthy call, to reset its count. Healthy calls under a free pass are otherwise
- * not reported (a closed circuit with no cap learns nothing from them).
- */
-const reportedTrouble = new Set<string>();
 
 /** Makes the attempt of `run` (already claimed: status running) and says how it ended. */
 export async function attemptInPlace(env: Env, run: RunRow, now: number): Promise<AttemptResult> {
@@ -73,12 +67,11 @@ async function ask(env: Env, host: string, run: RunRow): Promise<GuardAnswer> {
  * for an ask: its answer is the pass.
  */
 async function report(env: Env, host: string, runId: string, call: CallOutcome, free: boolean): Promise<void> {
-  if (free && call === "healthy" && !reportedTrouble.has(host) && !passDueForRenewal(host, Date.now())) return;
+  if (!reportTeachesGuard(host, call, free, Date.now())) return;
   const release = async () => noteFreePass(host, await hostGuard(env, host).releaseMany([{ runId, outcome: call }]));
   try {
     await asking(host, release);
-    if (call === "healthy") reportedTrouble.delete(host);
-    else reportedTrouble.add(host);
+    noteReported(host, call);
   } catch (error) {
     // The guard's hold on this run lapses by itself; the result must still be recorded.
     log("error", "host_guard_release_failed", { run_id: runId, error: error instanceof Error ? error.message : String(error) });

@@ -104,8 +104,9 @@ export async function processRunMessage(
  */
 async function startClaimed(env: Env, io: RunIo, run: RunRow, now: number, deliveries: number): Promise<Disposition> {
   const host = hostOf(run.target as Target);
+  let free = false;
   if (host !== undefined) {
-    let answer: GuardAnswer;
+    let answer: GuardAnswer & { free: boolean };
     try {
       answer = await io.acquireHost(host, run.id, now, run.timeout * 1000 + LEASE_GRACE_MS);
     } catch (error) {
@@ -122,8 +123,9 @@ async function startClaimed(env: Env, io: RunIo, run: RunRow, now: number, deliv
       if (waiting) await dispatchRun(env, waiting, now);
       return "ack";
     }
+    free = answer.free;
   }
-  await executeClaimed(env, io, run, host);
+  await executeClaimed(env, io, run, host, free);
   return "ack";
 }
 
@@ -131,10 +133,10 @@ function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-async function executeClaimed(env: Env, io: RunIo, run: RunRow, host: string | undefined): Promise<void> {
+async function executeClaimed(env: Env, io: RunIo, run: RunRow, host: string | undefined, free: boolean): Promise<void> {
   const { outcome, call, finishedAt } = await io.attempt(() => attemptTarget(env, run));
   // Reporting to the host's guard and recording the attempt do not depend on each other.
-  const [, recorded] = await Promise.allSettled([reportToGuard(io, host, run, call), io.finishAttempt(run, outcome, finishedAt)]);
+  const [, recorded] = await Promise.allSettled([reportToGuard(io, host, run, call, free), io.finishAttempt(run, outcome, finishedAt)]);
   if (recorded.status === "rejected") {
     if (!isTransientStorageError(recorded.reason)) throw recorded.reason;
     // D1 is down: the outcome travels in a message of its own until D1 takes it, so the
@@ -176,10 +178,10 @@ async function recordPendingOutcome(env: Env, io: RunIo, runId: string, attempt:
   return "ack";
 }
 
-async function reportToGuard(io: RunIo, host: string | undefined, run: RunRow, call: CallOutcome): Promise<void> {
+async function reportToGuard(io: RunIo, host: string | undefined, run: RunRow, call: CallOutcome, free: boolean): Promise<void> {
   if (host === undefined) return;
   try {
-    await io.releaseHost(host, run.id, call);
+    await io.releaseHost(host, run.id, call, free);
   } catch (error) {
     // The guard's hold on this run lapses by itself; the result must still be recorded.
     log("error", "host_guard_release_failed", { run_id: run.id, error: error instanceof Error ? error.message : String(error) });

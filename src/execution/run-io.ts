@@ -1,6 +1,6 @@
 import { type Db, database } from "../db/client";
 import type { Env } from "../env";
-import { hasFreePass, hostGuard, noteFreePass } from "../hosts/guard-client";
+import { hasFreePass, hostGuard, noteFreePass, noteReported, reportTeachesGuard } from "../hosts/guard-client";
 import type { GuardAnswer } from "../hosts/host-guard";
 import type { CallOutcome } from "../hosts/policy";
 import { ownerOfRun, type RunOwnerRef } from "../ids";
@@ -34,8 +34,10 @@ export interface RunIo {
   reclaimRun(run: RunRow, now: number): Promise<RunRow | undefined>;
   /** Runs an ended run's follow-up again (a redelivered message whose first follow-up failed); idempotent. */
   followUp(run: RunRow): Promise<void>;
-  acquireHost(host: string, runId: string, now: number, holdMs: number): Promise<GuardAnswer>;
-  releaseHost(host: string, runId: string, outcome: CallOutcome): Promise<void>;
+  /** Asks the host's guard for a call; `free` when the isolate's free pass answered without asking. */
+  acquireHost(host: string, runId: string, now: number, holdMs: number): Promise<GuardAnswer & { free: boolean }>;
+  /** Reports how a call went, unless its guard learns nothing from it (see reportTeachesGuard). */
+  releaseHost(host: string, runId: string, outcome: CallOutcome, free: boolean): Promise<void>;
   /** Makes an attempt; the results of attempts made together are recorded together (see RunningAttempts). */
   attempt<T>(call: () => Promise<T>): Promise<T>;
   /** How many attempts this RunIo recorded, by the status each ended in. */
@@ -72,7 +74,7 @@ function ownerName(ref: RunOwnerRef): string | undefined {
 }
 
 /** What a free pass answers without a round trip. */
-const FREE: GuardAnswer = { allowed: true, until: null, reason: null, message: null, freeUntil: null };
+const FREE = { allowed: true, until: null, reason: null, message: null, freeUntil: null, free: true } as const;
 
 const orUndefined = (run: RunRow | null | undefined) => run ?? undefined;
 
@@ -180,9 +182,10 @@ export function batchedRunIo(env: Env): RunIo {
         () => new Coalescer((items: { runId: string; holdMs: number }[]) => hostGuard(env, host).acquireMany(host, items)),
       ).call({ runId, holdMs });
       noteFreePass(host, answer.freeUntil);
-      return answer;
+      return { ...answer, free: false };
     },
-    releaseHost: async (host, runId, outcome) => {
+    releaseHost: async (host, runId, outcome, free) => {
+      if (!reportTeachesGuard(host, outcome, free, Date.now())) return;
       const freeUntil = await perHost(
         releases,
         host,
@@ -193,6 +196,7 @@ export function batchedRunIo(env: Env): RunIo {
           }, settled),
       ).call({ runId, outcome });
       noteFreePass(host, freeUntil);
+      noteReported(host, outcome);
     },
     attempt: (call) => running.track(call),
   };

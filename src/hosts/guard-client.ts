@@ -1,6 +1,7 @@
 import type { Env } from "../env";
 import type { Target } from "../execution/target-schema";
 import { FREE_PASS_MS } from "./host-guard";
+import type { CallOutcome } from "./policy";
 
 /** The host an HTTP run calls (name and port, lower-case), or undefined for other handlers. */
 export function hostOf(target: Target): string | undefined {
@@ -84,4 +85,25 @@ const RENEW_AFTER_MS = FREE_PASS_MS / 4;
 export function passDueForRenewal(host: string, now: number): boolean {
   const until = freePasses.get(host);
   return until !== undefined && until > now && until - now < FREE_PASS_MS - RENEW_AFTER_MS && !askInFlight(host, now);
+}
+
+/**
+ * Hosts whose last outcome this isolate reported was not healthy: their guard needs to hear
+ * the next healthy call, to reset its count.
+ */
+const reportedTrouble = new Set<string>();
+
+/**
+ * Whether a call's guard learns anything from its report. A healthy call made under a free
+ * pass teaches a closed circuit with no cap nothing, unless the last report was trouble (the
+ * count must reset) or the pass is due for renewal (the report's answer renews it).
+ */
+export function reportTeachesGuard(host: string, call: CallOutcome, free: boolean, now: number): boolean {
+  return !free || call !== "healthy" || reportedTrouble.has(host) || passDueForRenewal(host, now);
+}
+
+/** Notes a report the guard took, for reportTeachesGuard. */
+export function noteReported(host: string, call: CallOutcome): void {
+  if (call === "healthy") reportedTrouble.delete(host);
+  else reportedTrouble.add(host);
 }

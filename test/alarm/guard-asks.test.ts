@@ -1,6 +1,4 @@
-import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { Env } from "../../src/env";
 import { attemptInPlace } from "../../src/execution/attempt-in-place";
 import { Target } from "../../src/execution/target-schema";
 import { hasFreePass, noteFreePass } from "../../src/hosts/guard-client";
@@ -8,41 +6,9 @@ import { FREE_PASS_MS } from "../../src/hosts/host-guard";
 import { claim } from "../../src/runs/changes";
 import { newRunRow } from "../../src/runs/new-run";
 import type { RunRow } from "../../src/runs/store";
+import { countingGuards } from "../helpers/counting-guards";
 import { api } from "../helpers/http";
 import { received, receiverUrl } from "../helpers/receiver";
-
-/** The bindings with a HostGuard namespace that counts the asks (acquireMany) and reports (releaseMany) its objects get. */
-function countingGuards(): { env: Env; asks: () => number; reports: () => number } {
-  let asks = 0;
-  let reports = 0;
-  const real = env.HOST_GUARD;
-  const namespace = new Proxy(real, {
-    get(target, property) {
-      if (property === "get")
-        return (id: DurableObjectId) => {
-          const stub = target.get(id);
-          return new Proxy(stub, {
-            get(s, p) {
-              if (p === "acquireMany")
-                return (...args: Parameters<typeof stub.acquireMany>) => {
-                  asks++;
-                  return s.acquireMany(...args);
-                };
-              if (p === "releaseMany")
-                return (...args: Parameters<typeof stub.releaseMany>) => {
-                  reports++;
-                  return s.releaseMany(...args);
-                };
-              return Reflect.get(s, p);
-            },
-          });
-        };
-      const value: unknown = Reflect.get(target, property);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  return { env: { ...(env as Env), HOST_GUARD: namespace }, asks: () => asks, reports: () => reports };
-}
 
 function claimedRun(url: string, n: number, now: number): RunRow {
   const run = newRunRow(

@@ -1,8 +1,11 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { hasFreePass } from "../../src/hosts/guard-client";
+import { hasFreePass, noteFreePass } from "../../src/hosts/guard-client";
+import { FREE_PASS_MS } from "../../src/hosts/host-guard";
+import { countingGuards } from "../helpers/counting-guards";
 import { api } from "../helpers/http";
 import { eventually, received, receiverUrl } from "../helpers/receiver";
+import { harness, MANUAL_RETRY, mustStoredRun, TASK_QUEUE } from "../helpers/runs";
 
 interface RunBody {
   id: string;
@@ -138,5 +141,46 @@ describe("per-host guard: a job introduces its host", () => {
     // status() alone does not learn the name: only an introduction (or a call) does.
     await eventually(async () => ((await guard.status()).host === host ? true : undefined), 5_000, "the guard to know its host");
     expect((await api(`/v1/jobs/${id}`, { method: "DELETE" })).status).toBe(204);
+  });
+});
+
+describe("per-host guard: what a consumer batch reports", () => {
+  /** Enqueues tasks calling `urls` and delivers their messages in one batch through the counting guards. */
+  async function deliverBatch(urls: string[]) {
+    const guards = countingGuards();
+    const h = harness({ HOST_GUARD: guards.env.HOST_GUARD });
+    const runs = [];
+    for (const url of urls) runs.push(await h.enqueue({ target: { type: "http", url }, retry: MANUAL_RETRY }));
+    await h.deliver(
+      TASK_QUEUE,
+      runs.map((r) => h.lastSent(r.id).body),
+    );
+    return { asks: guards.asks(), reports: guards.reports(), runs: await Promise.all(runs.map((r) => mustStoredRun(r.id))) };
+  }
+
+  it("healthy calls under a fresh free pass make no call to the guard at all", async () => {
+    const target = receiverUrl();
+    noteFreePass(target.host, Date.now() + FREE_PASS_MS);
+    const batch = await deliverBatch([target.url, target.url, target.url]);
+    expect(batch.runs.map((r) => r.status)).toEqual(["succeeded", "succeeded", "succeeded"]);
+    expect({ asks: batch.asks, reports: batch.reports }).toEqual({ asks: 0, reports: 0 });
+  });
+
+  it("a failed call is reported, then the next healthy call (the guard's count resets), then nothing", async () => {
+    const target = receiverUrl();
+    const failing = `https://${target.host}${target.prefix}/hook?status=500`;
+    noteFreePass(target.host, Date.now() + FREE_PASS_MS);
+    expect((await deliverBatch([failing])).reports).toBe(1);
+    expect((await deliverBatch([target.url])).reports).toBe(1);
+    expect((await deliverBatch([target.url])).reports).toBe(0);
+  });
+
+  it("without a pass, one ask and one report per batch; a pass due for renewal brings one report", async () => {
+    const target = receiverUrl();
+    noteFreePass(target.host, null);
+    expect(await deliverBatch([target.url, target.url])).toMatchObject({ asks: 1, reports: 1 });
+    noteFreePass(target.host, Date.now() + FREE_PASS_MS / 2);
+    expect(await deliverBatch([target.url, target.url])).toMatchObject({ asks: 0, reports: 1 });
+    expect(hasFreePass(target.host, Date.now() + FREE_PASS_MS * 0.75)).toBe(true);
   });
 });
