@@ -3,7 +3,7 @@ import { findHandler } from "../handlers";
 import { type HandlerContext, PermanentError, RetryableError } from "../handlers/registry";
 import type { RunRow } from "../runs/store";
 import { type AttemptEnd, type AttemptVerdict, classifyAttempt } from "./attempt-outcome";
-import { RetryPolicy } from "./target-schema";
+import { retryPolicyOf } from "./target-schema";
 
 /**
  * The handler a stored target names and the arguments it is given. The handler validates them;
@@ -30,7 +30,7 @@ export async function attemptTarget(env: Env, run: RunRow): Promise<AttemptVerdi
   const verdict = classifyAttempt(end, {
     attempt: run.attempt,
     maxAttempts: run.maxAttempts,
-    retry: RetryPolicy.parse(run.retry ?? {}),
+    retry: retryPolicyOf(run.retry),
     now: finishedAt,
     random: Math.random,
   });

@@ -90,5 +90,21 @@ export const RetryPolicy = z
 
 export type RetryPolicy = z.infer<typeof RetryPolicy>;
 
+/**
+ * A retry policy as stored or given: runs keep theirs parsed (defaults filled), so only an
+ * absent or partial one is parsed, not every policy on every attempt.
+ */
+export function retryPolicyOf(value: unknown): RetryPolicy {
+  const given = value as Partial<RetryPolicy> | null | undefined;
+  if (
+    typeof given?.max_attempts === "number" &&
+    typeof given.backoff === "number" &&
+    typeof given.max_delay === "number" &&
+    Object.keys(given).length === 3
+  )
+    return given as RetryPolicy;
+  return RetryPolicy.parse(value ?? {});
+}
+
 export const Priority = z.enum(["high", "default"]);
 export type Priority = z.infer<typeof Priority>;

@@ -8,10 +8,24 @@ export function hostOf(target: Target): string | undefined {
   const url =
     target.type === "http" ? target.url : target.name === "http" ? (target.args as { url?: unknown } | undefined)?.url : undefined;
   if (typeof url !== "string") return undefined;
+  let host = hostsByUrl.get(url);
+  if (host === undefined) {
+    if (hostsByUrl.size >= HOSTS_REMEMBERED) hostsByUrl.clear();
+    host = parsedHost(url);
+    hostsByUrl.set(url, host);
+  }
+  return host || undefined;
+}
+
+/** Hosts by target URL ('' for none): most runs call a few URLs, and parsing one costs more than the lookup. */
+const hostsByUrl = new Map<string, string>();
+const HOSTS_REMEMBERED = 1_000;
+
+function parsedHost(url: string): string {
   try {
-    return new URL(url).host.toLowerCase() || undefined;
+    return new URL(url).host.toLowerCase();
   } catch {
-    return undefined;
+    return "";
   }
 }
 

@@ -6,6 +6,7 @@ const decoder = new TextDecoder();
 
 /** The first `maxBytes` bytes of a string's UTF-8 (a split character becomes U+FFFD). */
 function utf8Prefix(text: string, maxBytes: number): string {
+  if (text.length * 3 <= maxBytes) return text; // a UTF-16 unit is at most 3 bytes of UTF-8
   const bytes = encoder.encode(text);
   return bytes.length <= maxBytes ? text : decoder.decode(bytes.subarray(0, maxBytes));
 }
@@ -14,6 +15,8 @@ function utf8Prefix(text: string, maxBytes: number): string {
 export function bounded(value: unknown, maxBytes = MAX_STORED_BYTES): unknown {
   if (value === undefined) return null;
   const json = JSON.stringify(value) ?? "null";
+  // A UTF-16 unit is at most 3 bytes of UTF-8: most values fit without being encoded.
+  if (json.length * 3 <= maxBytes) return value;
   const size = encoder.encode(json).length;
   if (size <= maxBytes) return value;
   // The preview is re-escaped inside JSON, so leave room for that growth.

@@ -1,4 +1,4 @@
-import { type HttpTarget, type Priority, RetryPolicy, type Target } from "../execution/target-schema";
+import { type HttpTarget, type Priority, type RetryPolicy, retryPolicyOf, type Target } from "../execution/target-schema";
 import type { RunRow } from "./store";
 
 /** What a new run is: where it comes from decides its id and its owner. */
@@ -26,7 +26,7 @@ export interface RunSpec {
 
 /** A new run, waiting for its first attempt (queued, or scheduled when it is due later). */
 export function newRunRow(spec: RunSpec, id: string, now: number): RunRow {
-  const retry = RetryPolicy.parse(spec.retry ?? {});
+  const retry = retryPolicyOf(spec.retry);
   return {
     id,
     jobId: spec.jobId ?? null,
