@@ -3,6 +3,7 @@ import { isTransientStorageError } from "../errors";
 import { hostOf } from "../hosts/guard-client";
 import type { GuardAnswer } from "../hosts/host-guard";
 import type { CallOutcome } from "../hosts/policy";
+import type { FinishedRun } from "../ledger/run-owner";
 import { log } from "../log";
 import { EARLY_START_MS } from "../runs/changes";
 import { LEASE_GRACE_MS } from "../runs/run-timeout";
@@ -160,7 +161,7 @@ async function executeClaimed(env: Env, io: RunIo, run: RunRow, host: string | u
  * meanwhile, or an earlier try applied this very update but its answer was
  * lost). The run's state decides; every follow-up is idempotent.
  */
-async function settleRecorded(env: Env, io: RunIo, run: RunRow, finished: RunRow | undefined): Promise<void> {
+async function settleRecorded(env: Env, io: RunIo, run: RunRow, finished: FinishedRun | undefined): Promise<void> {
   // A run that ended was followed up as it was recorded; a retrying one needs its next message.
   if (finished) return sendNextAttempt(env, finished);
   const current = await io.getRun(run.id);
@@ -189,7 +190,7 @@ async function reportToGuard(io: RunIo, host: string | undefined, run: RunRow, c
 }
 
 /** A retrying run's next attempt: its message. */
-async function sendNextAttempt(env: Env, run: RunRow): Promise<void> {
+async function sendNextAttempt(env: Env, run: FinishedRun): Promise<void> {
   if (run.status === "retrying") await dispatchRun(env, run, Date.now());
 }
 

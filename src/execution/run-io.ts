@@ -5,7 +5,7 @@ import type { GuardAnswer } from "../hosts/host-guard";
 import type { CallOutcome } from "../hosts/policy";
 import { ownerOfRun, type RunOwnerRef } from "../ids";
 import { jobObject } from "../jobs/present";
-import type { ClaimItem, FinishItem } from "../ledger/run-owner";
+import type { ClaimItem, FinishedRun, FinishItem } from "../ledger/run-owner";
 import { type AttemptOutcome, expireRun, type RunRow, reclaimExpiredLease, unclaimRun } from "../runs/store";
 import { claimRuns, finishAttempts, getRuns } from "../runs/store-batch";
 import { isFinal, type RunStatus } from "../runs/transitions";
@@ -25,7 +25,7 @@ export interface RunIo {
   getRun(id: string): Promise<RunRow | undefined>;
   claimRun(id: string, attempt: number, now: number): Promise<RunRow | undefined>;
   /** Records how an attempt ended; a run that ended is followed up (alerts, callbacks, failure index) before this resolves. */
-  finishAttempt(run: RunRow, outcome: AttemptOutcome, now: number): Promise<RunRow | undefined>;
+  finishAttempt(run: RunRow, outcome: AttemptOutcome, now: number): Promise<FinishedRun | undefined>;
   /** Gives back a claim whose attempt could not start, without spending it. */
   unclaimRun(run: RunRow, until: number, reason: string, now: number): Promise<RunRow | undefined>;
   /** Ends a task that expired before its first attempt (followed up). */
@@ -48,7 +48,7 @@ export interface RunIo {
 interface OwnerCalls {
   getRuns(key: string, ids: string[]): Promise<(RunRow | null)[]>;
   claimRuns(key: string, items: ClaimItem[]): Promise<(RunRow | null)[]>;
-  finishRuns(key: string, items: FinishItem[]): Promise<(RunRow | null)[]>;
+  finishRuns(key: string, items: FinishItem[]): Promise<(FinishedRun | null)[]>;
   unclaimRun(key: string, id: string, attempt: number, until: number, reason: string, now: number): Promise<RunRow | null>;
   expireRun(key: string, id: string, now: number): Promise<RunRow | null>;
   reclaimRun(key: string, id: string, now: number): Promise<RunRow | null>;
@@ -76,7 +76,7 @@ function ownerName(ref: RunOwnerRef): string | undefined {
 /** What a free pass answers without a round trip. */
 const FREE = { allowed: true, until: null, reason: null, message: null, freeUntil: null, free: true } as const;
 
-const orUndefined = (run: RunRow | null | undefined) => run ?? undefined;
+const orUndefined = <T>(run: T | null | undefined) => run ?? undefined;
 
 /** The longest an attempt's result waits for the other attempts of its batch before it is recorded. */
 const RESULTS_WAIT_MS = 250;
@@ -120,7 +120,7 @@ export function batchedRunIo(env: Env): RunIo {
     return coalescer;
   };
   const ended: RunIo["ended"] = {};
-  const count = (outcome: AttemptOutcome, run: RunRow | undefined) => {
+  const count = <T>(outcome: AttemptOutcome, run: T | undefined) => {
     if (run) ended[outcome.status] = (ended[outcome.status] ?? 0) + 1;
     return run;
   };

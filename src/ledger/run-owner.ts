@@ -39,6 +39,17 @@ export interface FinishItem {
   now: number;
 }
 
+/**
+ * What the queue consumer needs back of a recorded attempt: whether it was recorded, and enough
+ * of the run to send a retrying run's next message. Not the whole run: it is copied across the
+ * call, once per attempt.
+ */
+export type FinishedRun = Pick<RunRow, "id" | "status" | "attempt" | "priority" | "availableAt">;
+
+export function finishedRun(run: RunRow | null): FinishedRun | null {
+  return run && { id: run.id, status: run.status, attempt: run.attempt, priority: run.priority, availableAt: run.availableAt };
+}
+
 /** KV key: the oldest unfinished run's id when upkeep last looked (a wake scans from there). */
 const WATERMARK_KEY = "runs:watermark";
 /** The watermark moves at most this often. */

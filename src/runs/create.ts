@@ -5,7 +5,7 @@ import { DEFAULT_TASK_SHARDS, newTaskRunId, shardOfKey } from "../ids";
 import { log } from "../log";
 import { taskShard } from "../tasks/shards";
 import type { ShardInsert } from "../tasks/task-shard";
-import type { RunSpec } from "./new-run";
+import { newRunRow, type RunSpec } from "./new-run";
 import type { RunRow } from "./store";
 
 export type { RunSpec } from "./new-run";
@@ -43,7 +43,9 @@ export async function createRuns(env: Env, specs: RunSpec[]): Promise<InsertResu
   const byShard = new Map<number, number[]>();
   specs.forEach((spec, i) => {
     const shard = spec.idempotencyKey === undefined ? unkeyed : shardOfKey(spec.idempotencyKey, shards);
-    byShard.set(shard, [...(byShard.get(shard) ?? []), i]);
+    const indexes = byShard.get(shard);
+    if (indexes) indexes.push(i);
+    else byShard.set(shard, [i]);
   });
   const results: InsertResult[] = new Array(specs.length);
   const now = Date.now();
@@ -53,14 +55,17 @@ export async function createRuns(env: Env, specs: RunSpec[]): Promise<InsertResu
       // (its answer lost) is found by its id, not written twice, and is still this call's own.
       const mine = indexes.map((i) => ({ ...(specs[i] as RunSpec), id: specs[i]?.id ?? newTaskRunId(shard, now) }));
       try {
-        const written = await createInShard(env, shard, mine);
+        const written = await createInShard(env, shard, mine, now);
         indexes.forEach((specIndex, j) => {
           const one = written[j];
+          const spec = mine[j] as RunSpec & { id: string };
           results[specIndex] = !one
             ? { error: new Error("the shard returned no result") }
             : "error" in one
               ? { error: new Error(one.error) }
-              : { run: one.run, created: one.created || one.run.id === mine[j]?.id };
+              : !("run" in one)
+                ? { run: newRunRow(spec, spec.id, now), created: true }
+                : { run: one.run, created: one.created || one.run.id === spec.id };
         });
       } catch (error) {
         for (const i of indexes) results[i] = { error };
@@ -94,8 +99,8 @@ export async function freshenTaskStats(env: Env): Promise<void> {
 }
 
 /** One shard's createRuns call, tried once more after a transient failure (a deploy resets objects in flight). */
-async function createInShard(env: Env, shard: number, specs: RunSpec[]): Promise<ShardInsert[]> {
-  const call = async () => (await taskShard(env, shard).createRuns(String(shard), specs)) as unknown as ShardInsert[];
+async function createInShard(env: Env, shard: number, specs: RunSpec[], now: number): Promise<ShardInsert[]> {
+  const call = async () => (await taskShard(env, shard).createRuns(String(shard), specs, now)) as unknown as ShardInsert[];
   try {
     return await call();
   } catch (error) {

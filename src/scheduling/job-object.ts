@@ -7,7 +7,7 @@ import { hostGuard, hostOf, noteFreePass } from "../hosts/guard-client";
 import { fireSlotOf, jobFireRunId, jobRunPrefix, newJobRunId } from "../ids";
 import type { JobRow } from "../jobs/store";
 import type { LedgerFilter } from "../ledger/run-ledger";
-import { type ClaimItem, type FinishItem, RunOwner } from "../ledger/run-owner";
+import { type ClaimItem, type FinishedRun, type FinishItem, finishedRun, RunOwner } from "../ledger/run-owner";
 import { log, useLogLevel } from "../log";
 import { claim, finish, unclaim } from "../runs/changes";
 import { followUpEndedRuns } from "../runs/ended";
@@ -272,8 +272,8 @@ export class JobObject extends DurableObject<Env> {
     return this.runs(jobId).claimMany(items);
   }
 
-  async finishRuns(jobId: string, items: FinishItem[]): Promise<(RunRow | null)[]> {
-    return this.runs(jobId).finishMany(items);
+  async finishRuns(jobId: string, items: FinishItem[]): Promise<(FinishedRun | null)[]> {
+    return (await this.runs(jobId).finishMany(items)).map(finishedRun);
   }
 
   async unclaimRun(jobId: string, id: string, attempt: number, until: number, reason: string, now: number): Promise<RunRow | null> {

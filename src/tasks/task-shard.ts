@@ -2,15 +2,19 @@ import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
 import { newTaskRunId, shardPrefix } from "../ids";
 import type { LedgerFilter } from "../ledger/run-ledger";
-import { type ClaimItem, type FinishItem, RunOwner } from "../ledger/run-owner";
+import { type ClaimItem, type FinishedRun, type FinishItem, finishedRun, RunOwner } from "../ledger/run-owner";
 import { useLogLevel } from "../log";
 import { followUpEndedRuns } from "../runs/ended";
 import { newRunRow, type RunSpec } from "../runs/new-run";
 import { retentionDays } from "../runs/retention";
 import type { RunRow } from "../runs/store";
 
-/** One task's creation in a shard: its run (new, or the one holding its idempotency key), or why it failed. */
-export type ShardInsert = { run: RunRow; created: boolean } | { error: string };
+/**
+ * One task's creation in a shard: created (the caller built the same row from the same spec,
+ * id and time, so it does not come back), the run holding its id or idempotency key, or why it
+ * failed. Callers that give no time get every run back, created or not.
+ */
+export type ShardInsert = { created: true } | { run: RunRow; created: boolean } | { error: string };
 
 /**
  * One of N shards of the ad-hoc tasks (and the callback and alert runs): it
@@ -46,15 +50,18 @@ export class TaskShard extends DurableObject<Env> {
   }
 
   /**
-   * Writes new tasks' runs; results in `specs` order. The caller sends the new runs' first
-   * messages; if it cannot, upkeep re-sends them once they are overdue.
+   * Writes new tasks' runs, created at `createdAt` (now when not given); results in `specs` order.
+   * The caller sends the new runs' first messages; if it cannot, upkeep re-sends them once they
+   * are overdue.
    */
-  async createRuns(key: string, specs: RunSpec[]): Promise<ShardInsert[]> {
+  async createRuns(key: string, specs: RunSpec[], createdAt?: number): Promise<ShardInsert[]> {
     const owner = this.runs(key);
-    const now = Date.now();
+    const now = createdAt ?? Date.now();
     const results: ShardInsert[] = specs.map((spec) => {
       try {
-        return owner.insert(newRunRow(spec, spec.id ?? newTaskRunId(Number(key), now), now));
+        const inserted = owner.insert(newRunRow(spec, spec.id ?? newTaskRunId(Number(key), now), now));
+        // A caller that gave the time and the id built this very row: it need not be copied back.
+        return inserted.created && createdAt !== undefined && spec.id !== undefined ? { created: true } : inserted;
       } catch (error) {
         return { error: error instanceof Error ? error.message : String(error) };
       }
@@ -98,11 +105,11 @@ export class TaskShard extends DurableObject<Env> {
     return this.runs(key).claimMany(items);
   }
 
-  async finishRuns(key: string, items: FinishItem[]): Promise<(RunRow | null)[]> {
+  async finishRuns(key: string, items: FinishItem[]): Promise<(FinishedRun | null)[]> {
     const owner = this.runs(key);
     const results = await owner.finishMany(items);
     await this.armUpkeep(owner, Date.now());
-    return results;
+    return results.map(finishedRun);
   }
 
   async unclaimRun(key: string, id: string, attempt: number, until: number, reason: string, now: number): Promise<RunRow | null> {

@@ -1,8 +1,12 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import type { Env } from "../../src/env";
+import { newTaskRunId } from "../../src/ids";
+import { taskShard } from "../../src/tasks/shards";
 import { api } from "../helpers/http";
 import { flushStats, taskRunsWhere } from "../helpers/owners";
 import { eventually, received, receiverUrl } from "../helpers/receiver";
+import { harness } from "../helpers/runs";
 
 interface RunBody {
   id: string;
@@ -162,5 +166,45 @@ describe("POST /v1/tasks/batch", () => {
     const many = Array.from({ length: 101 }, () => ({ target: { type: "http", url: "https://example.com/" } }));
     expect((await api("/v1/tasks/batch", { method: "POST", json: { tasks: many } })).status).toBe(400);
     expect((await api("/v1/tasks/batch", { method: "POST", json: { tasks: [] } })).status).toBe(400);
+  });
+});
+
+describe("POST /v1/tasks/batch: what it answers is what is stored", () => {
+  it("each created task's run is the stored run, field for field (due now, due later, and a replayed key)", async () => {
+    const h = harness();
+    const key = `answered-${crypto.randomUUID()}`;
+    const tasks = [
+      { target: { type: "http", url: "https://example.com/now" }, retry: { max_attempts: 2 } },
+      { target: { type: "http", url: "https://example.com/later" }, delay: 3600, priority: "high" },
+      { target: { type: "http", url: "https://example.com/keyed" }, idempotency_key: key },
+    ];
+    const first = await (await h.api("/v1/tasks/batch", { method: "POST", json: { tasks } })).json<{ items: { run: { id: string } }[] }>();
+    const again = await (await h.api("/v1/tasks/batch", { method: "POST", json: { tasks: [tasks[2]] } })).json<{
+      items: { run: { id: string } }[];
+    }>();
+    for (const item of [...first.items, ...again.items]) {
+      const stored = await (await h.api(`/v1/runs/${item.run.id}`)).json();
+      expect(item.run).toEqual(stored);
+    }
+    expect(again.items[0]?.run.id).toBe(first.items[2]?.run.id);
+  });
+
+  it("a caller that gives no creation time (a Worker of the version before) gets every run back from its shard", async () => {
+    const now = Date.now();
+    const id = newTaskRunId(3, now);
+    const spec = {
+      id,
+      target: { type: "http" as const, method: "POST" as const, url: "https://example.com/" },
+      dueAt: now,
+      priority: "default" as const,
+      retry: undefined,
+      timeoutSeconds: 30,
+      requestId: null,
+    };
+    const stub = taskShard(env as Env, 3);
+    const [old] = (await stub.createRuns("3", [spec])) as unknown as { run: { id: string }; created: boolean }[];
+    expect(old).toMatchObject({ created: true, run: { id } });
+    const [replayed] = (await stub.createRuns("3", [spec], now)) as unknown as { run: { id: string }; created: boolean }[];
+    expect(replayed).toMatchObject({ created: false, run: { id } });
   });
 });
