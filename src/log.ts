@@ -13,6 +13,11 @@ export function useLogLevel(value: string | undefined): void {
   minimum = level !== undefined && level in SEVERITY ? SEVERITY[level as Level] : SEVERITY.info;
 }
 
+/** Whether a line at `level` is written: lets a caller skip building fields nobody reads. */
+export function logs(level: Level): boolean {
+  return SEVERITY[level] >= minimum;
+}
+
 /** One JSON object per line, so platform log search can filter on any field. */
 export function log(level: Level, event: string, fields: Record<string, unknown> = {}): void {
   if (SEVERITY[level] < minimum) return;

@@ -1,7 +1,7 @@
 import { type Column, getTableColumns } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { runs } from "../db/schema";
-import { log } from "../log";
+import { log, logs } from "../log";
 import type { RunRow } from "./store";
 import type { RunStatus } from "./transitions";
 
@@ -20,7 +20,9 @@ export function logChange(
   to: RunStatus,
   extra: Record<string, unknown> = {},
 ) {
-  log(ROUTINE.has(to) ? "debug" : "info", "run_state", {
+  const level = ROUTINE.has(to) ? "debug" : "info";
+  if (!logs(level)) return; // three changes a run: most are routine
+  log(level, "run_state", {
     run_id: run.id,
     job_id: run.jobId,
     request_id: run.requestId,

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { log, useLogLevel } from "../../src/log";
+import { log, logs, useLogLevel } from "../../src/log";
 
 describe("LOG_LEVEL", () => {
   afterEach(() => {
@@ -28,5 +28,12 @@ describe("LOG_LEVEL", () => {
     expect(written("debug")).toEqual(["d", "i", "w", "e"]);
     expect(written(" WARN ")).toEqual(["w", "e"]);
     expect(written("error")).toEqual(["e"]);
+  });
+
+  it("logs() says which levels are written", () => {
+    useLogLevel("warn");
+    expect((["debug", "info", "warn", "error"] as const).map(logs)).toEqual([false, false, true, true]);
+    useLogLevel("debug");
+    expect(logs("debug")).toBe(true);
   });
 });
