@@ -80,19 +80,49 @@ export class RunLedger {
   }
 
   /**
+   * Writes new runs that have no idempotency key, in as few statements as their size allows (a
+   * statement costs far more than a row). Returns the ids that were free and are now written;
+   * a taken id (a replayed call) is left as it was, for the caller to read.
+   */
+  insertUnkeyed(runs: RunRow[]): Set<string> {
+    const written = new Set<string>();
+    const endedAt = Date.now();
+    const rows = runs.map((run) => ({ i: run.id, s: run.status, e: run.finishedAt === null ? null : endedAt, b: encode(run) }));
+    for (const slice of slices(rows)) {
+      const inserted = this.sql
+        .exec<{ id: string }>(
+          "INSERT INTO runs (id, status, finished_at, body) SELECT value->>'i', value->>'s', value->>'e', value->>'b' FROM json_each(?) WHERE true ON CONFLICT (id) DO NOTHING RETURNING id",
+          JSON.stringify(slice),
+        )
+        .toArray();
+      for (const { id } of inserted) written.add(id);
+    }
+    return written;
+  }
+
+  /**
    * Stores a run's new state (from runs/changes.ts, decided on the state `get` returned). The
    * finished_at column is this owner's clock when the run ended: statistics are counted by it.
    */
   save(run: RunRow): RunRow {
-    this.sql.exec(
-      "UPDATE runs SET status = ?, finished_at = CASE WHEN ? IS NULL THEN NULL ELSE coalesce(finished_at, ?) END, body = ? WHERE id = ?",
-      run.status,
-      run.finishedAt,
-      Date.now(),
-      encode(run),
-      run.id,
-    );
+    this.saveMany([run]);
     return run;
+  }
+
+  /** save for many runs (a consumer batch's claims or results), in as few statements as their size allows. */
+  saveMany(runs: RunRow[]): void {
+    const now = Date.now();
+    const rows = runs.map((run) => ({ i: run.id, s: run.status, f: run.finishedAt, b: encode(run) }));
+    for (const slice of slices(rows)) {
+      this.sql.exec(
+        `UPDATE runs SET status = u.value->>'s',
+          finished_at = CASE WHEN u.value->>'f' IS NULL THEN NULL ELSE coalesce(runs.finished_at, ?) END,
+          body = u.value->>'b'
+        FROM json_each(?) AS u WHERE runs.id = u.value->>'i'`,
+        now,
+        JSON.stringify(slice),
+      );
+    }
   }
 
   /** Loads a run, applies a change to it, and stores the result; undefined when there is no run or the change does not apply. */
@@ -184,6 +214,27 @@ export class RunLedger {
   count(): number {
     return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM runs").one().n;
   }
+}
+
+/** A statement's rows travel as one JSON parameter: a slice stays well under SQLite's 2 MB value limit. */
+const SLICE_CHARS = 256 * 1024;
+
+/** Rows (each with its encoded body `b`) cut into slices of bounded size, in order. */
+function slices<Row extends { b: string }>(rows: Row[]): Row[][] {
+  const out: Row[][] = [];
+  let current: Row[] = [];
+  let chars = 0;
+  for (const row of rows) {
+    if (current.length > 0 && chars + row.b.length > SLICE_CHARS) {
+      out.push(current);
+      current = [];
+      chars = 0;
+    }
+    current.push(row);
+    chars += row.b.length + 64;
+  }
+  if (current.length > 0) out.push(current);
+  return out;
 }
 
 /** A run with every field empty: what a stored body leaves out. */

@@ -126,12 +126,52 @@ export class RunOwner {
   /** Writes a new run (or finds the one holding its id or key) and tracks it while it is unfinished. */
   insert(run: RunRow): { run: RunRow; created: boolean } {
     const result = this.ledger.insert(run);
-    if (result.created) {
-      logChange(run, "none", run.status as RunStatus);
-      if (isFinal(run.status as RunStatus)) this.stats.ended(1);
-      else this.pending.set(run.id, run);
-    }
+    if (result.created) this.inserted(run);
     return result;
+  }
+
+  /**
+   * insert for many runs (a bulk enqueue): the runs without an idempotency key are written
+   * together, in one statement; results in `runs` order. A run that cannot be written gets its
+   * error, and the others are written all the same.
+   */
+  insertMany(runs: RunRow[]): ({ run: RunRow; created: boolean } | { error: unknown })[] {
+    // Keyed runs, and an id given twice, go one by one: their uniqueness is decided in order.
+    const seen = new Set<string>();
+    const together: RunRow[] = [];
+    for (const run of runs) {
+      if (run.idempotencyKey !== null || seen.has(run.id)) continue;
+      seen.add(run.id);
+      together.push(run);
+    }
+    let written: Set<string>;
+    try {
+      written = this.ledger.insertUnkeyed(together);
+    } catch (error) {
+      return runs.map(() => ({ error }));
+    }
+    const batched = new Set(together);
+    return runs.map((run) => {
+      try {
+        if (!batched.has(run)) return this.insert(run);
+        if (written.has(run.id)) {
+          this.inserted(run);
+          return { run, created: true };
+        }
+        const holder = this.ledger.get(run.id);
+        if (!holder) throw new Error(`run ${run.id} is taken but cannot be read`);
+        return { run: holder, created: false };
+      } catch (error) {
+        return { error };
+      }
+    });
+  }
+
+  /** A run just written: logged, and tracked while it is unfinished. */
+  private inserted(run: RunRow): void {
+    logChange(run, "none", run.status as RunStatus);
+    if (isFinal(run.status as RunStatus)) this.stats.ended(1);
+    else this.pending.set(run.id, run);
   }
 
   /** Sends the first message of runs just written; a failed send leaves them to upkeep, which re-sends them. */
@@ -144,17 +184,21 @@ export class RunOwner {
     }
   }
 
-  /** Claims attempts for a consumer batch: each conditional on its own. */
+  /** Claims attempts for a consumer batch: each conditional on its own, all stored together. */
   claimMany(items: ClaimItem[]): (RunRow | null)[] {
-    return items.map(({ id, attempt, now }) => {
-      const claimed = this.change(id, (run) => claim(run, attempt, now));
-      return claimed ?? null;
-    });
+    const changed = new Map<string, RunRow>();
+    const results = items.map(({ id, attempt, now }) => this.change(id, (run) => claim(run, attempt, now), changed) ?? null);
+    this.ledger.saveMany([...changed.values()]);
+    return results;
   }
 
-  /** Records how attempts ended (a consumer batch's results), then follows up the runs that ended. */
+  /** Records how attempts ended (a consumer batch's results), stored together, then follows up the runs that ended. */
   async finishMany(items: FinishItem[]): Promise<(RunRow | null)[]> {
-    const results = items.map(({ id, attempt, outcome, now }) => this.change(id, (run) => finish(run, attempt, outcome, now)) ?? null);
+    const changed = new Map<string, RunRow>();
+    const results = items.map(
+      ({ id, attempt, outcome, now }) => this.change(id, (run) => finish(run, attempt, outcome, now), changed) ?? null,
+    );
+    this.ledger.saveMany([...changed.values()]);
     await this.followUp(results);
     return results;
   }
@@ -311,14 +355,19 @@ export class RunOwner {
     return deleted;
   }
 
-  /** Applies one change to a stored run and keeps the pending set in step; logs the transition. */
-  private change(id: string, decide: (run: RunRow) => RunRow | undefined): RunRow | undefined {
+  /**
+   * Applies one change to a stored run and keeps the pending set in step; logs the transition.
+   * With `unsaved`, the change is left there for the caller to store with the others of its
+   * call, in the same synchronous step (a later change of the same run in that call reads it).
+   */
+  private change(id: string, decide: (run: RunRow) => RunRow | undefined, unsaved?: Map<string, RunRow>): RunRow | undefined {
     // An unfinished run's pending entry is its stored state: every write of one passes here or
     // through insert, in the same synchronous step. Reading it spares a SELECT and a JSON parse.
-    const before = this.pending.get(id) ?? this.ledger.get(id);
+    const before = unsaved?.get(id) ?? this.pending.get(id) ?? this.ledger.get(id);
     const after = before && decide(before);
     if (!before || !after) return undefined;
-    this.ledger.save(after);
+    if (unsaved) unsaved.set(id, after);
+    else this.ledger.save(after);
     if (isFinal(after.status as RunStatus)) {
       this.pending.delete(id);
       this.resentAt.delete(id);

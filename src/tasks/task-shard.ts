@@ -57,14 +57,22 @@ export class TaskShard extends DurableObject<Env> {
   async createRuns(key: string, specs: RunSpec[], createdAt?: number): Promise<ShardInsert[]> {
     const owner = this.runs(key);
     const now = createdAt ?? Date.now();
-    const results: ShardInsert[] = specs.map((spec) => {
+    const rows = specs.map((spec) => {
       try {
-        const inserted = owner.insert(newRunRow(spec, spec.id ?? newTaskRunId(Number(key), now), now));
-        // A caller that gave the time and the id built this very row: it need not be copied back.
-        return inserted.created && createdAt !== undefined && spec.id !== undefined ? { created: true } : inserted;
+        return newRunRow(spec, spec.id ?? newTaskRunId(Number(key), now), now);
       } catch (error) {
-        return { error: error instanceof Error ? error.message : String(error) };
+        return { failed: error };
       }
+    });
+    // A run has an `error` field of its own: a spec that could not become one is told apart by `failed`.
+    const valid = rows.filter((row): row is RunRow => !("failed" in row));
+    const inserted = owner.insertMany(valid);
+    const byRow = new Map(valid.map((row, i) => [row, inserted[i]]));
+    const results: ShardInsert[] = rows.map((row, i) => {
+      const one = "failed" in row ? { error: row.failed } : byRow.get(row);
+      if (!one || "error" in one) return { error: errorText(one?.error ?? "no result") };
+      // A caller that gave the time and the id built this very row: it need not be copied back.
+      return one.created && createdAt !== undefined && specs[i]?.id !== undefined ? { created: true } : one;
     });
     await this.armUpkeep(owner, now);
     return results;
@@ -173,4 +181,8 @@ export class TaskShard extends DurableObject<Env> {
     const current = await this.ctx.storage.getAlarm();
     if (current === null || current > next) await this.ctx.storage.setAlarm(next);
   }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -129,6 +129,88 @@ describe("an owner's changes", () => {
   });
 });
 
+describe("an owner's batched writes (one statement for a call's runs)", () => {
+  const newTask = (n: number, key: string | null = null) => ({
+    ...newRunRow(
+      { target, dueAt: NOW, priority: "default", retry: undefined, timeoutSeconds: 30, requestId: null },
+      `tsk003_01m8${String(n).padStart(22, "0")}`,
+      NOW,
+    ),
+    idempotencyKey: key,
+  });
+  const withOwner = <T>(body: (owner: RunOwner, fresh: () => RunOwner) => T | Promise<T>) => {
+    const stub = env.TASK_SHARD.get(env.TASK_SHARD.idFromName(`ledger-test:batched-${crypto.randomUUID()}`));
+    return runInDurableObject(stub, async (_instance, state) => {
+      const make = () => new RunOwner(state.storage, () => env, "tsk003_", { finished: async () => {} }, { statsId: "", ownerId: "test" });
+      return body(make(), make);
+    });
+  };
+
+  it("insertMany writes the free ids together, answers a taken id, a repeated id and a held key with the run that holds them", async () => {
+    const result = await withOwner((owner, fresh) => {
+      owner.insert(newTask(1));
+      owner.insert(newTask(2, "key-a"));
+      const answers = owner.insertMany([newTask(1), newTask(3), newTask(3), newTask(4, "key-a"), newTask(5, "key-b"), newTask(6)]);
+      const reread = fresh();
+      return {
+        answers: answers.map((a) => ("run" in a ? [a.run.id.slice(-2), a.created] : ["error"])),
+        stored: [1, 2, 3, 5, 6].map((n) => reread.get(newTask(n).id)?.status),
+        absent: reread.get(newTask(4).id),
+        pending: [...owner.pending.keys()].map((id) => id.slice(-2)).sort(),
+      };
+    });
+    expect(result.answers).toEqual([
+      ["01", false],
+      ["03", true],
+      ["03", false],
+      ["02", false],
+      ["05", true],
+      ["06", true],
+    ]);
+    expect(result.stored).toEqual(["queued", "queued", "queued", "queued", "queued"]);
+    expect(result.absent).toBeUndefined();
+    expect(result.pending).toEqual(["01", "02", "03", "05", "06"]);
+  });
+
+  it("a run claimed or finished twice in one call changes once; what is stored is what a fresh owner reads", async () => {
+    const result = await withOwner(async (owner, fresh) => {
+      owner.insertMany([newTask(1), newTask(2)]);
+      const a = newTask(1).id;
+      const b = newTask(2).id;
+      const claims = owner.claimMany([
+        { id: a, attempt: 1, now: NOW },
+        { id: a, attempt: 1, now: NOW },
+        { id: b, attempt: 1, now: NOW },
+      ]);
+      const outcome = { status: "succeeded" as const, result: { status: 200 } };
+      const finishes = await owner.finishMany([
+        { id: a, attempt: 1, outcome, now: NOW + 10 },
+        { id: a, attempt: 1, outcome, now: NOW + 20 },
+        { id: b, attempt: 1, outcome: { status: "retrying" as const, error: { message: "503" }, availableAt: NOW + 5_000 }, now: NOW + 30 },
+      ]);
+      const reread = fresh();
+      return { claims: claims.map((c) => c?.status ?? null), finishes, stored: [reread.get(a), reread.get(b)] };
+    });
+    expect(result.claims).toEqual(["running", null, "running"]);
+    expect(result.finishes.map((f) => f?.status ?? null)).toEqual(["succeeded", null, "retrying"]);
+    expect(result.stored[0]).toEqual(result.finishes[0]);
+    expect(result.stored[1]).toEqual(result.finishes[2]);
+    expect(result.stored[0]).toMatchObject({ durationMs: 10, finishedAt: NOW + 10 });
+  });
+
+  it("runs too big for one statement are written in several, every one of them", async () => {
+    const big = "x".repeat(7_000);
+    const stored = await withOwner(async (owner, fresh) => {
+      const runs = Array.from({ length: 80 }, (_, n) => ({ ...newTask(n), result: { body: big } }));
+      const written = owner.insertMany(runs).filter((a) => "run" in a && a.created).length;
+      const a = owner.claimMany(runs.map((r) => ({ id: r.id, attempt: 1, now: NOW }))).filter(Boolean).length;
+      const reread = fresh();
+      return { written, claimed: a, running: runs.filter((r) => reread.get(r.id)?.status === "running").length };
+    });
+    expect(stored).toEqual({ written: 80, claimed: 80, running: 80 });
+  });
+});
+
 describe("an owner woken afresh for each run (an evicted object)", () => {
   it("adds its runs to the statistics when the hour closes, not at every wake", async () => {
     const H = 3_600_000;
