@@ -105,12 +105,23 @@ export class RunLedger {
    * finished_at column is this owner's clock when the run ended: statistics are counted by it.
    */
   save(run: RunRow): RunRow {
-    this.saveMany([run]);
+    this.sql.exec(
+      "UPDATE runs SET status = ?, finished_at = CASE WHEN ? IS NULL THEN NULL ELSE coalesce(finished_at, ?) END, body = ? WHERE id = ?",
+      run.status,
+      run.finishedAt,
+      Date.now(),
+      encode(run),
+      run.id,
+    );
     return run;
   }
 
   /** save for many runs (a consumer batch's claims or results), in as few statements as their size allows. */
   saveMany(runs: RunRow[]): void {
+    if (runs.length <= 1) {
+      for (const run of runs) this.save(run);
+      return;
+    }
     const now = Date.now();
     const rows = runs.map((run) => ({ i: run.id, s: run.status, f: run.finishedAt, b: encode(run) }));
     for (const slice of slices(rows)) {

@@ -144,6 +144,8 @@ export class RunOwner {
       seen.add(run.id);
       together.push(run);
     }
+    // One run alone takes the plain statement (an API call's task, a callback).
+    if (together.length <= 1) return runs.map((run) => this.tryInsert(run));
     let written: Set<string>;
     try {
       written = this.ledger.insertUnkeyed(together);
@@ -165,6 +167,14 @@ export class RunOwner {
         return { error };
       }
     });
+  }
+
+  private tryInsert(run: RunRow): { run: RunRow; created: boolean } | { error: unknown } {
+    try {
+      return this.insert(run);
+    } catch (error) {
+      return { error };
+    }
   }
 
   /** A run just written: logged, and tracked while it is unfinished. */
