@@ -107,6 +107,11 @@ function causeChain(error: unknown): unknown[] {
  * or a message D1 or Durable Objects use for such failures. SQL errors and
  * programming errors are not.
  */
+/** An error's message, for a log line or a stored reason (anything thrown, not only Errors). */
+export function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 export function isTransientStorageError(error: unknown): boolean {
   return causeChain(error).some((e) => {
     if (typeof e === "string") return TRANSIENT_MESSAGES.some((pattern) => pattern.test(e));

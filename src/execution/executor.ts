@@ -1,5 +1,5 @@
 import type { Env } from "../env";
-import { isTransientStorageError } from "../errors";
+import { errorText, isTransientStorageError } from "../errors";
 import { hostOf } from "../hosts/guard-client";
 import type { GuardAnswer } from "../hosts/host-guard";
 import type { CallOutcome } from "../hosts/policy";
@@ -128,10 +128,6 @@ async function startClaimed(env: Env, io: RunIo, run: RunRow, now: number, deliv
   }
   await executeClaimed(env, io, run, host, free);
   return "ack";
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 async function executeClaimed(env: Env, io: RunIo, run: RunRow, host: string | undefined, free: boolean): Promise<void> {

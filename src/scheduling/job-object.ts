@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { database } from "../db/client";
 import type { Env } from "../env";
+import { errorText } from "../errors";
 import { attemptInPlace } from "../execution/attempt-in-place";
 import type { Priority, RetryPolicy, Target } from "../execution/target-schema";
 import { hostGuard, hostOf, noteFreePass } from "../hosts/guard-client";
@@ -673,8 +674,4 @@ function lastRunStatement(jobId: string, runs: RunRow[]): { sql: string; params:
   const ran = runs.filter((r) => r.status !== "missed" && r.status !== "skipped").map((r) => r.scheduledFor);
   if (ran.length === 0) return [];
   return [{ sql: "UPDATE jobs SET last_run_at = max(coalesce(last_run_at, 0), ?) WHERE id = ?", params: [Math.max(...ran), jobId] }];
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
+import { errorText } from "../errors";
 import { newTaskRunId, shardPrefix } from "../ids";
 import type { LedgerFilter } from "../ledger/run-ledger";
 import { type ClaimItem, type FinishedRun, type FinishItem, finishedRun, RunOwner } from "../ledger/run-owner";
@@ -181,8 +182,4 @@ export class TaskShard extends DurableObject<Env> {
     const current = await this.ctx.storage.getAlarm();
     if (current === null || current > next) await this.ctx.storage.setAlarm(next);
   }
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
